@@ -1,0 +1,231 @@
+//! Settings shared by every front end: plugin directories, deadlines, local-driver root.
+//!
+//! Each field has a default matching Docker's behaviour and can be set from the environment
+//! (`Settings::from_env`) or by the embedding host (the C ABI builds one from JSON).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where plugin sockets and spec files are looked for, in order (SPEC §2).
+pub const DEFAULT_PLUGIN_DIRS: [&str; 3] = [
+    "/run/docker/plugins",
+    "/etc/docker/plugins",
+    "/usr/lib/docker/plugins",
+];
+/// Root of the embedded `local` driver's volumes.
+pub const DEFAULT_LOCAL_ROOT: &str = "/var/lib/dvdi/volumes";
+/// Largest plugin reply body we read (a `List` of many volumes still fits).
+pub const DEFAULT_MAX_REPLY_BYTES: usize = 4 << 20;
+
+/// Why a setting from the environment was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {variable}={value:?}: {reason}")]
+pub struct SettingError {
+    pub variable: &'static str,
+    pub value: String,
+    pub reason: &'static str,
+}
+
+/// Deadlines for plugin calls. Docker's defaults: connection failures retried for ~15 s,
+/// 2 min for Create and Mount, 1 min for everything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// How long connection failures (refused, socket missing) are retried with back-off.
+    pub connect_window: Duration,
+    pub create: Duration,
+    pub mount: Duration,
+    /// Every other endpoint.
+    pub other: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect_window: Duration::from_secs(15),
+            create: Duration::from_secs(120),
+            mount: Duration::from_secs(120),
+            other: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Timeouts {
+    /// Every deadline, the connect-retry window included, set to `limit` (`DVDI_TIMEOUT`).
+    pub fn uniform(limit: Duration) -> Self {
+        Self {
+            connect_window: limit,
+            create: limit,
+            mount: limit,
+            other: limit,
+        }
+    }
+}
+
+/// How the plugin client finds and talks to plugins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientConfig {
+    pub plugin_dirs: Vec<PathBuf>,
+    pub timeouts: Timeouts,
+    pub max_reply_bytes: usize,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            plugin_dirs: DEFAULT_PLUGIN_DIRS.iter().map(PathBuf::from).collect(),
+            timeouts: Timeouts::default(),
+            max_reply_bytes: DEFAULT_MAX_REPLY_BYTES,
+        }
+    }
+}
+
+/// Everything a front end needs to reach drivers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub client: ClientConfig,
+    pub local_root: PathBuf,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            client: ClientConfig::default(),
+            local_root: PathBuf::from(DEFAULT_LOCAL_ROOT),
+        }
+    }
+}
+
+impl Settings {
+    /// Reads `DVDI_PLUGIN_DIRS`, `DVDI_TIMEOUT`, `DVDI_CONNECT_TIMEOUT`, `DVDI_MOUNT_TIMEOUT`,
+    /// `DVDI_CREATE_TIMEOUT`, `DVDI_OTHER_TIMEOUT`, `DVDI_MAX_REPLY_BYTES` and `DVDI_LOCAL_ROOT`
+    /// through `lookup` (the process environment, or a test's map). `DVDI_TIMEOUT` sets every
+    /// deadline; the finer variables then override single ones.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingError> {
+        let mut s = Settings::default();
+        if let Some(dirs) = lookup("DVDI_PLUGIN_DIRS") {
+            let dirs: Vec<PathBuf> = dirs
+                .split(':')
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from)
+                .collect();
+            if dirs.is_empty() {
+                return Err(SettingError {
+                    variable: "DVDI_PLUGIN_DIRS",
+                    value: String::new(),
+                    reason: "no directory given",
+                });
+            }
+            s.client.plugin_dirs = dirs;
+        }
+        if let Some(v) = lookup("DVDI_TIMEOUT") {
+            s.client.timeouts = Timeouts::uniform(parse_seconds("DVDI_TIMEOUT", &v)?);
+        }
+        let t = &mut s.client.timeouts;
+        for (var, field) in [
+            ("DVDI_CONNECT_TIMEOUT", &mut t.connect_window),
+            ("DVDI_CREATE_TIMEOUT", &mut t.create),
+            ("DVDI_MOUNT_TIMEOUT", &mut t.mount),
+            ("DVDI_OTHER_TIMEOUT", &mut t.other),
+        ] {
+            if let Some(v) = lookup(var) {
+                *field = parse_seconds(var, &v)?;
+            }
+        }
+        if let Some(v) = lookup("DVDI_MAX_REPLY_BYTES") {
+            s.client.max_reply_bytes = v.trim().parse().map_err(|_| SettingError {
+                variable: "DVDI_MAX_REPLY_BYTES",
+                value: v.clone(),
+                reason: "expected a whole number of bytes",
+            })?;
+        }
+        if let Some(root) = lookup("DVDI_LOCAL_ROOT") {
+            if !root.starts_with('/') {
+                return Err(SettingError {
+                    variable: "DVDI_LOCAL_ROOT",
+                    value: root,
+                    reason: "must be an absolute path",
+                });
+            }
+            s.local_root = PathBuf::from(root);
+        }
+        Ok(s)
+    }
+
+    /// `from_lookup` over the process environment.
+    pub fn from_env() -> Result<Self, SettingError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+}
+
+/// Seconds, fractions allowed (`0.5`), strictly positive.
+pub fn parse_seconds(variable: &'static str, value: &str) -> Result<Duration, SettingError> {
+    let bad = |reason| SettingError {
+        variable,
+        value: value.to_owned(),
+        reason,
+    };
+    let secs: f64 = value
+        .trim()
+        .parse()
+        .map_err(|_| bad("expected a number of seconds"))?;
+    if !secs.is_finite() || secs <= 0.0 || secs > 1e9 {
+        return Err(bad("must be a positive number of seconds"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, SettingError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_dockers() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.client.timeouts.mount, Duration::from_secs(120));
+        assert_eq!(s.client.timeouts.other, Duration::from_secs(60));
+        assert_eq!(
+            s.client.plugin_dirs[0],
+            PathBuf::from("/run/docker/plugins")
+        );
+        assert_eq!(s.local_root, PathBuf::from("/var/lib/dvdi/volumes"));
+    }
+
+    #[test]
+    fn dvdi_timeout_sets_every_deadline_and_finer_ones_override() {
+        let s = settings(&[("DVDI_TIMEOUT", "2.5"), ("DVDI_MOUNT_TIMEOUT", "7")]).unwrap();
+        let t = s.client.timeouts;
+        assert_eq!(t.connect_window, Duration::from_millis(2500));
+        assert_eq!(t.other, Duration::from_millis(2500));
+        assert_eq!(t.mount, Duration::from_secs(7));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (k, v) in [
+            ("DVDI_TIMEOUT", "soon"),
+            ("DVDI_TIMEOUT", "0"),
+            ("DVDI_LOCAL_ROOT", "rel"),
+        ] {
+            let err = settings(&[(k, v)]).unwrap_err().to_string();
+            assert!(err.contains(k), "{err}");
+        }
+    }
+
+    #[test]
+    fn plugin_dirs_are_colon_separated_in_order() {
+        let s = settings(&[("DVDI_PLUGIN_DIRS", "/a::/b")]).unwrap();
+        assert_eq!(
+            s.client.plugin_dirs,
+            vec![PathBuf::from("/a"), PathBuf::from("/b")]
+        );
+    }
+}

@@ -1,0 +1,353 @@
+//! Plugin discovery (SPEC §2): from a driver name to the address of its plugin.
+//!
+//! In each configured directory, in order: `NAME.sock`, `NAME/NAME.sock`, `NAME.spec`,
+//! `NAME/NAME.spec`, `NAME.json`, `NAME/NAME.json`. The name is a validated [`DriverName`], so it
+//! can never leave the directory.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+
+use crate::names::DriverName;
+
+/// Where a plugin listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginAddr {
+    Unix(PathBuf),
+    /// `host:port`, from `tcp://` or `http://` addresses.
+    Tcp(String),
+}
+
+impl std::fmt::Display for PluginAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PluginAddr::Unix(p) => write!(f, "unix://{}", p.display()),
+            PluginAddr::Tcp(h) => write!(f, "tcp://{h}"),
+        }
+    }
+}
+
+/// Where a plugin was found and how to reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginLocation {
+    pub addr: PluginAddr,
+    /// The socket or spec file that named it.
+    pub found_at: PathBuf,
+}
+
+/// Why no usable plugin address was found.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    #[error("plugin {driver:?} not found: no socket, .spec or .json for it in {}", display_dirs(.searched))]
+    NotFound {
+        driver: String,
+        searched: Vec<PathBuf>,
+    },
+    #[error("plugin {driver:?}: cannot read {}: {source}", .path.display())]
+    Read {
+        driver: String,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("plugin {driver:?}: bad plugin spec {}: {reason}", .path.display())]
+    BadSpec {
+        driver: String,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error("plugin {driver:?}: address {addr:?} in {} uses https, which dvdi does not support; use a unix socket or plain tcp/http", .path.display())]
+    HttpsUnsupported {
+        driver: String,
+        path: PathBuf,
+        addr: String,
+    },
+}
+
+fn display_dirs(dirs: &[PathBuf]) -> String {
+    let v: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    v.join(", ")
+}
+
+/// The `.json` spec format. Only `Addr` matters; TLS settings are read so that a spec that has
+/// them is understood (and refused with a clear message when it asks for TLS).
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct JsonSpec {
+    #[serde(default)]
+    addr: Option<String>,
+    #[serde(default, rename = "TLSConfig")]
+    tls_config: Option<serde_json::Value>,
+}
+
+/// Finds `driver` in `dirs`; the first hit wins.
+pub fn discover(driver: &DriverName, dirs: &[PathBuf]) -> Result<PluginLocation, DiscoveryError> {
+    let name = driver.as_str();
+    for dir in dirs {
+        for sock in [
+            dir.join(format!("{name}.sock")),
+            dir.join(name).join(format!("{name}.sock")),
+        ] {
+            if is_socket(&sock) {
+                return Ok(PluginLocation {
+                    addr: PluginAddr::Unix(sock.clone()),
+                    found_at: sock,
+                });
+            }
+        }
+        for spec in [
+            dir.join(format!("{name}.spec")),
+            dir.join(name).join(format!("{name}.spec")),
+        ] {
+            if let Some(text) = read_if_file(driver, &spec)? {
+                let addr = parse_url(driver, &spec, text.trim())?;
+                return Ok(PluginLocation {
+                    addr,
+                    found_at: spec,
+                });
+            }
+        }
+        for json in [
+            dir.join(format!("{name}.json")),
+            dir.join(name).join(format!("{name}.json")),
+        ] {
+            if let Some(text) = read_if_file(driver, &json)? {
+                let addr = parse_json_spec(driver, &json, &text)?;
+                return Ok(PluginLocation {
+                    addr,
+                    found_at: json,
+                });
+            }
+        }
+    }
+    Err(DiscoveryError::NotFound {
+        driver: name.to_owned(),
+        searched: dirs.to_vec(),
+    })
+}
+
+/// True for a socket, or a symlink to one.
+fn is_socket(path: &Path) -> bool {
+    fs::metadata(path)
+        .map(|m| m.file_type().is_socket())
+        .unwrap_or(false)
+}
+
+fn read_if_file(driver: &DriverName, path: &Path) -> Result<Option<String>, DiscoveryError> {
+    match fs::metadata(path) {
+        Ok(m) if m.is_file() => {}
+        _ => return Ok(None),
+    }
+    // Spec files are a few bytes; refuse to slurp anything large.
+    let bytes = fs::read(path).map_err(|source| DiscoveryError::Read {
+        driver: driver.to_string(),
+        path: path.to_owned(),
+        source,
+    })?;
+    if bytes.len() > 64 * 1024 {
+        return Err(bad_spec(driver, path, "file is larger than 64 KiB"));
+    }
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| bad_spec(driver, path, "file is not UTF-8"))
+}
+
+fn bad_spec(driver: &DriverName, path: &Path, reason: impl Into<String>) -> DiscoveryError {
+    DiscoveryError::BadSpec {
+        driver: driver.to_string(),
+        path: path.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// Parses a plugin URL: `unix:///path.sock`, `tcp://host:port`, `http://host:port[/]`.
+pub fn parse_url(
+    driver: &DriverName,
+    path: &Path,
+    url: &str,
+) -> Result<PluginAddr, DiscoveryError> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(bad_spec(
+            driver,
+            path,
+            format!("address {url:?} has no scheme (unix://, tcp://, http://)"),
+        ));
+    };
+    match scheme.to_ascii_lowercase().as_str() {
+        "unix" => {
+            if !rest.starts_with('/') {
+                return Err(bad_spec(
+                    driver,
+                    path,
+                    format!("unix address {url:?} is not an absolute path"),
+                ));
+            }
+            Ok(PluginAddr::Unix(PathBuf::from(rest)))
+        }
+        "tcp" | "http" => {
+            let hostport = rest.split('/').next().unwrap_or_default();
+            if hostport.is_empty() || !hostport.contains(':') {
+                return Err(bad_spec(
+                    driver,
+                    path,
+                    format!("address {url:?} needs host:port"),
+                ));
+            }
+            Ok(PluginAddr::Tcp(hostport.to_owned()))
+        }
+        "https" => Err(DiscoveryError::HttpsUnsupported {
+            driver: driver.to_string(),
+            path: path.to_owned(),
+            addr: url.to_owned(),
+        }),
+        other => Err(bad_spec(
+            driver,
+            path,
+            format!("unsupported scheme {other:?} in {url:?}"),
+        )),
+    }
+}
+
+fn parse_json_spec(
+    driver: &DriverName,
+    path: &Path,
+    text: &str,
+) -> Result<PluginAddr, DiscoveryError> {
+    let spec: JsonSpec = serde_json::from_str(text)
+        .map_err(|e| bad_spec(driver, path, format!("invalid JSON: {e}")))?;
+    let addr = spec
+        .addr
+        .filter(|a| !a.trim().is_empty())
+        .ok_or_else(|| bad_spec(driver, path, "no \"Addr\" field"))?;
+    let wants_tls = spec
+        .tls_config
+        .as_ref()
+        .and_then(|t| t.as_object())
+        .is_some_and(|t| {
+            ["CAFile", "CertFile", "KeyFile"].iter().any(|k| {
+                t.get(*k)
+                    .and_then(|v| v.as_str())
+                    .is_some_and(|s| !s.is_empty())
+            })
+        });
+    let addr = parse_url(driver, path, addr.trim())?;
+    if wants_tls {
+        return Err(bad_spec(
+            driver,
+            path,
+            "TLSConfig with certificates is not supported; use a unix socket or plain tcp/http",
+        ));
+    }
+    Ok(addr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixListener;
+
+    fn driver(n: &str) -> DriverName {
+        DriverName::new(n).unwrap()
+    }
+
+    #[test]
+    fn finds_every_kind_in_order() {
+        let d = tempfile::tempdir().unwrap();
+        let dirs = vec![d.path().to_path_buf()];
+        let n = driver("p");
+        assert!(matches!(
+            discover(&n, &dirs),
+            Err(DiscoveryError::NotFound { .. })
+        ));
+
+        fs::create_dir(d.path().join("p")).unwrap();
+        fs::write(
+            d.path().join("p/p.json"),
+            r#"{"Name":"p","Addr":"tcp://127.0.0.1:1"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            discover(&n, &dirs).unwrap().addr,
+            PluginAddr::Tcp("127.0.0.1:1".into())
+        );
+
+        fs::write(
+            d.path().join("p.json"),
+            r#"{"Addr":"tcp://127.0.0.1:2","TLSConfig":{"InsecureSkipVerify":true}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            discover(&n, &dirs).unwrap().addr,
+            PluginAddr::Tcp("127.0.0.1:2".into())
+        );
+
+        fs::write(d.path().join("p/p.spec"), "http://localhost:3/\n").unwrap();
+        assert_eq!(
+            discover(&n, &dirs).unwrap().addr,
+            PluginAddr::Tcp("localhost:3".into())
+        );
+
+        fs::write(d.path().join("p.spec"), "  unix:///run/x.sock \n").unwrap();
+        assert_eq!(
+            discover(&n, &dirs).unwrap().addr,
+            PluginAddr::Unix("/run/x.sock".into())
+        );
+
+        let _l2 = UnixListener::bind(d.path().join("p/p.sock")).unwrap();
+        assert_eq!(
+            discover(&n, &dirs).unwrap().found_at,
+            d.path().join("p/p.sock")
+        );
+        let _l1 = UnixListener::bind(d.path().join("p.sock")).unwrap();
+        assert_eq!(
+            discover(&n, &dirs).unwrap().addr,
+            PluginAddr::Unix(d.path().join("p.sock"))
+        );
+    }
+
+    #[test]
+    fn earlier_directory_wins_and_symlinked_sockets_work() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let _l = UnixListener::bind(b.path().join("real.sock")).unwrap();
+        std::os::unix::fs::symlink(b.path().join("real.sock"), b.path().join("p.sock")).unwrap();
+        fs::write(a.path().join("p.spec"), "tcp://127.0.0.1:9").unwrap();
+        let n = driver("p");
+        let both = vec![a.path().to_path_buf(), b.path().to_path_buf()];
+        assert_eq!(
+            discover(&n, &both).unwrap().addr,
+            PluginAddr::Tcp("127.0.0.1:9".into())
+        );
+        let only_b = vec![b.path().to_path_buf()];
+        assert_eq!(
+            discover(&n, &only_b).unwrap().addr,
+            PluginAddr::Unix(b.path().join("p.sock"))
+        );
+    }
+
+    #[test]
+    fn bad_specs_are_clear_errors() {
+        let d = tempfile::tempdir().unwrap();
+        let dirs = vec![d.path().to_path_buf()];
+        let cases = [
+            ("a.spec", "/run/no-scheme.sock", "no scheme"),
+            ("b.spec", "https://h:1", "https"),
+            ("c.spec", "ftp://h:1", "unsupported scheme"),
+            ("d.json", "{not json", "invalid JSON"),
+            ("e.json", r#"{"Name":"e"}"#, "Addr"),
+            (
+                "f.json",
+                r#"{"Addr":"tcp://h:1","TLSConfig":{"CAFile":"/ca.pem"}}"#,
+                "TLSConfig",
+            ),
+            ("g.spec", "unix://relative.sock", "absolute"),
+        ];
+        for (file, body, want) in cases {
+            fs::write(d.path().join(file), body).unwrap();
+            let name = file.split('.').next().unwrap();
+            let err = discover(&driver(name), &dirs).unwrap_err().to_string();
+            assert!(err.contains(want), "{file}: {err}");
+            assert!(err.contains(&format!("{name:?}")), "{file}: {err}");
+        }
+    }
+}

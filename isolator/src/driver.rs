@@ -1,0 +1,103 @@
+//! The volume-driver interface: one trait served by Docker plugins (`PluginClient`) and by the
+//! embedded `local` driver (`LocalDriver`), and the resolver that picks one for a name.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::config::Settings;
+use crate::local::{LocalDriver, LocalError};
+use crate::names::{DriverName, VolumeName};
+use crate::opts::VolumeOpts;
+use crate::plugin::{PluginClient, PluginError};
+use crate::sys::{Host, RealHost};
+
+/// A volume as a driver describes it (`Get`, `List`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct VolumeInfo {
+    pub name: String,
+    pub mountpoint: Option<PathBuf>,
+    pub created_at: Option<String>,
+    pub status: Option<serde_json::Value>,
+}
+
+/// A driver's declared scope (`VolumeDriver.Capabilities`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Local,
+    Global,
+}
+
+/// Any driver failure, keeping its source.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    #[error(transparent)]
+    Local(#[from] LocalError),
+}
+
+impl DriverError {
+    /// True when the driver answered and refused (as opposed to an unreachable or timed-out
+    /// driver). `mount` treats such an answer to `Get` as "no such volume".
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            DriverError::Plugin(e) => e.is_refusal(),
+            DriverError::Local(e) => e.is_refusal(),
+        }
+    }
+}
+
+/// The operations of the Docker volume plugin protocol.
+pub trait VolumeDriver: Send + Sync {
+    fn name(&self) -> &DriverName;
+    /// Checks the driver is reachable and implements `VolumeDriver`.
+    fn activate(&self) -> Result<(), DriverError>;
+    fn create(&self, volume: &VolumeName, opts: &VolumeOpts) -> Result<(), DriverError>;
+    fn remove(&self, volume: &VolumeName) -> Result<(), DriverError>;
+    /// Mounts for user `id`; returns the host mount point.
+    fn mount(&self, volume: &VolumeName, id: &str) -> Result<PathBuf, DriverError>;
+    /// Releases user `id` (the id given to its `mount`).
+    fn unmount(&self, volume: &VolumeName, id: &str) -> Result<(), DriverError>;
+    fn path(&self, volume: &VolumeName) -> Result<Option<PathBuf>, DriverError>;
+    /// `Ok(None)` when the driver says there is no such volume.
+    fn get(&self, volume: &VolumeName) -> Result<Option<VolumeInfo>, DriverError>;
+    fn list(&self) -> Result<Vec<VolumeInfo>, DriverError>;
+    fn capabilities(&self) -> Result<Scope, DriverError>;
+}
+
+/// Builds the driver for a name: `local` is served in-process, every other name is a plugin.
+#[derive(Clone)]
+pub struct DriverResolver {
+    settings: Settings,
+    host: Arc<dyn Host>,
+}
+
+impl DriverResolver {
+    pub fn new(settings: Settings) -> Self {
+        Self::with_host(settings, Arc::new(RealHost))
+    }
+
+    /// With an injected host (a recording fake in tests).
+    pub fn with_host(settings: Settings, host: Arc<dyn Host>) -> Self {
+        Self { settings, host }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn resolve(&self, name: &DriverName) -> Result<Arc<dyn VolumeDriver>, DriverError> {
+        if name.is_local() {
+            Ok(Arc::new(LocalDriver::new(
+                self.settings.local_root.clone(),
+                self.host.clone(),
+            )))
+        } else {
+            Ok(Arc::new(PluginClient::discover(
+                name.clone(),
+                &self.settings.client,
+            )?))
+        }
+    }
+}

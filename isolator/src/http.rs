@@ -1,0 +1,381 @@
+//! A minimal blocking HTTP/1.1 client for plugin calls: one POST per connection, over a Unix
+//! socket or TCP, with a connect-retry window, a per-request deadline and a reply-size cap.
+//!
+//! No async runtime: this code runs inside a Mesos agent process. Replies may be framed by
+//! `Content-Length`, chunked encoding or connection close; `httparse` reads the head.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use crate::discovery::PluginAddr;
+
+/// The media type of plugin protocol v1.2 (`Accept` and `Content-Type`).
+pub const PLUGIN_MEDIA_TYPE: &str = "application/vnd.docker.plugins.v1.2+json";
+
+/// Largest reply head we accept.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// A reply: status and (de-chunked) body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+/// Transport failures; the plugin client adds driver and endpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("cannot connect to {addr} (retried for {waited:?}): {source}")]
+    Connect {
+        addr: String,
+        waited: Duration,
+        source: io::Error,
+    },
+    #[error("no complete reply within the deadline")]
+    Timeout,
+    #[error("{0}")]
+    Io(#[source] io::Error),
+    #[error("malformed HTTP reply: {0}")]
+    Malformed(String),
+    #[error("reply body larger than {0} bytes")]
+    TooLarge(usize),
+}
+
+/// When to give up.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connection failures are retried until this instant (capped by `deadline`).
+    pub connect_until: Instant,
+    /// The whole request must be answered by this instant.
+    pub deadline: Instant,
+    pub max_body: usize,
+}
+
+enum Stream {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl Stream {
+    fn set_timeouts(&self, t: Duration) -> io::Result<()> {
+        // A zero timeout means "block forever" to the OS; never pass it.
+        let t = Some(t.max(Duration::from_millis(1)));
+        match self {
+            Stream::Unix(s) => {
+                s.set_read_timeout(t)?;
+                s.set_write_timeout(t)
+            }
+            Stream::Tcp(s) => {
+                s.set_read_timeout(t)?;
+                s.set_write_timeout(t)
+            }
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.read(buf),
+            Stream::Tcp(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.write(buf),
+            Stream::Tcp(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.flush(),
+            Stream::Tcp(s) => s.flush(),
+        }
+    }
+}
+
+fn remaining(deadline: Instant) -> Result<Duration, HttpError> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        Err(HttpError::Timeout)
+    } else {
+        Ok(left)
+    }
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// Failures worth retrying within the connect window: nobody listening (yet).
+fn is_retryable(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound | io::ErrorKind::ConnectionReset
+    ) || e.raw_os_error() == Some(libc::EAGAIN)
+}
+
+fn connect_once(addr: &PluginAddr, timeout: Duration) -> io::Result<Stream> {
+    match addr {
+        PluginAddr::Unix(path) => UnixStream::connect(path).map(Stream::Unix),
+        PluginAddr::Tcp(hostport) => {
+            use std::net::ToSocketAddrs;
+            let mut last = io::Error::new(io::ErrorKind::NotFound, "no address for host");
+            for sa in hostport.to_socket_addrs()? {
+                match TcpStream::connect_timeout(&sa, timeout) {
+                    Ok(s) => {
+                        let _ = s.set_nodelay(true);
+                        return Ok(Stream::Tcp(s));
+                    }
+                    Err(e) => last = e,
+                }
+            }
+            Err(last)
+        }
+    }
+}
+
+fn connect(addr: &PluginAddr, limits: &Limits) -> Result<Stream, HttpError> {
+    let started = Instant::now();
+    let until = limits.connect_until.min(limits.deadline);
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let timeout = remaining(limits.deadline)?;
+        match connect_once(addr, timeout) {
+            Ok(s) => return Ok(s),
+            Err(e) if is_retryable(&e) && Instant::now() + backoff < until => {
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_millis(500));
+            }
+            Err(e) if is_timeout(&e) => return Err(HttpError::Timeout),
+            Err(source) => {
+                return Err(HttpError::Connect {
+                    addr: addr.to_string(),
+                    waited: started.elapsed(),
+                    source,
+                })
+            }
+        }
+    }
+}
+
+/// Sends `POST path` with a JSON `body` and reads the whole reply.
+pub fn post(
+    addr: &PluginAddr,
+    path: &str,
+    body: &[u8],
+    limits: &Limits,
+) -> Result<Response, HttpError> {
+    let mut stream = connect(addr, limits)?;
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: plugin\r\nUser-Agent: dvdi/{}\r\nAccept: {PLUGIN_MEDIA_TYPE}\r\n\
+         Content-Type: {PLUGIN_MEDIA_TYPE}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        env!("CARGO_PKG_VERSION"),
+        body.len()
+    );
+    let mut request = head.into_bytes();
+    request.extend_from_slice(body);
+    stream
+        .set_timeouts(remaining(limits.deadline)?)
+        .map_err(HttpError::Io)?;
+    stream.write_all(&request).map_err(|e| {
+        if is_timeout(&e) {
+            HttpError::Timeout
+        } else {
+            HttpError::Io(e)
+        }
+    })?;
+    read_response(&mut stream, limits)
+}
+
+enum Framing {
+    Length(usize),
+    Chunked,
+    Close,
+}
+
+fn read_response(stream: &mut Stream, limits: &Limits) -> Result<Response, HttpError> {
+    let mut buf: Vec<u8> = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 16 * 1024];
+    let mut eof = false;
+    let mut read_more = |buf: &mut Vec<u8>, eof: &mut bool| -> Result<(), HttpError> {
+        stream
+            .set_timeouts(remaining(limits.deadline)?)
+            .map_err(HttpError::Io)?;
+        match stream.read(&mut chunk) {
+            Ok(0) => *eof = true,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if is_timeout(&e) => return Err(HttpError::Timeout),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(HttpError::Io(e)),
+        }
+        Ok(())
+    };
+
+    // The head.
+    let (status, framing, head_len) = loop {
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut resp = httparse::Response::new(&mut headers);
+        match resp.parse(&buf) {
+            Ok(httparse::Status::Complete(n)) => {
+                let status = resp.code.unwrap_or(0);
+                let framing = framing_of(resp.headers)?;
+                // 1xx replies are followed by the real one.
+                if (100..200).contains(&status) {
+                    buf.drain(..n);
+                    continue;
+                }
+                break (status, framing, n);
+            }
+            Ok(httparse::Status::Partial) => {
+                if buf.len() > MAX_HEAD_BYTES {
+                    return Err(HttpError::Malformed("reply head larger than 64 KiB".into()));
+                }
+                if eof {
+                    return Err(HttpError::Malformed(if buf.is_empty() {
+                        "connection closed without a reply".into()
+                    } else {
+                        "connection closed inside the reply head".into()
+                    }));
+                }
+                read_more(&mut buf, &mut eof)?;
+            }
+            Err(e) => return Err(HttpError::Malformed(e.to_string())),
+        }
+    };
+    buf.drain(..head_len);
+
+    // The body.
+    let body = match framing {
+        Framing::Length(n) => {
+            if n > limits.max_body {
+                return Err(HttpError::TooLarge(limits.max_body));
+            }
+            while buf.len() < n {
+                if eof {
+                    return Err(HttpError::Malformed(format!(
+                        "connection closed after {} of {n} body bytes",
+                        buf.len()
+                    )));
+                }
+                read_more(&mut buf, &mut eof)?;
+            }
+            buf.truncate(n);
+            buf
+        }
+        Framing::Close => {
+            while !eof {
+                if buf.len() > limits.max_body {
+                    return Err(HttpError::TooLarge(limits.max_body));
+                }
+                read_more(&mut buf, &mut eof)?;
+            }
+            if buf.len() > limits.max_body {
+                return Err(HttpError::TooLarge(limits.max_body));
+            }
+            buf
+        }
+        Framing::Chunked => loop {
+            match decode_chunked(&buf, limits.max_body)? {
+                Some(body) => break body,
+                None if eof => {
+                    return Err(HttpError::Malformed(
+                        "connection closed inside a chunked body".into(),
+                    ))
+                }
+                None => read_more(&mut buf, &mut eof)?,
+            }
+        },
+    };
+    Ok(Response { status, body })
+}
+
+fn framing_of(headers: &[httparse::Header<'_>]) -> Result<Framing, HttpError> {
+    let mut framing = Framing::Close;
+    for h in headers {
+        if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            let v = String::from_utf8_lossy(h.value).to_ascii_lowercase();
+            if v.split(',').any(|t| t.trim() == "chunked") {
+                return Ok(Framing::Chunked);
+            }
+        } else if h.name.eq_ignore_ascii_case("content-length") {
+            let v = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            match v {
+                Some(n) => framing = Framing::Length(n),
+                None => return Err(HttpError::Malformed("invalid Content-Length".into())),
+            }
+        }
+    }
+    Ok(framing)
+}
+
+/// Decodes a complete chunked body, `None` while more bytes are needed.
+fn decode_chunked(buf: &[u8], max_body: usize) -> Result<Option<Vec<u8>>, HttpError> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    loop {
+        let (skip, size) = match httparse::parse_chunk_size(&buf[pos..]) {
+            Ok(httparse::Status::Complete(v)) => v,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(_) => return Err(HttpError::Malformed("invalid chunk size".into())),
+        };
+        let size = usize::try_from(size).map_err(|_| HttpError::TooLarge(max_body))?;
+        if out.len().saturating_add(size) > max_body {
+            return Err(HttpError::TooLarge(max_body));
+        }
+        pos += skip;
+        if size == 0 {
+            // Trailers end with an empty line; accept a closing CRLF or any trailer block.
+            let rest = &buf[pos..];
+            if rest.starts_with(b"\r\n") {
+                return Ok(Some(out));
+            }
+            return Ok(rest.windows(4).any(|w| w == b"\r\n\r\n").then_some(out));
+        }
+        if buf.len() < pos + size + 2 {
+            return Ok(None);
+        }
+        out.extend_from_slice(&buf[pos..pos + size]);
+        if &buf[pos + size..pos + size + 2] != b"\r\n" {
+            return Err(HttpError::Malformed("chunk not followed by CRLF".into()));
+        }
+        pos += size + 2;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunked_bodies_decode_incrementally() {
+        let full = b"4\r\nWiki\r\n5\r\npedia\r\n0\r\n\r\n";
+        for cut in 0..full.len() {
+            assert_eq!(
+                decode_chunked(&full[..cut], 100).unwrap(),
+                None,
+                "cut at {cut}"
+            );
+        }
+        assert_eq!(
+            decode_chunked(full, 100).unwrap(),
+            Some(b"Wikipedia".to_vec())
+        );
+        assert!(matches!(
+            decode_chunked(full, 5),
+            Err(HttpError::TooLarge(5))
+        ));
+        assert!(decode_chunked(b"zz\r\n", 100).is_err());
+        assert!(decode_chunked(b"2\r\nabXY", 100).is_err());
+    }
+}

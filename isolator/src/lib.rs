@@ -1,0 +1,30 @@
+//! dvdi: the core of dvdi-rs.
+//!
+//! Every rule lives here; `dvdcli` and the C ABI are adapters. The flow (SPEC §1):
+//! environment → volume requests → plan → ledger intent → driver calls → ledger update →
+//! launch info, and backwards for teardown.
+//!
+//! - [`names`], [`opts`]: validated driver/volume names and option lists.
+//! - [`config`]: settings and deadlines.
+//! - [`discovery`], [`http`], [`plugin`]: finding and calling Docker volume plugins.
+//! - [`local`]: the embedded `local` driver.
+//! - [`driver`]: the `VolumeDriver` trait over both, and the resolver.
+//! - [`ops`]: the `dvdcli` operations (mount with implicit create, path, …).
+//! - [`sys`], [`mountinfo`]: host calls behind a trait, and the mount table.
+
+pub mod config;
+pub mod discovery;
+pub mod driver;
+pub mod http;
+pub mod local;
+pub mod mountinfo;
+pub mod names;
+pub mod ops;
+pub mod opts;
+pub mod plugin;
+pub mod sys;
+
+pub use config::{ClientConfig, Settings, Timeouts};
+pub use driver::{DriverError, DriverResolver, Scope, VolumeDriver, VolumeInfo};
+pub use names::{DriverName, NameError, VolumeName};
+pub use opts::{OptsError, VolumeOpts};

@@ -1,0 +1,98 @@
+//! Reading `/proc/self/mountinfo`: which paths are mount points, and what is mounted there.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// One line of `mountinfo`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountEntry {
+    pub mount_id: u32,
+    pub parent_id: u32,
+    /// Path of the mounted directory inside its filesystem (`/` for a whole filesystem).
+    pub root: PathBuf,
+    pub mount_point: PathBuf,
+    pub options: String,
+    pub fstype: String,
+    pub source: String,
+}
+
+/// Undoes the kernel's octal escaping of space, tab, newline and backslash.
+fn unescape(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' && i + 4 <= bytes.len() {
+            let oct = std::str::from_utf8(&bytes[i + 1..i + 4]).ok();
+            if let Some(v) = oct.and_then(|o| u8::from_str_radix(o, 8).ok()) {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Parses the text of a `mountinfo` file; malformed lines are skipped.
+pub fn parse(text: &str) -> Vec<MountEntry> {
+    text.lines().filter_map(parse_line).collect()
+}
+
+fn parse_line(line: &str) -> Option<MountEntry> {
+    let (pre, post) = line.split_once(" - ")?;
+    let pre: Vec<&str> = pre.split(' ').collect();
+    let post: Vec<&str> = post.split(' ').collect();
+    if pre.len() < 6 || post.len() < 2 {
+        return None;
+    }
+    Some(MountEntry {
+        mount_id: pre[0].parse().ok()?,
+        parent_id: pre[1].parse().ok()?,
+        root: PathBuf::from(unescape(pre[3])),
+        mount_point: PathBuf::from(unescape(pre[4])),
+        options: pre[5].to_owned(),
+        fstype: post[0].to_owned(),
+        source: unescape(post[1]),
+    })
+}
+
+/// The calling process's mount table.
+pub fn read_self() -> io::Result<Vec<MountEntry>> {
+    Ok(parse(&std::fs::read_to_string("/proc/self/mountinfo")?))
+}
+
+/// Entries mounted at or below `dir`.
+pub fn under<'a>(entries: &'a [MountEntry], dir: &'a Path) -> impl Iterator<Item = &'a MountEntry> {
+    entries
+        .iter()
+        .filter(move |m| m.mount_point.starts_with(dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_lines_with_optional_fields_and_escapes() {
+        let text = "36 35 98:0 /mnt1 /mnt/my\\040dir rw,noatime master:1 - ext3 /dev/root rw,errors=continue\n\
+                    22 1 0:21 / /tmp rw,nosuid shared:5 - tmpfs tmpfs rw\n\
+                    garbage line\n";
+        let e = parse(text);
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[0].mount_point, PathBuf::from("/mnt/my dir"));
+        assert_eq!(e[0].root, PathBuf::from("/mnt1"));
+        assert_eq!(e[0].fstype, "ext3");
+        assert_eq!(e[0].source, "/dev/root");
+        assert_eq!(e[1].mount_id, 22);
+        assert_eq!(under(&e, Path::new("/tmp")).count(), 1);
+    }
+
+    #[test]
+    fn reads_own_table() {
+        let own = read_self().unwrap();
+        assert!(own.iter().any(|m| m.mount_point == Path::new("/")));
+    }
+}

@@ -1,0 +1,465 @@
+//! The Docker volume plugin client (SPEC §2): endpoints, request and reply shapes, error
+//! mapping, deadlines.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::config::ClientConfig;
+use crate::discovery::{self, DiscoveryError, PluginAddr, PluginLocation};
+use crate::driver::{DriverError, Scope, VolumeDriver, VolumeInfo};
+use crate::http::{self, HttpError, Limits};
+use crate::names::{DriverName, VolumeName};
+use crate::opts::VolumeOpts;
+
+/// A protocol endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    Activate,
+    Create,
+    Remove,
+    Mount,
+    Unmount,
+    Path,
+    Get,
+    List,
+    Capabilities,
+}
+
+impl Endpoint {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Activate => "Plugin.Activate",
+            Endpoint::Create => "VolumeDriver.Create",
+            Endpoint::Remove => "VolumeDriver.Remove",
+            Endpoint::Mount => "VolumeDriver.Mount",
+            Endpoint::Unmount => "VolumeDriver.Unmount",
+            Endpoint::Path => "VolumeDriver.Path",
+            Endpoint::Get => "VolumeDriver.Get",
+            Endpoint::List => "VolumeDriver.List",
+            Endpoint::Capabilities => "VolumeDriver.Capabilities",
+        }
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A plugin call that failed. Every variant names the driver; call failures name the endpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
+    #[error("plugin {driver:?}: {endpoint}: {source}")]
+    Connect {
+        driver: String,
+        endpoint: Endpoint,
+        source: HttpError,
+    },
+    #[error("plugin {driver:?}: {endpoint} timed out after {limit:?}")]
+    Timeout {
+        driver: String,
+        endpoint: Endpoint,
+        limit: Duration,
+    },
+    #[error("plugin {driver:?}: {endpoint}: {source}")]
+    Transport {
+        driver: String,
+        endpoint: Endpoint,
+        source: HttpError,
+    },
+    #[error("plugin {driver:?}: {endpoint}: reply larger than {limit} bytes")]
+    TooLarge {
+        driver: String,
+        endpoint: Endpoint,
+        limit: usize,
+    },
+    #[error("plugin {driver:?}: {endpoint}: unreadable reply: {reason}")]
+    BadReply {
+        driver: String,
+        endpoint: Endpoint,
+        reason: String,
+    },
+    /// The plugin answered with an error. `message` is Docker's error text (SPEC §2).
+    #[error("plugin {driver:?}: {endpoint} failed: {message}")]
+    Refused {
+        driver: String,
+        endpoint: Endpoint,
+        status: u16,
+        message: String,
+    },
+    #[error("plugin {driver} does not implement VolumeDriver")]
+    NotVolumeDriver { driver: String },
+}
+
+impl PluginError {
+    /// The plugin was reached and said no.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, PluginError::Refused { .. })
+    }
+
+    /// The endpoint of a call failure.
+    pub fn endpoint(&self) -> Option<Endpoint> {
+        match self {
+            PluginError::Connect { endpoint, .. }
+            | PluginError::Timeout { endpoint, .. }
+            | PluginError::Transport { endpoint, .. }
+            | PluginError::TooLarge { endpoint, .. }
+            | PluginError::BadReply { endpoint, .. }
+            | PluginError::Refused { endpoint, .. } => Some(*endpoint),
+            PluginError::Discovery(_) | PluginError::NotVolumeDriver { .. } => None,
+        }
+    }
+}
+
+/// Longest plain-text error body we quote.
+const MAX_QUOTED_BODY: usize = 512;
+
+/// Docker's error text for a reply: status 200 + `Err` → the `Err` text; any other status →
+/// `VolumeDriver.X: <Err or body>`. `None` when the reply is a success.
+pub fn error_text(endpoint: Endpoint, status: u16, body: &[u8]) -> Option<String> {
+    let err_field = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("Err").and_then(|e| e.as_str()).map(str::to_owned))
+        .filter(|e| !e.is_empty());
+    if status == 200 {
+        return err_field;
+    }
+    let detail = err_field.unwrap_or_else(|| {
+        let text = String::from_utf8_lossy(body);
+        let text = text.trim();
+        let mut cut = text.len().min(MAX_QUOTED_BODY);
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        if text.is_empty() {
+            format!("HTTP status {status}")
+        } else {
+            text[..cut].to_owned()
+        }
+    });
+    Some(format!("{endpoint}: {detail}"))
+}
+
+/// Talks to one plugin.
+#[derive(Debug, Clone)]
+pub struct PluginClient {
+    driver: DriverName,
+    location: PluginLocation,
+    config: ClientConfig,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ActivateReply {
+    #[serde(default)]
+    implements: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct MountpointReply {
+    #[serde(default)]
+    mountpoint: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct WireVolume {
+    name: String,
+    #[serde(default)]
+    mountpoint: Option<String>,
+    #[serde(default)]
+    created_at: Option<String>,
+    #[serde(default)]
+    status: Option<serde_json::Value>,
+}
+
+impl From<WireVolume> for VolumeInfo {
+    fn from(v: WireVolume) -> Self {
+        VolumeInfo {
+            name: v.name,
+            mountpoint: v.mountpoint.filter(|m| !m.is_empty()).map(PathBuf::from),
+            created_at: v.created_at,
+            status: v.status,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct GetReply {
+    #[serde(default)]
+    volume: Option<WireVolume>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListReply {
+    #[serde(default)]
+    volumes: Option<Vec<WireVolume>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CapabilitiesReply {
+    #[serde(default)]
+    capabilities: Option<CapabilitiesInner>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CapabilitiesInner {
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Ignored {}
+
+impl PluginClient {
+    /// Finds the plugin for `driver` in the configured directories.
+    pub fn discover(driver: DriverName, config: &ClientConfig) -> Result<Self, PluginError> {
+        let location = discovery::discover(&driver, &config.plugin_dirs)?;
+        Ok(Self {
+            driver,
+            location,
+            config: config.clone(),
+        })
+    }
+
+    /// A client for a known address (tests, benchmarks).
+    pub fn at(driver: DriverName, addr: PluginAddr, config: &ClientConfig) -> Self {
+        let found_at = match &addr {
+            PluginAddr::Unix(p) => p.clone(),
+            PluginAddr::Tcp(_) => PathBuf::new(),
+        };
+        Self {
+            driver,
+            location: PluginLocation { addr, found_at },
+            config: config.clone(),
+        }
+    }
+
+    pub fn location(&self) -> &PluginLocation {
+        &self.location
+    }
+
+    fn limit(&self, endpoint: Endpoint) -> Duration {
+        let t = &self.config.timeouts;
+        match endpoint {
+            Endpoint::Create => t.create,
+            Endpoint::Mount => t.mount,
+            _ => t.other,
+        }
+    }
+
+    /// One call: POST, map errors, decode the reply.
+    fn call<T: DeserializeOwned>(
+        &self,
+        endpoint: Endpoint,
+        body: Option<serde_json::Value>,
+    ) -> Result<T, PluginError> {
+        let driver = || self.driver.to_string();
+        let limit = self.limit(endpoint);
+        let now = Instant::now();
+        let limits = Limits {
+            connect_until: now + self.config.timeouts.connect_window,
+            deadline: now + limit,
+            max_body: self.config.max_reply_bytes,
+        };
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let path = format!("/{}", endpoint.as_str());
+        let reply = http::post(&self.location.addr, &path, body.as_bytes(), &limits).map_err(
+            |e| match e {
+                HttpError::Timeout => PluginError::Timeout {
+                    driver: driver(),
+                    endpoint,
+                    limit,
+                },
+                HttpError::TooLarge(limit) => PluginError::TooLarge {
+                    driver: driver(),
+                    endpoint,
+                    limit,
+                },
+                e @ HttpError::Connect { .. } => PluginError::Connect {
+                    driver: driver(),
+                    endpoint,
+                    source: e,
+                },
+                e => PluginError::Transport {
+                    driver: driver(),
+                    endpoint,
+                    source: e,
+                },
+            },
+        )?;
+        if let Some(message) = error_text(endpoint, reply.status, &reply.body) {
+            return Err(PluginError::Refused {
+                driver: driver(),
+                endpoint,
+                status: reply.status,
+                message,
+            });
+        }
+        let text: &[u8] = if reply.body.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &reply.body
+        };
+        serde_json::from_slice(text).map_err(|e| PluginError::BadReply {
+            driver: driver(),
+            endpoint,
+            reason: e.to_string(),
+        })
+    }
+
+    fn call_volume<T: DeserializeOwned>(
+        &self,
+        endpoint: Endpoint,
+        body: serde_json::Value,
+    ) -> Result<T, PluginError> {
+        self.call(endpoint, Some(body))
+    }
+}
+
+impl VolumeDriver for PluginClient {
+    fn name(&self) -> &DriverName {
+        &self.driver
+    }
+
+    fn activate(&self) -> Result<(), DriverError> {
+        let reply: ActivateReply = self.call(Endpoint::Activate, None)?;
+        if !reply.implements.iter().any(|i| i == "VolumeDriver") {
+            return Err(PluginError::NotVolumeDriver {
+                driver: self.driver.to_string(),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    fn create(&self, volume: &VolumeName, opts: &VolumeOpts) -> Result<(), DriverError> {
+        let _: Ignored =
+            self.call_volume(Endpoint::Create, json!({"Name": volume, "Opts": opts}))?;
+        Ok(())
+    }
+
+    fn remove(&self, volume: &VolumeName) -> Result<(), DriverError> {
+        let _: Ignored = self.call_volume(Endpoint::Remove, json!({"Name": volume}))?;
+        Ok(())
+    }
+
+    fn mount(&self, volume: &VolumeName, id: &str) -> Result<PathBuf, DriverError> {
+        let reply: MountpointReply =
+            self.call_volume(Endpoint::Mount, json!({"Name": volume, "ID": id}))?;
+        match reply.mountpoint.filter(|m| !m.is_empty()) {
+            Some(m) => Ok(PathBuf::from(m)),
+            None => Err(PluginError::BadReply {
+                driver: self.driver.to_string(),
+                endpoint: Endpoint::Mount,
+                reason: format!("no Mountpoint for volume {volume:?}"),
+            }
+            .into()),
+        }
+    }
+
+    fn unmount(&self, volume: &VolumeName, id: &str) -> Result<(), DriverError> {
+        let _: Ignored = self.call_volume(Endpoint::Unmount, json!({"Name": volume, "ID": id}))?;
+        Ok(())
+    }
+
+    fn path(&self, volume: &VolumeName) -> Result<Option<PathBuf>, DriverError> {
+        let reply: MountpointReply = self.call_volume(Endpoint::Path, json!({"Name": volume}))?;
+        Ok(reply
+            .mountpoint
+            .filter(|m| !m.is_empty())
+            .map(PathBuf::from))
+    }
+
+    fn get(&self, volume: &VolumeName) -> Result<Option<VolumeInfo>, DriverError> {
+        let reply: GetReply = self.call_volume(Endpoint::Get, json!({"Name": volume}))?;
+        Ok(reply.volume.map(VolumeInfo::from))
+    }
+
+    fn list(&self) -> Result<Vec<VolumeInfo>, DriverError> {
+        let reply: ListReply = self.call(Endpoint::List, Some(json!({})))?;
+        Ok(reply
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(VolumeInfo::from)
+            .collect())
+    }
+
+    fn capabilities(&self) -> Result<Scope, DriverError> {
+        // Optional endpoint: any failure means "local".
+        let reply: Result<CapabilitiesReply, _> =
+            self.call(Endpoint::Capabilities, Some(json!({})));
+        let scope = reply
+            .ok()
+            .and_then(|r| r.capabilities)
+            .and_then(|c| c.scope);
+        Ok(match scope.as_deref() {
+            Some("global") => Scope::Global,
+            _ => Scope::Local,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_texts_follow_docker() {
+        let ep = Endpoint::Mount;
+        assert_eq!(
+            error_text(ep, 200, br#"{"Mountpoint":"/m","Err":""}"#),
+            None
+        );
+        assert_eq!(error_text(ep, 200, br#"{"Mountpoint":"/m"}"#), None);
+        assert_eq!(error_text(ep, 200, b""), None);
+        assert_eq!(
+            error_text(ep, 200, br#"{"Err":"no such volume"}"#).unwrap(),
+            "no such volume"
+        );
+        assert_eq!(
+            error_text(ep, 500, br#"{"Err":"backend down"}"#).unwrap(),
+            "VolumeDriver.Mount: backend down"
+        );
+        assert_eq!(
+            error_text(ep, 404, b"<html><body>404 page not found</body></html>\n").unwrap(),
+            "VolumeDriver.Mount: <html><body>404 page not found</body></html>"
+        );
+        assert_eq!(
+            error_text(ep, 503, b"").unwrap(),
+            "VolumeDriver.Mount: HTTP status 503"
+        );
+        let long = "é".repeat(1000);
+        let t = error_text(ep, 500, long.as_bytes()).unwrap();
+        assert!(t.len() <= MAX_QUOTED_BODY + 20);
+    }
+
+    #[test]
+    fn refusal_names_driver_and_endpoint() {
+        let e = PluginError::Refused {
+            driver: "rexray".into(),
+            endpoint: Endpoint::Unmount,
+            status: 200,
+            message: "busy".into(),
+        };
+        let s = e.to_string();
+        assert!(
+            s.contains("\"rexray\"") && s.contains("VolumeDriver.Unmount") && s.contains("busy"),
+            "{s}"
+        );
+        assert!(e.is_refusal());
+    }
+}
