@@ -1,14 +1,19 @@
-//! Every kernel call that changes the host: `mount(2)`, `umount2(2)`, loop devices, `mkfs`.
+//! Every kernel call that changes the host: `mount(2)`, `umount2(2)`, loop devices, `mkfs`,
+//! directories created without following symlinks, `chown`, `unshare(CLONE_NEWNS)`.
 //!
 //! All of it sits behind the `Host` trait so that mount planning and driver logic are testable
 //! without root: `RealHost` makes the calls, `RecordingHost` records them, keeps an in-memory
 //! mount table and fails the N-th call on request. Hosts are injected, never chosen by `cfg`.
+//!
+//! The symlink-safe directory walk ([`walk_beneath`]) is also a free function: planning checks
+//! paths with it read-only before anything is changed.
 
+use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
@@ -39,6 +44,145 @@ pub trait Host: Send + Sync {
     fn loops_backed_by(&self, image: &Path) -> io::Result<Vec<PathBuf>>;
     /// Formats `image` with `fstype` (`ext4`, `xfs` or `btrfs`).
     fn mkfs(&self, fstype: &str, image: &Path) -> io::Result<()>;
+    /// Makes `base/rel` a directory, creating missing components (mode 0755 less the umask)
+    /// without following any symlink below `base` ([`walk_beneath`] with [`Missing::Create`]).
+    fn mkdir_beneath(&self, base: &Path, rel: &Path) -> Result<(), WalkError>;
+    /// `lchown(2)`: changes the owner of `path` itself, never of a symlink's target.
+    fn lchown(&self, path: &Path, uid: u32, gid: u32) -> io::Result<()>;
+    /// `unshare(CLONE_NEWNS)`: gives the calling thread its own mount namespace.
+    fn unshare_mount_namespace(&self) -> io::Result<()>;
+}
+
+/// What [`walk_beneath`] does with a component that does not exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    /// Create it (and every component after it).
+    Create,
+    /// Fail with `ENOENT` naming it.
+    Refuse,
+    /// Stop there successfully: the rest would be created later (a read-only dry run).
+    Stop,
+}
+
+/// Where a directory walk stopped, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {}", .path.display(), self.reason())]
+pub struct WalkError {
+    /// The component (joined onto the base) the walk could not pass.
+    pub path: PathBuf,
+    pub source: io::Error,
+}
+
+impl WalkError {
+    fn new(path: PathBuf, source: impl Into<io::Error>) -> Self {
+        Self {
+            path,
+            source: source.into(),
+        }
+    }
+
+    /// The component is a symbolic link.
+    pub fn is_symlink(&self) -> bool {
+        self.source.raw_os_error() == Some(libc::ELOOP)
+    }
+
+    /// The component does not exist.
+    pub fn is_missing(&self) -> bool {
+        self.source.raw_os_error() == Some(libc::ENOENT)
+    }
+
+    fn reason(&self) -> String {
+        match self.source.raw_os_error() {
+            Some(libc::ELOOP) => "is a symbolic link, which is never followed".into(),
+            Some(libc::ENOTDIR) => "is not a directory".into(),
+            Some(libc::ENOENT) => "does not exist".into(),
+            _ => self.source.to_string(),
+        }
+    }
+}
+
+/// Opens the directory `name` in `dir` (or the path `name` when `dir` is `None`), without
+/// following a symlink in its last component unless `follow`.
+fn open_dir(dir: Option<&OwnedFd>, name: &Path, follow: bool) -> nix::Result<OwnedFd> {
+    use nix::fcntl::OFlag;
+    let mut flags = OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_RDONLY;
+    if !follow {
+        flags |= OFlag::O_NOFOLLOW;
+    }
+    let raw = nix::fcntl::openat(
+        dir.map(|d| d.as_fd().as_raw_fd()),
+        name,
+        flags,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    // SAFETY: `openat` just returned this descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// Whether `name` in `dir` is a symbolic link (the reason an `O_NOFOLLOW` open failed).
+fn is_symlink_at(dir: &OwnedFd, name: &OsStr) -> bool {
+    nix::sys::stat::fstatat(
+        Some(dir.as_raw_fd()),
+        name,
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFLNK)
+    .unwrap_or(false)
+}
+
+/// Walks `rel` (plain components only) from the directory `base`, one component at a time with
+/// `openat(O_DIRECTORY|O_NOFOLLOW)`, creating missing ones with `mkdirat` when `missing` says
+/// so. `base` itself is trusted and may be reached through symlinks; a symlink at or below
+/// it is an error (`ELOOP`) naming the component, so nothing is ever created through one.
+pub fn walk_beneath(base: &Path, rel: &Path, missing: Missing) -> Result<(), WalkError> {
+    let mut dir = open_dir(None, base, true).map_err(|e| WalkError::new(base.into(), e))?;
+    let mut here = base.to_path_buf();
+    for component in rel.components() {
+        let name = match component {
+            Component::Normal(name) => name,
+            Component::CurDir => continue,
+            other => {
+                return Err(WalkError::new(
+                    here.join(other.as_os_str()),
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "only plain path components are allowed here",
+                    ),
+                ))
+            }
+        };
+        here.push(name);
+        let next = match open_dir(Some(&dir), Path::new(name), false) {
+            Ok(fd) => fd,
+            Err(nix::errno::Errno::ENOENT) if missing == Missing::Stop => return Ok(()),
+            Err(nix::errno::Errno::ENOENT) if missing == Missing::Create => {
+                match nix::sys::stat::mkdirat(
+                    Some(dir.as_raw_fd()),
+                    name,
+                    nix::sys::stat::Mode::from_bits_truncate(0o755),
+                ) {
+                    Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+                    Err(e) => return Err(WalkError::new(here, e)),
+                }
+                open_dir(Some(&dir), Path::new(name), false)
+                    .map_err(|e| walk_failure(&dir, name, here.clone(), e))?
+            }
+            Err(e) => return Err(walk_failure(&dir, name, here, e)),
+        };
+        dir = next;
+    }
+    Ok(())
+}
+
+fn walk_failure(dir: &OwnedFd, name: &OsStr, path: PathBuf, e: nix::errno::Errno) -> WalkError {
+    // Linux answers ELOOP or ENOTDIR for a symlink opened with O_DIRECTORY|O_NOFOLLOW; tell a
+    // symlink from a plain file by looking at it.
+    if matches!(e, nix::errno::Errno::ELOOP | nix::errno::Errno::ENOTDIR)
+        && is_symlink_at(dir, name)
+    {
+        return WalkError::new(path, io::Error::from_raw_os_error(libc::ELOOP));
+    }
+    WalkError::new(path, e)
 }
 
 /// The real kernel.
@@ -196,6 +340,25 @@ impl Host for RealHost {
         }
         Ok(())
     }
+
+    fn mkdir_beneath(&self, base: &Path, rel: &Path) -> Result<(), WalkError> {
+        walk_beneath(base, rel, Missing::Create)
+    }
+
+    fn lchown(&self, path: &Path, uid: u32, gid: u32) -> io::Result<()> {
+        nix::unistd::fchownat(
+            None,
+            path,
+            Some(nix::unistd::Uid::from_raw(uid)),
+            Some(nix::unistd::Gid::from_raw(gid)),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(io::Error::from)
+    }
+
+    fn unshare_mount_namespace(&self) -> io::Result<()> {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(io::Error::from)
+    }
 }
 
 /// Records the file name in the loop device's status, as `losetup` shows it. Best effort.
@@ -237,6 +400,16 @@ pub enum HostCall {
         fstype: String,
         image: PathBuf,
     },
+    MkdirBeneath {
+        base: PathBuf,
+        rel: PathBuf,
+    },
+    Lchown {
+        path: PathBuf,
+        uid: u32,
+        gid: u32,
+    },
+    UnshareMountNamespace,
 }
 
 #[derive(Debug, Default)]
@@ -250,6 +423,10 @@ struct Recorded {
 
 /// A fake host for unit tests: records every changing call, keeps an in-memory mount table and
 /// loop list, and fails the N-th changing call (counted from 1) with `EIO` when asked.
+///
+/// `mkdir_beneath` is the one call it also carries out for real: creating directories needs no
+/// privilege, and the symlink refusals are only worth testing against a real file system (the
+/// tests plant real symlinks in temp dirs).
 #[derive(Debug, Default)]
 pub struct RecordingHost {
     state: Mutex<Recorded>,
@@ -360,5 +537,96 @@ impl Host for RecordingHost {
             image: image.to_path_buf(),
         })?);
         Ok(())
+    }
+
+    fn mkdir_beneath(&self, base: &Path, rel: &Path) -> Result<(), WalkError> {
+        drop(
+            self.record(HostCall::MkdirBeneath {
+                base: base.to_path_buf(),
+                rel: rel.to_path_buf(),
+            })
+            .map_err(|e| WalkError::new(base.join(rel), e))?,
+        );
+        walk_beneath(base, rel, Missing::Create)
+    }
+
+    fn lchown(&self, path: &Path, uid: u32, gid: u32) -> io::Result<()> {
+        drop(self.record(HostCall::Lchown {
+            path: path.to_path_buf(),
+            uid,
+            gid,
+        })?);
+        Ok(())
+    }
+
+    fn unshare_mount_namespace(&self) -> io::Result<()> {
+        drop(self.record(HostCall::UnshareMountNamespace)?);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn walk_creates_missing_directories() {
+        let tmp = tempfile::tempdir().unwrap();
+        walk_beneath(tmp.path(), Path::new("a/b/c"), Missing::Create).unwrap();
+        assert!(tmp.path().join("a/b/c").is_dir());
+        // Existing ones are fine.
+        walk_beneath(tmp.path(), Path::new("a/b"), Missing::Refuse).unwrap();
+    }
+
+    #[test]
+    fn walk_refuses_symlinks_anywhere_and_creates_nothing_through_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), tmp.path().join("data")).unwrap();
+        for rel in ["data", "data/x", "data/x/y"] {
+            let err = walk_beneath(tmp.path(), Path::new(rel), Missing::Create).unwrap_err();
+            assert!(err.is_symlink(), "{rel}: {err}");
+            assert_eq!(err.path, tmp.path().join("data"));
+            assert!(err.to_string().contains("symbolic link"), "{err}");
+        }
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+        // A symlink to a file is refused as a symlink too.
+        std::fs::write(outside.path().join("f"), b"").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("f"), tmp.path().join("f")).unwrap();
+        let err = walk_beneath(tmp.path(), Path::new("f"), Missing::Create).unwrap_err();
+        assert!(err.is_symlink(), "{err}");
+    }
+
+    #[test]
+    fn walk_modes_for_missing_components() {
+        let tmp = tempfile::tempdir().unwrap();
+        let err = walk_beneath(tmp.path(), Path::new("a/b"), Missing::Refuse).unwrap_err();
+        assert!(err.is_missing());
+        assert_eq!(err.path, tmp.path().join("a"));
+        walk_beneath(tmp.path(), Path::new("a/b"), Missing::Stop).unwrap();
+        assert!(!tmp.path().join("a").exists());
+    }
+
+    #[test]
+    fn walk_refuses_files_and_dotdot() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("file"), b"").unwrap();
+        let err = walk_beneath(tmp.path(), Path::new("file/x"), Missing::Create).unwrap_err();
+        assert!(!err.is_symlink());
+        assert!(err.to_string().contains("not a directory"), "{err}");
+        let err = walk_beneath(tmp.path(), Path::new("../x"), Missing::Create).unwrap_err();
+        assert_eq!(err.source.kind(), io::ErrorKind::InvalidInput);
+        let err = walk_beneath(tmp.path(), Path::new("/etc"), Missing::Create).unwrap_err();
+        assert_eq!(err.source.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn recording_host_fails_the_nth_call() {
+        let host = RecordingHost::new();
+        host.fail_call(2);
+        host.mount(None, Path::new("/a"), None, MsFlags::MS_BIND, None)
+            .unwrap();
+        assert!(host.lchown(Path::new("/a"), 1, 1).is_err());
+        assert_eq!(host.mounted(), vec![PathBuf::from("/a")]);
     }
 }
