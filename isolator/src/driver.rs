@@ -1,6 +1,7 @@
 //! The volume-driver interface: one trait served by Docker plugins (`PluginClient`) and by the
 //! embedded `local` driver (`LocalDriver`), and the resolver that picks one for a name.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -67,10 +68,14 @@ pub trait VolumeDriver: Send + Sync {
 }
 
 /// Builds the driver for a name: `local` is served in-process, every other name is a plugin.
+///
+/// A host embedding the library (or a test) can register its own driver for a name with
+/// [`DriverResolver::with_driver`]; a registered driver wins over `local` and over discovery.
 #[derive(Clone)]
 pub struct DriverResolver {
     settings: Settings,
     host: Arc<dyn Host>,
+    overrides: BTreeMap<DriverName, Arc<dyn VolumeDriver>>,
 }
 
 impl DriverResolver {
@@ -80,7 +85,17 @@ impl DriverResolver {
 
     /// With an injected host (a recording fake in tests).
     pub fn with_host(settings: Settings, host: Arc<dyn Host>) -> Self {
-        Self { settings, host }
+        Self {
+            settings,
+            host,
+            overrides: BTreeMap::new(),
+        }
+    }
+
+    /// Serves `driver.name()` with `driver` instead of `local` or a discovered plugin.
+    pub fn with_driver(mut self, driver: Arc<dyn VolumeDriver>) -> Self {
+        self.overrides.insert(driver.name().clone(), driver);
+        self
     }
 
     pub fn settings(&self) -> &Settings {
@@ -88,7 +103,9 @@ impl DriverResolver {
     }
 
     pub fn resolve(&self, name: &DriverName) -> Result<Arc<dyn VolumeDriver>, DriverError> {
-        if name.is_local() {
+        if let Some(driver) = self.overrides.get(name) {
+            Ok(driver.clone())
+        } else if name.is_local() {
             Ok(Arc::new(LocalDriver::new(
                 self.settings.local_root.clone(),
                 self.host.clone(),
