@@ -13,9 +13,12 @@
 //! - [`sys`], [`mountinfo`]: host calls behind a trait, and the mount table.
 
 pub mod config;
+pub mod container_id;
 pub mod discovery;
 pub mod driver;
+pub mod holder;
 pub mod http;
+pub mod ledger;
 pub mod local;
 pub mod mountinfo;
 pub mod names;
@@ -25,6 +28,7 @@ pub mod plugin;
 pub mod sys;
 
 pub use config::{ClientConfig, Settings, Timeouts};
+pub use container_id::{ContainerId, ContainerIdError};
 pub use driver::{DriverError, DriverResolver, Scope, VolumeDriver, VolumeInfo};
 pub use names::{DriverName, NameError, VolumeName};
 pub use opts::{OptsError, VolumeOpts};

@@ -1,0 +1,543 @@
+//! The ledger: the isolator's durable record of which containers hold which volumes, and of
+//! every driver mount it made, so a crash at any point can be recovered without leaking a
+//! mount, losing a reference, or unmounting under a live task (SPEC §5).
+//!
+//! # Layout
+//!
+//! ```text
+//! <checkpoint dir>/                    0700, default /var/run/mesos/isolators/dvdi (tmpfs)
+//!   containers/<stem>.json             one ContainerRecord per container
+//!   volumes/<driver>/<stem>.json       one VolumeRecord per volume with a mount or a failed unmount
+//!   locks/ledger.lock                  shared by every operation, exclusive for recover
+//!   locks/containers/<stem>.lock       flock files, never deleted
+//!   locks/volumes/<driver>/<stem>.lock
+//! ```
+//!
+//! `<stem>` is the container id or volume name encoded reversibly ([`encode`]): plain
+//! `[A-Za-z0-9_.-]`, `%XX` for any other byte, a hash form for names too long for a file name.
+//! The record holds the full id/name, and a reader checks it encodes to the file's name.
+//!
+//! # Records
+//!
+//! A **container record** (`format`, `container_id`, `state` preparing → prepared → cleaning,
+//! its volume uses: driver, name, container path, bind target, read-only, and once mounted the
+//! mount id and mount point it joined; optionally the `holder` process of a `dvdcli exec`).
+//!
+//! A **volume record** (`format`, `driver`, `name`, the current `mount` {id, state
+//! mounting/mounted/unmounting, mount point}, the `holders` set, and `failed_unmounts` {mount
+//! id, last error, attempts} waiting for a retry). A volume is mounted once however many
+//! containers share it: one driver Mount, one Unmount with the same id after the last holder.
+//!
+//! # Reference counts are derived
+//!
+//! A container holds a volume when its record lists the volume and is not `cleaning`. The
+//! `holders` set in the volume record is a cache of exactly that, kept under the volume lock by
+//! `prepare`/`cleanup` and rebuilt from the container records by `recover`; there is no
+//! counter that could drift. Over-counting is the only possible error after a crash (a
+//! container whose intent names a volume it never reached), and it only delays an unmount until
+//! that container's cleanup — the safe direction.
+//!
+//! # Write order
+//!
+//! 1. prepare: container record (`preparing`) before any driver call; then per volume, under
+//!    its lock, the volume record with the new mount id in state `mounting` *before* Mount, and
+//!    `mounted` after; finally the container record `prepared`.
+//! 2. cleanup: container record `cleaning` first (the references are gone, durably); then per
+//!    volume the holder is removed, and if it was the last one: `unmounting` before Unmount,
+//!    then the record is deleted, or, when Unmount fails, the mount moves to `failed_unmounts`
+//!    with zero holders (never pinned, MESOS-10126); finally the container record is deleted.
+//!
+//! Every write is atomic and durable ([`durable`]). A record that cannot be read (missing,
+//! empty, truncated, corrupt, foreign format) is moved aside as `<file>.corrupt` by `recover`
+//! and handled conservatively; it never aborts recovery.
+
+pub mod durable;
+pub mod encode;
+pub mod locks;
+pub mod records;
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::container_id::ContainerId;
+use crate::names::{DriverName, VolumeName};
+pub use locks::{KeyGuard, LedgerGuard, LockTable};
+pub use records::{
+    ContainerRecord, ContainerState, FailedUnmount, MountRecord, MountState, VolumeKey,
+    VolumeRecord, VolumeState, VolumeUse, FORMAT,
+};
+
+/// A ledger operation that failed; names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("checkpoint {}: {source}", .path.display())]
+    Io { path: PathBuf, source: io::Error },
+    #[error("checkpoint record {} is unreadable: {reason}", .path.display())]
+    Corrupt { path: PathBuf, reason: String },
+}
+
+impl LedgerError {
+    fn io(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
+        let path = path.into();
+        move |source| LedgerError::Io { path, source }
+    }
+}
+
+/// One record file found by a listing: its stem and what reading it gave.
+#[derive(Debug)]
+pub struct Listed<T> {
+    pub path: PathBuf,
+    pub stem: String,
+    pub record: Result<T, LedgerError>,
+}
+
+/// A volume record file found by a listing, with the key its file name gives (when the name is
+/// in plain form).
+#[derive(Debug)]
+pub struct ListedVolume {
+    pub driver: DriverName,
+    pub name: Option<VolumeName>,
+    pub entry: Listed<VolumeRecord>,
+}
+
+const JSON: &str = ".json";
+
+/// The checkpoint directory and its locks.
+#[derive(Debug)]
+pub struct Ledger {
+    root: PathBuf,
+    locks: LockTable,
+}
+
+fn mkdir_private(path: &Path) -> Result<(), LedgerError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(LedgerError::io(path))
+}
+
+impl Ledger {
+    /// Opens (creating, mode 0700) the checkpoint directory at `root`.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, LedgerError> {
+        let root = root.into();
+        mkdir_private(&root)?;
+        // It holds which volumes are mounted where: not for other users' eyes.
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o700))
+            .map_err(LedgerError::io(&root))?;
+        for sub in ["containers", "volumes", "locks"] {
+            mkdir_private(&root.join(sub))?;
+        }
+        Ok(Self {
+            root,
+            locks: LockTable::default(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn containers_dir(&self) -> PathBuf {
+        self.root.join("containers")
+    }
+
+    fn volumes_dir(&self, driver: &DriverName) -> PathBuf {
+        self.root.join("volumes").join(driver.as_str())
+    }
+
+    /// The record file of container `id`.
+    pub fn container_path(&self, id: &ContainerId) -> PathBuf {
+        self.containers_dir()
+            .join(format!("{}{JSON}", encode::encode(id.as_str())))
+    }
+
+    /// The record file of volume `key`.
+    pub fn volume_path(&self, key: &VolumeKey) -> PathBuf {
+        self.volumes_dir(&key.driver)
+            .join(format!("{}{JSON}", encode::encode(key.name.as_str())))
+    }
+
+    // ---- locks ----
+
+    /// Every operation but `recover` holds this (shared).
+    pub fn lock_shared(&self) -> Result<LedgerGuard<'_>, LedgerError> {
+        let path = self.root.join("locks/ledger.lock");
+        self.locks.shared(&path).map_err(LedgerError::io(path))
+    }
+
+    /// `recover` holds this (exclusive).
+    pub fn lock_exclusive(&self) -> Result<LedgerGuard<'_>, LedgerError> {
+        let path = self.root.join("locks/ledger.lock");
+        self.locks.exclusive(&path).map_err(LedgerError::io(path))
+    }
+
+    pub fn lock_container(&self, id: &ContainerId) -> Result<KeyGuard<'_>, LedgerError> {
+        let path = self
+            .root
+            .join("locks/containers")
+            .join(format!("{}.lock", encode::encode(id.as_str())));
+        self.locks.key(path.clone()).map_err(LedgerError::io(path))
+    }
+
+    pub fn lock_volume(&self, key: &VolumeKey) -> Result<KeyGuard<'_>, LedgerError> {
+        let path = self
+            .root
+            .join("locks/volumes")
+            .join(key.driver.as_str())
+            .join(format!("{}.lock", encode::encode(key.name.as_str())));
+        self.locks.key(path.clone()).map_err(LedgerError::io(path))
+    }
+
+    // ---- container records ----
+
+    /// `Ok(None)` when there is no record; `Err(Corrupt)` when it cannot be read.
+    pub fn read_container(&self, id: &ContainerId) -> Result<Option<ContainerRecord>, LedgerError> {
+        let path = self.container_path(id);
+        let Some(record) = read_record::<ContainerRecord>(&path)? else {
+            return Ok(None);
+        };
+        check_container(&path, record).map(Some)
+    }
+
+    pub fn write_container(&self, record: &ContainerRecord) -> Result<(), LedgerError> {
+        write_record(&self.container_path(&record.container_id), record)
+    }
+
+    pub fn remove_container(&self, id: &ContainerId) -> Result<(), LedgerError> {
+        remove_record(&self.container_path(id))
+    }
+
+    /// Every container record file, read.
+    pub fn list_containers(&self) -> Result<Vec<Listed<ContainerRecord>>, LedgerError> {
+        let dir = self.containers_dir();
+        Ok(list_stems(&dir)?
+            .into_iter()
+            .map(|stem| {
+                let path = dir.join(format!("{stem}{JSON}"));
+                let record = read_record::<ContainerRecord>(&path).and_then(|r| match r {
+                    Some(r) => check_container(&path, r),
+                    None => Err(LedgerError::Corrupt {
+                        path: path.clone(),
+                        reason: "vanished while listed".into(),
+                    }),
+                });
+                Listed { path, stem, record }
+            })
+            .collect())
+    }
+
+    // ---- volume records ----
+
+    pub fn read_volume(&self, key: &VolumeKey) -> Result<Option<VolumeRecord>, LedgerError> {
+        let path = self.volume_path(key);
+        let Some(record) = read_record::<VolumeRecord>(&path)? else {
+            return Ok(None);
+        };
+        check_volume(&path, record).map(Some)
+    }
+
+    /// Writes `record`, or deletes the file when the record is idle.
+    pub fn write_volume(&self, record: &VolumeRecord) -> Result<(), LedgerError> {
+        let path = self.volume_path(&record.key());
+        if record.is_idle() {
+            return remove_record(&path);
+        }
+        mkdir_private(&self.volumes_dir(&record.driver))?;
+        write_record(&path, record)
+    }
+
+    /// Every volume record file, read.
+    pub fn list_volumes(&self) -> Result<Vec<ListedVolume>, LedgerError> {
+        let top = self.root.join("volumes");
+        let mut out = Vec::new();
+        let entries = fs::read_dir(&top).map_err(LedgerError::io(&top))?;
+        let mut drivers = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(LedgerError::io(&top))?;
+            let name = entry.file_name();
+            // A directory that is not a valid driver name is not ours: skip it.
+            if let Some(driver) = name.to_str().and_then(|n| DriverName::new(n).ok()) {
+                if entry.path().is_dir() {
+                    drivers.push(driver);
+                }
+            }
+        }
+        drivers.sort();
+        for driver in drivers {
+            let dir = self.volumes_dir(&driver);
+            for stem in list_stems(&dir)? {
+                let path = dir.join(format!("{stem}{JSON}"));
+                let name = encode::decode(&stem).and_then(|n| VolumeName::new(&n).ok());
+                let record = read_record::<VolumeRecord>(&path).and_then(|r| match r {
+                    Some(r) if r.driver != driver => Err(LedgerError::Corrupt {
+                        path: path.clone(),
+                        reason: format!("it names driver {}, not {driver}", r.driver),
+                    }),
+                    Some(r) => check_volume(&path, r),
+                    None => Err(LedgerError::Corrupt {
+                        path: path.clone(),
+                        reason: "vanished while listed".into(),
+                    }),
+                });
+                out.push(ListedVolume {
+                    driver: driver.clone(),
+                    name,
+                    entry: Listed { path, stem, record },
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    // ---- repair ----
+
+    /// Moves an unreadable record aside (`<file>.corrupt`), so it is kept for the operator and
+    /// no longer read. Returns the new path.
+    pub fn move_aside(&self, path: &Path) -> Result<PathBuf, LedgerError> {
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str()))
+        else {
+            return Err(LedgerError::Io {
+                path: path.into(),
+                source: io::Error::new(io::ErrorKind::InvalidInput, "not a record path"),
+            });
+        };
+        let aside = format!("{name}.corrupt");
+        durable::rename_durable(dir, name, &aside).map_err(LedgerError::io(path))?;
+        Ok(dir.join(aside))
+    }
+
+    /// Removes temp files a crash left behind (they never became records).
+    pub fn remove_stale_temp_files(&self) -> Result<usize, LedgerError> {
+        let mut dirs = vec![self.containers_dir()];
+        let top = self.root.join("volumes");
+        for entry in fs::read_dir(&top).map_err(LedgerError::io(&top))? {
+            let entry = entry.map_err(LedgerError::io(&top))?;
+            if entry.path().is_dir() {
+                dirs.push(entry.path());
+            }
+        }
+        let mut removed = 0;
+        for dir in dirs {
+            for entry in fs::read_dir(&dir).map_err(LedgerError::io(&dir))? {
+                let entry = entry.map_err(LedgerError::io(&dir))?;
+                if entry
+                    .file_name()
+                    .to_str()
+                    .is_some_and(|n| n.starts_with(durable::TEMP_PREFIX))
+                {
+                    fs::remove_file(entry.path()).map_err(LedgerError::io(entry.path()))?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// Stems of the `*.json` files in `dir` (temp files and moved-aside records excluded), sorted.
+fn list_stems(dir: &Path) -> Result<Vec<String>, LedgerError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(LedgerError::Io {
+                path: dir.into(),
+                source: e,
+            })
+        }
+    };
+    let mut stems = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(LedgerError::io(dir))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with('.') {
+            continue;
+        }
+        if let Some(stem) = name.strip_suffix(JSON) {
+            stems.push(stem.to_owned());
+        }
+    }
+    stems.sort();
+    Ok(stems)
+}
+
+fn read_record<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, LedgerError> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(LedgerError::Io {
+                path: path.into(),
+                source: e,
+            })
+        }
+    };
+    let corrupt = |reason: String| LedgerError::Corrupt {
+        path: path.into(),
+        reason,
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(corrupt("the file is empty".into()));
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("not JSON ({e})")))?;
+    match value.get("format").and_then(serde_json::Value::as_u64) {
+        Some(v) if v == u64::from(FORMAT) => {}
+        Some(v) => {
+            return Err(corrupt(format!(
+                "record format {v}, this build reads format {FORMAT}"
+            )))
+        }
+        None => return Err(corrupt("no record format".into())),
+    }
+    serde_json::from_value(value)
+        .map(Some)
+        .map_err(|e| corrupt(e.to_string()))
+}
+
+fn write_record<T: Serialize>(path: &Path, record: &T) -> Result<(), LedgerError> {
+    let mut bytes = serde_json::to_vec_pretty(record).map_err(|e| LedgerError::Io {
+        path: path.into(),
+        source: io::Error::other(e),
+    })?;
+    bytes.push(b'\n');
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return Err(LedgerError::Io {
+            path: path.into(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, "not a record path"),
+        });
+    };
+    durable::write_atomic(dir, name, &bytes).map_err(LedgerError::io(path))
+}
+
+fn remove_record(path: &Path) -> Result<(), LedgerError> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return Ok(());
+    };
+    durable::remove_durable(dir, name).map_err(LedgerError::io(path))
+}
+
+/// The file must be the one its content names (also catches hash-form collisions).
+fn check_stem(path: &Path, name: &str) -> Result<(), LedgerError> {
+    let expected = format!("{}{JSON}", encode::encode(name));
+    if path.file_name().and_then(|n| n.to_str()) == Some(expected.as_str()) {
+        Ok(())
+    } else {
+        Err(LedgerError::Corrupt {
+            path: path.into(),
+            reason: format!("it names {name:?}, which belongs in {expected}"),
+        })
+    }
+}
+
+fn check_container(path: &Path, record: ContainerRecord) -> Result<ContainerRecord, LedgerError> {
+    check_stem(path, record.container_id.as_str())?;
+    Ok(record)
+}
+
+fn check_volume(path: &Path, record: VolumeRecord) -> Result<VolumeRecord, LedgerError> {
+    check_stem(path, record.name.as_str())?;
+    Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(driver: &str, name: &str) -> VolumeKey {
+        VolumeKey::new(
+            DriverName::new(driver).unwrap(),
+            VolumeName::new(name).unwrap(),
+        )
+    }
+
+    fn cid(id: &str) -> ContainerId {
+        ContainerId::new(id).unwrap()
+    }
+
+    #[test]
+    fn open_makes_a_private_tree() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("ck");
+        let ledger = Ledger::open(&root).unwrap();
+        let mode = fs::metadata(&root).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        assert!(ledger.list_containers().unwrap().is_empty());
+        assert!(ledger.list_volumes().unwrap().is_empty());
+    }
+
+    #[test]
+    fn records_round_trip_and_idle_volume_records_vanish() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(tmp.path()).unwrap();
+        let k = key("rexray", "My Volume");
+        let mut vol = VolumeRecord::new(&k);
+        vol.mount = Some(MountRecord {
+            id: "m1".into(),
+            state: MountState::Mounted,
+            mountpoint: Some("/mnt/x".into()),
+        });
+        vol.holders.insert(cid("c1"));
+        ledger.write_volume(&vol).unwrap();
+        assert!(ledger
+            .volume_path(&k)
+            .ends_with("volumes/rexray/My%20Volume.json"));
+        assert_eq!(ledger.read_volume(&k).unwrap(), Some(vol.clone()));
+        let listed = ledger.list_volumes().unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].name.as_ref(), Some(&k.name));
+        assert_eq!(listed[0].entry.record.as_ref().unwrap(), &vol);
+
+        vol.mount = None;
+        vol.holders.clear();
+        ledger.write_volume(&vol).unwrap();
+        assert_eq!(ledger.read_volume(&k).unwrap(), None);
+
+        let rec = ContainerRecord::new(cid("c1"), vec![], None);
+        ledger.write_container(&rec).unwrap();
+        assert_eq!(ledger.read_container(&cid("c1")).unwrap(), Some(rec));
+        ledger.remove_container(&cid("c1")).unwrap();
+        assert_eq!(ledger.read_container(&cid("c1")).unwrap(), None);
+    }
+
+    #[test]
+    fn unreadable_records_are_reported_as_corrupt_with_a_reason() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(tmp.path()).unwrap();
+        let id = cid("c1");
+        let path = ledger.container_path(&id);
+        let good = serde_json::to_string(&ContainerRecord::new(id.clone(), vec![], None)).unwrap();
+        for (content, reason) in [
+            ("", "empty"),
+            ("  \n", "empty"),
+            (&good[..good.len() / 2], "not JSON"),
+            ("{\"format\":2}", "format 2"),
+            ("{\"x\":1}", "no record format"),
+            (&good.replace("c1", "c2"), "belongs in"),
+        ] {
+            fs::write(&path, content).unwrap();
+            let err = ledger.read_container(&id).unwrap_err().to_string();
+            assert!(err.contains(reason), "{content:?}: {err}");
+            assert!(err.contains("c1.json"), "{err}");
+        }
+        let aside = ledger.move_aside(&path).unwrap();
+        assert!(aside.ends_with("c1.json.corrupt"));
+        assert!(ledger.list_containers().unwrap().is_empty());
+    }
+
+    #[test]
+    fn stale_temp_files_are_skipped_and_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(tmp.path()).unwrap();
+        fs::write(tmp.path().join("containers/.tmp-1-0"), "{").unwrap();
+        assert!(ledger.list_containers().unwrap().is_empty());
+        assert_eq!(ledger.remove_stale_temp_files().unwrap(), 1);
+    }
+}
