@@ -40,11 +40,6 @@ impl ContainerPath {
         if path.chars().any(char::is_control) {
             return Err(bad("it contains a control character (NUL, newline, ...)"));
         }
-        // Trimming would silently change the path, and a leading space would turn `/data` into
-        // a relative path: refuse rather than guess.
-        if path.trim() != path {
-            return Err(bad("it starts or ends with whitespace"));
-        }
         let absolute = path.starts_with('/');
         let mut parts = Vec::new();
         for part in path.split('/') {
@@ -62,11 +57,18 @@ impl ContainerPath {
             }));
         }
         let joined = parts.join("/");
-        Ok(Self(if absolute {
+        let normal = if absolute {
             format!("/{joined}")
         } else {
             joined
-        }))
+        };
+        // Trimming would silently change the path, and a leading space would turn `/data` into
+        // a relative path: refuse rather than guess. Checked after normalisation, so that
+        // `"a /"` (which would become `"a "`) is refused too and `new` accepts its own output.
+        if normal.trim() != normal {
+            return Err(bad("it starts or ends with whitespace"));
+        }
+        Ok(Self(normal))
     }
 
     pub fn as_str(&self) -> &str {
@@ -144,6 +146,8 @@ mod tests {
             ("a\nb", "control"),
             (" /data", "whitespace"),
             ("/data ", "whitespace"),
+            ("= /", "whitespace"),
+            ("data /./", "whitespace"),
         ] {
             let err = ContainerPath::new(bad).unwrap_err();
             let text = err.to_string();
