@@ -468,6 +468,10 @@ fn dvdcli_mount_after_remove() {
     );
     assert_eq!(ok(&run(&["remove", d, "--volumename=gone"]), "remove"), "");
 
+    // Unmounting a removed volume fails (dvdcli's Get finds nothing), though buttervolume's
+    // own Unmount would answer success.
+    let err = fails(&run(&["unmount", d, "--volumename=gone"]), "unmount removed");
+    assert!(!err.is_empty(), "unmount removed: no error text");
     // With explicit create (both spellings), a removed volume is not brought back.
     for flag in [
         "--explicitcreate",
