@@ -470,7 +470,10 @@ fn dvdcli_mount_after_remove() {
 
     // Unmounting a removed volume fails (dvdcli's Get finds nothing), though buttervolume's
     // own Unmount would answer success.
-    let err = fails(&run(&["unmount", d, "--volumename=gone"]), "unmount removed");
+    let err = fails(
+        &run(&["unmount", d, "--volumename=gone"]),
+        "unmount removed",
+    );
     assert!(!err.is_empty(), "unmount removed: no error text");
     // With explicit create (both spellings), a removed volume is not brought back.
     for flag in [
