@@ -1,5 +1,7 @@
-//! Test-only helpers for dvdi-rs: root checks and binary locators for black-box tests
-//! ([`env`]), and the few host calls they need ([`sys`]).
+//! Test-only helpers for dvdi-rs: a Docker volume plugin server with fault injection
+//! ([`plugin`]), root checks and binary locators for black-box tests ([`env`]), and the few
+//! host calls they need ([`sys`]).
 
 pub mod env;
+pub mod plugin;
 pub mod sys;

@@ -2,11 +2,28 @@
 //! call on values we own.
 
 use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixListener;
 
 /// The effective user id of this process.
 pub fn effective_uid() -> u32 {
     // SAFETY: geteuid takes no arguments, cannot fail and touches no memory of ours.
     unsafe { libc::geteuid() }
+}
+
+/// Wakes a thread blocked in `accept` on `listener`: after this, `accept` fails at once.
+///
+/// Used by the plugin server's shutdown, so it does not depend on the socket path still
+/// existing (a test may have removed it to simulate a vanished plugin).
+pub(crate) fn shut_down_listener(listener: &UnixListener) -> io::Result<()> {
+    // SAFETY: the descriptor is owned by `listener`, which outlives this call; shutdown
+    // changes the socket's state only and does not close or invalidate the descriptor.
+    let rc = unsafe { libc::shutdown(listener.as_raw_fd(), libc::SHUT_RDWR) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// SIGTERM and SIGINT, blocked in the calling thread (and in every thread it spawns later)
