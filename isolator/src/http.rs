@@ -151,8 +151,8 @@ fn connect(addr: &PluginAddr, limits: &Limits) -> Result<Stream, HttpError> {
         let timeout = remaining(limits.deadline)?;
         match connect_once(addr, timeout) {
             Ok(s) => return Ok(s),
-            Err(e) if is_retryable(&e) && Instant::now() + backoff < until => {
-                std::thread::sleep(backoff);
+            Err(e) if is_retryable(&e) && Instant::now() < until => {
+                std::thread::sleep(backoff.min(until.saturating_duration_since(Instant::now())));
                 backoff = (backoff * 2).min(Duration::from_millis(500));
             }
             Err(e) if is_timeout(&e) => return Err(HttpError::Timeout),

@@ -5,6 +5,7 @@
 //! launch info, and backwards for teardown.
 //!
 //! - [`names`], [`opts`]: validated driver/volume names and option lists.
+//! - [`grammar`]: the `DVDI_VOLUME_*` environment grammar → volume requests.
 //! - [`config`]: settings and deadlines.
 //! - [`discovery`], [`http`], [`plugin`]: finding and calling Docker volume plugins.
 //! - [`local`]: the embedded `local` driver.
@@ -16,6 +17,7 @@ pub mod config;
 pub mod container_id;
 pub mod discovery;
 pub mod driver;
+pub mod grammar;
 pub mod holder;
 pub mod http;
 pub mod ledger;

@@ -1,0 +1,98 @@
+/*
+ * dvdi.h -- the C ABI of dvdi-rs (libdvdi_ffi.so).
+ *
+ * A Mesos isolator module (packaging/mesos-module) loads this library and forwards the
+ * isolator calls to it. Container data crosses as JSON in Mesos' own protobuf-JSON mapping
+ * (stout's JSON::protobuf() produces it, protobuf::parse<T>() reads it back), so the module
+ * stays small and independent of the Mesos version.
+ *
+ * Rules of every function:
+ *  - it never crashes its host: NULL arguments, invalid UTF-8, malformed JSON and internal
+ *    panics all come back as a status code;
+ *  - out-parameters are written only when the function returns DVDI_OK; on failure, `*err`
+ *    (when `err` is not NULL) receives a message that the caller frees with dvdi_string_free;
+ *  - strings returned by the library are NUL-terminated UTF-8 and freed with dvdi_string_free;
+ *  - a handle may be used from many threads at once; calls may block (they make plugin calls
+ *    with deadlines), so a host must not call them on a thread that must stay responsive.
+ */
+#ifndef DVDI_H
+#define DVDI_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bumped whenever a signature or a JSON shape below changes incompatibly. */
+#define DVDI_ABI_VERSION 1
+
+typedef enum dvdi_status {
+    DVDI_OK = 0,
+    DVDI_ERR_NULL_ARGUMENT = 1,   /* a required pointer argument was NULL */
+    DVDI_ERR_INVALID_UTF8 = 2,    /* a string argument was not UTF-8 */
+    DVDI_ERR_INVALID_JSON = 3,    /* a JSON argument did not parse or had the wrong shape */
+    DVDI_ERR_CONFIG = 4,          /* bad configuration (unknown key, bad value) */
+    DVDI_ERR_INVALID_INPUT = 5,   /* the container's DVDI_VOLUME_* variables or paths were refused */
+    DVDI_ERR_VOLUME = 6,          /* a driver or plugin call failed (mount, unmount, ...) */
+    DVDI_ERR_STATE = 7,           /* the checkpoint could not be read or written */
+    DVDI_ERR_PANIC = 8            /* a bug inside the library, caught at the boundary */
+} dvdi_status;
+
+typedef enum dvdi_log_level {
+    DVDI_LOG_ERROR = 0,
+    DVDI_LOG_WARNING = 1,
+    DVDI_LOG_INFO = 2,
+    DVDI_LOG_DEBUG = 3
+} dvdi_log_level;
+
+/* Opaque isolator handle. */
+typedef struct dvdi_isolator dvdi_isolator;
+
+/* Receives the library's log records; `message` is valid only during the call. */
+typedef void (*dvdi_log_fn)(void *context, dvdi_log_level level, const char *message);
+
+/* DVDI_ABI_VERSION of the library actually loaded. */
+uint32_t dvdi_abi_version(void);
+
+/* Installs (or, with fn == NULL, removes) the process-wide log callback. Without one, records
+ * go to stderr. The callback may be called from any thread. */
+void dvdi_set_logger(dvdi_log_fn fn, void *context);
+
+/* Creates an isolator from a JSON object of settings, all optional, values as strings or as
+ * their JSON types: checkpoint_dir, default_driver, plugin_dirs (colon-separated or array),
+ * timeout, connect_timeout, create_timeout, mount_timeout, other_timeout (seconds),
+ * local_root, allowed_drivers (comma-separated or array), chown_volume_root (bool),
+ * work_dir (accepted for mesos-module-dvdi compatibility and ignored). Unknown keys are an
+ * error that names them. */
+dvdi_status dvdi_isolator_new(const char *config_json, dvdi_isolator **out, char **err);
+
+/* Frees a handle; NULL is ignored. */
+void dvdi_isolator_free(dvdi_isolator *isolator);
+
+/* recover(): `states_json` is a JSON array of mesos.slave.ContainerState, `orphans_json` a
+ * JSON array of mesos.ContainerID. On success `*report_json` (if report_json is not NULL)
+ * receives a JSON object describing what was kept and released. */
+dvdi_status dvdi_isolator_recover(dvdi_isolator *isolator, const char *states_json,
+                                  const char *orphans_json, char **report_json, char **err);
+
+/* prepare(): `container_id_json` is a mesos.ContainerID, `container_config_json` a
+ * mesos.slave.ContainerConfig. On success `*launch_info_json` receives a
+ * mesos.slave.ContainerLaunchInfo as JSON, or NULL when the container has no DVDI volumes
+ * (the module then returns None to Mesos). */
+dvdi_status dvdi_isolator_prepare(dvdi_isolator *isolator, const char *container_id_json,
+                                  const char *container_config_json, char **launch_info_json,
+                                  char **err);
+
+/* cleanup(): releases the container's volumes. Cleanup of an unknown container succeeds. */
+dvdi_status dvdi_isolator_cleanup(dvdi_isolator *isolator, const char *container_id_json,
+                                  char **err);
+
+/* Frees a string returned by the library; NULL is ignored. */
+void dvdi_string_free(char *s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DVDI_H */

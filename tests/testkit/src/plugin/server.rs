@@ -1,0 +1,344 @@
+//! The plugin's threads: an accept loop, one thread per connection, and the shared state
+//! they work on (volumes, faults, call record, shutdown signal, open connections).
+
+use std::collections::HashMap;
+use std::io;
+use std::net::Shutdown;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::fault::{normalize_endpoint, Fault, FaultTable};
+use super::record::Recorder;
+use super::volumes::{Answer, Behaviour, Volumes};
+use super::wire::{write_reply, Framing, ReadError, Request, RequestReader, PLUGIN_MEDIA_TYPE};
+
+/// What the connection threads change under one lock.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub volumes: Volumes,
+    pub faults: FaultTable,
+    pub recorder: Recorder,
+}
+
+#[derive(Debug, Default)]
+struct Connections {
+    next_id: u64,
+    open: HashMap<u64, UnixStream>,
+}
+
+/// Everything the test thread and the server threads share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    behaviour: Behaviour,
+    /// Added to every call before it is answered.
+    delay: Duration,
+    chunked: AtomicBool,
+    stopping: Mutex<bool>,
+    stopped: Condvar,
+    connections: Mutex<Connections>,
+    connection_closed: Condvar,
+}
+
+/// Locks a mutex even if a thread panicked while holding it: the data stays usable for a
+/// test's assertions and for shutdown.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    pub(crate) fn new(state: State, behaviour: Behaviour, delay: Duration, chunked: bool) -> Self {
+        Shared {
+            state: Mutex::new(state),
+            behaviour,
+            delay,
+            chunked: AtomicBool::new(chunked),
+            stopping: Mutex::new(false),
+            stopped: Condvar::new(),
+            connections: Mutex::default(),
+            connection_closed: Condvar::new(),
+        }
+    }
+
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    pub(crate) fn set_chunked(&self, on: bool) {
+        self.chunked.store(on, Ordering::Relaxed);
+    }
+
+    fn is_stopping(&self) -> bool {
+        *lock(&self.stopping)
+    }
+
+    /// Tells every waiting handler and the accept loop to finish.
+    pub(crate) fn stop(&self) {
+        *lock(&self.stopping) = true;
+        self.stopped.notify_all();
+    }
+
+    /// Waits `timeout` (`None`: until shutdown); returns true when the plugin is stopping.
+    fn wait_for_stop(&self, timeout: Option<Duration>) -> bool {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut stopping = lock(&self.stopping);
+        while !*stopping {
+            match deadline {
+                None => {
+                    stopping = self
+                        .stopped
+                        .wait(stopping)
+                        .unwrap_or_else(PoisonError::into_inner)
+                }
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return false;
+                    }
+                    stopping = self
+                        .stopped
+                        .wait_timeout(stopping, left)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                }
+            }
+        }
+        true
+    }
+
+    fn register(&self, stream: &UnixStream) -> Option<u64> {
+        let clone = stream.try_clone().ok()?;
+        let mut conns = lock(&self.connections);
+        conns.next_id += 1;
+        let id = conns.next_id;
+        conns.open.insert(id, clone);
+        Some(id)
+    }
+
+    fn deregister(&self, id: u64) {
+        lock(&self.connections).open.remove(&id);
+        self.connection_closed.notify_all();
+    }
+
+    /// Shuts every open connection down (unblocking its reads and writes) and waits up to
+    /// `limit` for their threads to finish.
+    pub(crate) fn close_connections(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let mut conns = lock(&self.connections);
+        for stream in conns.open.values() {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+        while !conns.open.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            conns = self
+                .connection_closed
+                .wait_timeout(conns, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+}
+
+/// Accepts connections until the plugin stops, one thread each.
+pub(crate) fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
+    loop {
+        let accepted = listener.accept();
+        if shared.is_stopping() {
+            return;
+        }
+        match accepted {
+            Ok((stream, _)) => {
+                let Some(id) = shared.register(&stream) else {
+                    continue;
+                };
+                let conn_shared = Arc::clone(&shared);
+                let spawned = thread::Builder::new()
+                    .name("test-plugin-conn".into())
+                    .spawn(move || {
+                        serve(stream, &conn_shared);
+                        conn_shared.deregister(id);
+                    });
+                if spawned.is_err() {
+                    shared.deregister(id);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // Out of descriptors or similar: back off instead of spinning.
+            Err(_) => thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}
+
+/// Serves requests on one connection until either side closes it.
+fn serve(mut stream: UnixStream, shared: &Shared) {
+    let mut reader = RequestReader::default();
+    loop {
+        let request = match reader.read(&mut stream) {
+            Ok(request) => request,
+            Err(ReadError::Closed | ReadError::Io) => return,
+            Err(ReadError::Bad(text)) => {
+                let body = json!({ "Err": text }).to_string();
+                let _ = write_reply(
+                    &mut stream,
+                    400,
+                    PLUGIN_MEDIA_TYPE,
+                    body.as_bytes(),
+                    Framing::Length,
+                    false,
+                );
+                return;
+            }
+        };
+        let keep_alive = request.keep_alive;
+        match respond(&mut stream, shared, request) {
+            Ok(true) if keep_alive => {}
+            _ => return,
+        }
+    }
+}
+
+/// A reply ready to be framed.
+struct Reply {
+    status: u16,
+    content_type: String,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(status: u16, body: &Value) -> Self {
+        Reply {
+            status,
+            content_type: PLUGIN_MEDIA_TYPE.into(),
+            body: body.to_string().into_bytes(),
+        }
+    }
+}
+
+/// Answers one request; `Ok(true)` when the connection may carry another one.
+fn respond(stream: &mut UnixStream, shared: &Shared, request: Request) -> io::Result<bool> {
+    let framing = if shared.chunked.load(Ordering::Relaxed) {
+        Framing::Chunked
+    } else {
+        Framing::Length
+    };
+    let keep_alive = request.keep_alive;
+    let send = |stream: &mut UnixStream, reply: Reply, framing: Framing| {
+        write_reply(
+            stream,
+            reply.status,
+            &reply.content_type,
+            &reply.body,
+            framing,
+            keep_alive,
+        )
+        .map(|()| !framing.closes())
+    };
+    if request.method != "POST" {
+        let body = json!({ "Err": format!("method {} not allowed", request.method) });
+        return send(stream, Reply::json(405, &body), framing);
+    }
+    let endpoint = normalize_endpoint(&request.path);
+    let body = if request.body.is_empty() {
+        Value::Null
+    } else {
+        match serde_json::from_slice(&request.body) {
+            Ok(body) => body,
+            Err(e) => {
+                let body = json!({ "Err": format!("{endpoint}: invalid JSON body: {e}") });
+                return send(stream, Reply::json(400, &body), framing);
+            }
+        }
+    };
+
+    let fault = {
+        let mut state = shared.state();
+        if let Err(e) = state.recorder.record(endpoint, &body) {
+            eprintln!("dvdi-testkit: cannot record {endpoint}: {e}");
+        }
+        state.faults.take(endpoint)
+    };
+    let delay = match &fault {
+        Some(Fault::Delay(d)) => shared.delay + *d,
+        _ => shared.delay,
+    };
+    if !delay.is_zero() && shared.wait_for_stop(Some(delay)) {
+        return Ok(false);
+    }
+
+    let answer = |shared: &Shared| {
+        let answer = shared
+            .state()
+            .volumes
+            .handle(endpoint, &body, shared.behaviour);
+        match answer {
+            Some(Answer { status, body }) => Reply::json(status, &body),
+            None => Reply {
+                status: 404,
+                content_type: "text/plain; charset=utf-8".into(),
+                body: b"404 page not found\n".to_vec(),
+            },
+        }
+    };
+    let Some(fault) = fault else {
+        return send(stream, answer(shared), framing);
+    };
+    match fault {
+        Fault::Delay(_) => send(stream, answer(shared), framing),
+        Fault::Chunked => send(stream, answer(shared), Framing::Chunked),
+        Fault::CloseDelimited => send(stream, answer(shared), Framing::CloseDelimited),
+        Fault::CutMidBody => send(stream, answer(shared), Framing::CutMidBody),
+        Fault::Huge(size) => send(stream, padded(answer(shared), size), framing),
+        Fault::ErrorIn200(text) => send(stream, Reply::json(200, &json!({ "Err": text })), framing),
+        Fault::Status {
+            code,
+            body,
+            content_type,
+        } => send(
+            stream,
+            Reply {
+                status: code,
+                content_type,
+                body: body.into_bytes(),
+            },
+            framing,
+        ),
+        Fault::Malformed => send(
+            stream,
+            Reply {
+                status: 200,
+                content_type: PLUGIN_MEDIA_TYPE.into(),
+                body: b"{\"Err\": this is not JSON".to_vec(),
+            },
+            framing,
+        ),
+        Fault::NotVolumeDriver => send(
+            stream,
+            Reply::json(200, &json!({ "Implements": ["NetworkDriver"] })),
+            framing,
+        ),
+        Fault::Hang => {
+            shared.wait_for_stop(None);
+            Ok(false)
+        }
+        Fault::DropConnection => Ok(false),
+    }
+}
+
+/// `reply` with a `"Padding"` field that brings its JSON body to about `size` bytes.
+fn padded(reply: Reply, size: usize) -> Reply {
+    let Ok(Value::Object(mut fields)) = serde_json::from_slice::<Value>(&reply.body) else {
+        return reply;
+    };
+    // `,"Padding":""` adds 14 bytes besides the padding itself.
+    let pad = size.saturating_sub(reply.body.len() + 14);
+    fields.insert("Padding".into(), Value::String("x".repeat(pad)));
+    Reply::json(reply.status, &Value::Object(fields))
+}

@@ -1,0 +1,562 @@
+//! Black-box tests of the built `dvdcli` binary against the test plugin over a real Unix socket:
+//! the exact argv Mesos' built-in isolator and DVDI send, byte-exact stdout, exit codes, and one
+//! test named after each deliberate fix over Go dvdcli (SPEC §3).
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use dvdi_testkit::env::{command, workspace_bin};
+use dvdi_testkit::plugin::{Fault, PluginOptions, TestPlugin};
+use serde_json::json;
+
+/// A plugin named `test` in a temp plugin dir, and a way to run dvdcli against it.
+struct Env {
+    dir: tempfile::TempDir,
+    plugin: TestPlugin,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env::with(PluginOptions::default())
+    }
+
+    fn with(options: PluginOptions) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("plugins")).unwrap();
+        let plugin = TestPlugin::start_with(
+            &dir.path().join("plugins/test.sock"),
+            &dir.path().join("mnt"),
+            options,
+        )
+        .unwrap();
+        Env { dir, plugin }
+    }
+
+    fn plugin_dir(&self) -> PathBuf {
+        self.dir.path().join("plugins")
+    }
+
+    fn dvdcli(&self, args: &[&str]) -> Output {
+        self.dvdcli_env(args, &[])
+    }
+
+    fn dvdcli_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = command(&workspace_bin("dvdcli"));
+        cmd.args(args)
+            .env("DVDI_PLUGIN_DIRS", self.plugin_dir())
+            .env("DVDI_LOCAL_ROOT", self.dir.path().join("local"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+
+    fn mountpoint(&self, volume: &str) -> String {
+        format!("{}\n", self.dir.path().join("mnt").join(volume).display())
+    }
+
+    /// The endpoints called, in order.
+    fn endpoints(&self) -> Vec<String> {
+        self.plugin
+            .calls()
+            .into_iter()
+            .map(|c| c.endpoint)
+            .collect()
+    }
+
+    fn bodies(&self, endpoint: &str) -> Vec<serde_json::Value> {
+        self.plugin
+            .calls()
+            .into_iter()
+            .filter(|c| c.endpoint == endpoint)
+            .map(|c| c.body)
+            .collect()
+    }
+}
+
+fn stdout(o: &Output) -> &str {
+    std::str::from_utf8(&o.stdout).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().expect("dvdcli was killed by a signal")
+}
+
+#[test]
+fn mesos_builtin_isolator_argv_mount_then_unmount() {
+    let env = Env::new();
+    let out = env.dvdcli(&[
+        "mount",
+        "--volumedriver=test",
+        "--volumename=es-data",
+        "--volumeopts=size=5",
+        "--volumeopts=iops=150",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), env.mountpoint("es-data"));
+    assert_eq!(
+        env.endpoints(),
+        [
+            "Plugin.Activate",
+            "VolumeDriver.Get",
+            "VolumeDriver.Create",
+            "VolumeDriver.Mount"
+        ]
+    );
+    assert_eq!(
+        env.bodies("VolumeDriver.Create"),
+        [json!({"Name": "es-data", "Opts": {"size": "5", "iops": "150"}})]
+    );
+    assert_eq!(
+        env.bodies("VolumeDriver.Mount"),
+        [json!({"Name": "es-data", "ID": "dvdcli"})]
+    );
+
+    let out = env.dvdcli(&["unmount", "--volumedriver=test", "--volumename=es-data"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "");
+    assert_eq!(
+        env.bodies("VolumeDriver.Unmount"),
+        [json!({"Name": "es-data", "ID": "dvdcli"})]
+    );
+    assert!(env.plugin.mount_ids("es-data").is_empty());
+}
+
+#[test]
+fn mount_of_an_existing_volume_does_not_create_it() {
+    let env = Env::new();
+    env.plugin.add_volume("v", &[]);
+    let out = env.dvdcli(&["mount", "--volumedriver=test", "--volumename=v"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), env.mountpoint("v"));
+    assert_eq!(env.plugin.count("VolumeDriver.Create"), 0);
+}
+
+#[test]
+fn mesos_mounts_once_per_container_and_unmounts_once() {
+    // Mesos' built-in isolator runs `dvdcli mount` per container but one `dvdcli unmount`:
+    // with the stable default ID the plugin's users come out even.
+    let env = Env::new();
+    for _ in 0..3 {
+        let out = env.dvdcli(&["mount", "--volumedriver=test", "--volumename=shared"]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+    }
+    assert_eq!(env.plugin.mount_ids("shared"), ["dvdcli"]);
+    let out = env.dvdcli(&["unmount", "--volumedriver=test", "--volumename=shared"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(env.plugin.mount_ids("shared").is_empty());
+}
+
+#[test]
+fn id_flag_overrides_the_mount_id() {
+    let env = Env::new();
+    for id in ["a", "b"] {
+        let out = env.dvdcli(&["mount", "--volumedriver=test", "--volumename=v", "--id", id]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+    }
+    let mut ids = env.plugin.mount_ids("v");
+    ids.sort();
+    assert_eq!(ids, ["a", "b"]);
+    let out = env.dvdcli(&["unmount", "--volumedriver=test", "--volumename=v", "--id=a"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(env.plugin.mount_ids("v"), ["b"]);
+}
+
+#[test]
+fn flag_value_spelling_with_a_space() {
+    let env = Env::new();
+    let out = env.dvdcli(&[
+        "mount",
+        "--volumedriver",
+        "test",
+        "--volumename",
+        "v",
+        "--volumeopts",
+        "size=5",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), env.mountpoint("v"));
+    assert_eq!(
+        env.bodies("VolumeDriver.Create"),
+        [json!({"Name": "v", "Opts": {"size": "5"}})]
+    );
+}
+
+#[test]
+fn flags_before_the_subcommand() {
+    let env = Env::new();
+    let out = env.dvdcli(&["--volumedriver=test", "--volumename=v", "mount"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), env.mountpoint("v"));
+    let out = env.dvdcli(&["--volumedriver", "test", "unmount", "--volumename", "v"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
+
+#[test]
+fn create_get_path_list_remove_stdout() {
+    let env = Env::new();
+    let run = |args: &[&str]| {
+        let out = env.dvdcli(args);
+        assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+        stdout(&out).to_owned()
+    };
+    assert_eq!(
+        run(&[
+            "create",
+            "--volumedriver=test",
+            "--volumename=a",
+            "--volumeopts=k=v"
+        ]),
+        ""
+    );
+    assert_eq!(
+        run(&["create", "--volumedriver=test", "--volumename=b"]),
+        ""
+    );
+    assert_eq!(
+        env.bodies("VolumeDriver.Create")[1],
+        json!({"Name": "b", "Opts": {}})
+    );
+    assert_eq!(
+        run(&["get", "--volumedriver=test", "--volumename=a"]),
+        "a\n"
+    );
+    let mut names: Vec<String> = run(&["list", "--volumedriver=test"])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    assert_eq!(names, ["a", "b"]);
+    // Not mounted: the test plugin reports no mount point and Path has none either.
+    assert_eq!(run(&["path", "--volumedriver=test", "--volumename=a"]), "");
+    let mounted = run(&["mount", "--volumedriver=test", "--volumename=a"]);
+    assert_eq!(
+        run(&["path", "--volumedriver=test", "--volumename=a"]),
+        mounted
+    );
+    assert_eq!(
+        run(&["unmount", "--volumedriver=test", "--volumename=a"]),
+        ""
+    );
+    assert_eq!(
+        run(&["remove", "--volumedriver=test", "--volumename=a"]),
+        ""
+    );
+    assert_eq!(run(&["list", "--volumedriver=test"]), "b\n");
+}
+
+#[test]
+fn get_of_a_missing_volume_fails_with_empty_stdout() {
+    let env = Env::new();
+    let out = env.dvdcli(&["get", "--volumedriver=test", "--volumename=nope"]);
+    assert_eq!(code(&out), 1);
+    assert_eq!(stdout(&out), "");
+    assert!(stderr(&out).contains("\"nope\""), "{}", stderr(&out));
+}
+
+#[test]
+fn fix_volumeopts_value_keeps_second_equals() {
+    let env = Env::new();
+    let out = env.dvdcli(&[
+        "create",
+        "--volumedriver=test",
+        "--volumename=nfs",
+        "--volumeopts=o=addr=10.0.0.1",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        env.bodies("VolumeDriver.Create"),
+        [json!({"Name": "nfs", "Opts": {"o": "addr=10.0.0.1"}})]
+    );
+}
+
+#[test]
+fn fix_volumeopts_item_without_equals_continues_previous_value() {
+    let env = Env::new();
+    let out = env.dvdcli(&[
+        "mount",
+        "--volumedriver=test",
+        "--volumename=nfs",
+        "--volumeopts=type=nfs,o=addr=10.0.0.1,rw,device=:/export",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        env.bodies("VolumeDriver.Create"),
+        [
+            json!({"Name": "nfs", "Opts": {"type": "nfs", "o": "addr=10.0.0.1,rw", "device": ":/export"}})
+        ]
+    );
+}
+
+#[test]
+fn fix_volumeopts_first_item_without_equals_is_a_usage_error() {
+    let env = Env::new();
+    let out = env.dvdcli(&[
+        "mount",
+        "--volumedriver=test",
+        "--volumename=v",
+        "--volumeopts=rw",
+    ]);
+    assert_eq!(code(&out), 2);
+    assert_eq!(stdout(&out), "");
+    assert!(stderr(&out).contains("\"rw\""), "{}", stderr(&out));
+    assert!(
+        env.plugin.calls().is_empty(),
+        "no plugin call on a usage error"
+    );
+}
+
+#[test]
+fn fix_json_plugin_spec_works() {
+    let env = Env::new();
+    let specs = env.dir.path().join("specs");
+    std::fs::create_dir_all(specs.join("viajson")).unwrap();
+    let spec = json!({
+        "Name": "viajson",
+        "Addr": format!("unix://{}", env.plugin.socket_path().display()),
+        "TLSConfig": {"InsecureSkipVerify": false, "CAFile": "", "CertFile": "", "KeyFile": ""},
+    });
+    std::fs::write(specs.join("viajson/viajson.json"), spec.to_string()).unwrap();
+    let out = command(&workspace_bin("dvdcli"))
+        .args(["mount", "--volumedriver=viajson", "--volumename=v"])
+        .env("DVDI_PLUGIN_DIRS", &specs)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), env.mountpoint("v"));
+}
+
+#[test]
+fn spec_file_with_unix_url_works() {
+    let env = Env::new();
+    let specs = env.dir.path().join("specs");
+    std::fs::create_dir_all(&specs).unwrap();
+    std::fs::write(
+        specs.join("viaspec.spec"),
+        format!("unix://{}\n", env.plugin.socket_path().display()),
+    )
+    .unwrap();
+    let out = command(&workspace_bin("dvdcli"))
+        .args(["list", "--volumedriver=viaspec"])
+        .env("DVDI_PLUGIN_DIRS", &specs)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
+
+#[test]
+fn fix_every_call_has_a_deadline() {
+    let env = Env::new();
+    env.plugin
+        .set_fault("VolumeDriver.Mount", Fault::Hang, None);
+    let started = Instant::now();
+    let out = env.dvdcli_env(
+        &["mount", "--volumedriver=test", "--volumename=v"],
+        &[("DVDI_TIMEOUT", "1")],
+    );
+    let took = started.elapsed();
+    assert_eq!(code(&out), 1);
+    assert_eq!(stdout(&out), "");
+    let err = stderr(&out);
+    assert!(
+        err.contains("VolumeDriver.Mount") && err.contains("\"test\"") && err.contains("1s"),
+        "{err}"
+    );
+    // Generous margin: the point is that it returns at all.
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+}
+
+#[test]
+fn fix_explicitcreate_false_means_false() {
+    let env = Env::new();
+    let out = env.dvdcli(&[
+        "mount",
+        "--volumedriver=test",
+        "--volumename=v",
+        "--explicitcreate",
+        "false",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(env.plugin.count("VolumeDriver.Create"), 1);
+}
+
+#[test]
+fn fix_explicit_create_dvdi_spelling_is_accepted() {
+    let env = Env::new();
+    // Missing volume + explicit create: fails, nothing created.
+    for flag in [
+        "--explicitCreate",
+        "--explicitcreate",
+        "--explicitcreate=true",
+        "--explicitCreate=TRUE",
+    ] {
+        let out = env.dvdcli(&["mount", "--volumedriver=test", "--volumename=v", flag]);
+        assert_eq!(code(&out), 1, "{flag}: {}", stderr(&out));
+        assert!(stderr(&out).contains("explicit"), "{}", stderr(&out));
+        assert_eq!(stdout(&out), "");
+    }
+    assert_eq!(env.plugin.count("VolumeDriver.Create"), 0);
+    // Existing volume + explicit create: mounts.
+    env.plugin.add_volume("v", &[]);
+    let out = env.dvdcli(&[
+        "mount",
+        "--volumedriver=test",
+        "--volumename=v",
+        "--explicitCreate",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), env.mountpoint("v"));
+}
+
+#[test]
+fn explicit_create_with_a_plugin_that_errors_on_get() {
+    let env = Env::with(PluginOptions {
+        get_missing_as_error: true,
+        ..Default::default()
+    });
+    let out = env.dvdcli(&[
+        "mount",
+        "--volumedriver=test",
+        "--volumename=v",
+        "--explicitcreate",
+    ]);
+    assert_eq!(code(&out), 1);
+    assert_eq!(env.plugin.count("VolumeDriver.Create"), 0);
+    let out = env.dvdcli(&["mount", "--volumedriver=test", "--volumename=v"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(env.plugin.count("VolumeDriver.Create"), 1);
+}
+
+#[test]
+fn fix_unknown_flag_is_a_usage_error() {
+    let env = Env::new();
+    for args in [
+        &["mount", "--volumedriver=test", "--volumename=v", "--bogus"][..],
+        &["frobnicate"][..],
+        &["mount", "--volumename=v"][..],
+        &["mount", "--volumedriver=test"][..],
+        &[
+            "get",
+            "--volumedriver=test",
+            "--volumename=v",
+            "--volumeopts=a=b",
+        ][..],
+        &["mount", "--volumedriver=../etc", "--volumename=v"][..],
+        &["mount", "--volumedriver=test", "--volumename=a/b"][..],
+    ] {
+        let out = env.dvdcli(args);
+        assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
+        assert_eq!(stdout(&out), "", "{args:?}");
+    }
+    assert!(env.plugin.calls().is_empty());
+}
+
+#[test]
+fn plugin_errors_keep_their_text() {
+    let env = Env::new();
+    env.plugin.set_fault(
+        "VolumeDriver.Mount",
+        Fault::ErrorIn200("backend is sad".into()),
+        Some(1),
+    );
+    let out = env.dvdcli(&["mount", "--volumedriver=test", "--volumename=v"]);
+    assert_eq!(code(&out), 1);
+    assert_eq!(stdout(&out), "");
+    assert!(stderr(&out).contains("backend is sad"), "{}", stderr(&out));
+
+    env.plugin.set_fault(
+        "VolumeDriver.Mount",
+        Fault::Status {
+            code: 500,
+            body: r#"{"Err":"array offline"}"#.into(),
+            content_type: "application/json".into(),
+        },
+        Some(1),
+    );
+    let out = env.dvdcli(&["mount", "--volumedriver=test", "--volumename=v"]);
+    assert!(
+        stderr(&out).contains("VolumeDriver.Mount: array offline"),
+        "{}",
+        stderr(&out)
+    );
+
+    env.plugin.set_fault(
+        "VolumeDriver.Mount",
+        Fault::Status {
+            code: 404,
+            body: "<html><body>404 page not found</body></html>".into(),
+            content_type: "text/html".into(),
+        },
+        Some(1),
+    );
+    let out = env.dvdcli(&["mount", "--volumedriver=test", "--volumename=v"]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("VolumeDriver.Mount: <html><body>404 page not found"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn missing_plugin_names_the_driver_and_directories() {
+    let env = Env::new();
+    let out = env.dvdcli(&["mount", "--volumedriver=absent", "--volumename=v"]);
+    assert_eq!(code(&out), 1);
+    let err = stderr(&out);
+    assert!(
+        err.contains("\"absent\"") && err.contains(&env.plugin_dir().display().to_string()),
+        "{err}"
+    );
+}
+
+#[test]
+fn activate_without_volume_driver_is_refused() {
+    let env = Env::new();
+    env.plugin
+        .set_fault("Plugin.Activate", Fault::NotVolumeDriver, None);
+    let out = env.dvdcli(&["mount", "--volumedriver=test", "--volumename=v"]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("plugin test does not implement VolumeDriver"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(env.plugin.count("VolumeDriver.Mount"), 0);
+}
+
+#[test]
+fn version_is_filled_in() {
+    let out = command(&workspace_bin("dvdcli"))
+        .arg("version")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0);
+    let text = stdout(&out);
+    let keys: Vec<&str> = text.lines().map(|l| l.split(':').next().unwrap()).collect();
+    assert_eq!(
+        keys,
+        ["Binary", "SemVer", "OsArch", "Branch", "Commit", "Formed"]
+    );
+    for line in text.lines() {
+        let value = line.split_once(": ").map(|(_, v)| v.trim()).unwrap_or("");
+        assert!(!value.is_empty(), "empty field: {line}");
+    }
+    assert!(text.contains(&format!("SemVer: {}\n", env!("CARGO_PKG_VERSION"))));
+    assert!(Path::new(text.lines().next().unwrap().trim_start_matches("Binary: ")).exists());
+}
+
+#[test]
+fn help_goes_to_stdout_with_status_zero() {
+    let out = command(&workspace_bin("dvdcli"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0);
+    assert!(stdout(&out).contains("mount"));
+}

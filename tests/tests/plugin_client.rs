@@ -1,0 +1,340 @@
+//! The plugin client against the test plugin over real Unix sockets: both error styles, every
+//! reply framing, deadlines, the connect-retry window, the reply cap (SPEC §2).
+
+use std::os::unix::net::UnixListener;
+use std::time::{Duration, Instant};
+
+use dvdi::discovery::PluginAddr;
+use dvdi::plugin::{Endpoint, PluginClient, PluginError};
+use dvdi::{ClientConfig, DriverError, DriverName, Timeouts, VolumeDriver, VolumeName, VolumeOpts};
+use dvdi_testkit::plugin::{Fault, TestPlugin};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    plugin: TestPlugin,
+    client: PluginClient,
+}
+
+fn config(limit: Duration) -> ClientConfig {
+    ClientConfig {
+        timeouts: Timeouts::uniform(limit),
+        ..ClientConfig::default()
+    }
+}
+
+fn fixture(limit: Duration) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("p.sock");
+    let plugin = TestPlugin::start(&sock, &dir.path().join("mnt")).unwrap();
+    let client = PluginClient::at(driver(), PluginAddr::Unix(sock), &config(limit));
+    Fixture {
+        _dir: dir,
+        plugin,
+        client,
+    }
+}
+
+fn driver() -> DriverName {
+    DriverName::new("testdrv").unwrap()
+}
+
+fn vol(n: &str) -> VolumeName {
+    VolumeName::new(n).unwrap()
+}
+
+fn plugin_err(e: DriverError) -> PluginError {
+    match e {
+        DriverError::Plugin(p) => p,
+        other => panic!("not a plugin error: {other}"),
+    }
+}
+
+#[test]
+fn full_round_trip() {
+    let f = fixture(Duration::from_secs(10));
+    f.client.activate().unwrap();
+    let v = vol("data");
+    assert_eq!(f.client.get(&v).unwrap(), None);
+    let mut opts = VolumeOpts::new();
+    opts.insert("size", "5");
+    f.client.create(&v, &opts).unwrap();
+    assert_eq!(f.client.get(&v).unwrap().unwrap().name, "data");
+    let mp = f.client.mount(&v, "id-1").unwrap();
+    assert!(mp.is_dir());
+    assert_eq!(f.client.path(&v).unwrap(), Some(mp.clone()));
+    assert_eq!(f.plugin.mount_ids("data"), ["id-1"]);
+    assert_eq!(f.client.list().unwrap().len(), 1);
+    f.client.unmount(&v, "id-1").unwrap();
+    f.client.remove(&v).unwrap();
+    assert!(f.client.list().unwrap().is_empty());
+    assert_eq!(f.client.capabilities().unwrap(), dvdi::Scope::Local);
+}
+
+#[test]
+fn every_reply_framing_is_read() {
+    let f = fixture(Duration::from_secs(10));
+    let v = vol("v");
+    f.client.create(&v, &VolumeOpts::new()).unwrap();
+    for fault in [Fault::Chunked, Fault::CloseDelimited, Fault::Huge(200_000)] {
+        f.plugin
+            .set_fault("VolumeDriver.Get", fault.clone(), Some(1));
+        let got = f.client.get(&v).unwrap();
+        assert_eq!(got.unwrap().name, "v", "{fault:?}");
+    }
+    f.plugin.set_chunked(true);
+    assert_eq!(
+        f.client.mount(&v, "x").unwrap(),
+        f.plugin.mount_root().join("v")
+    );
+}
+
+#[test]
+fn error_in_200_is_the_err_text() {
+    let f = fixture(Duration::from_secs(10));
+    f.plugin.set_fault(
+        "VolumeDriver.Create",
+        Fault::ErrorIn200("quota exceeded".into()),
+        Some(1),
+    );
+    let e = plugin_err(f.client.create(&vol("v"), &VolumeOpts::new()).unwrap_err());
+    match &e {
+        PluginError::Refused {
+            endpoint,
+            status,
+            message,
+            ..
+        } => {
+            assert_eq!(*endpoint, Endpoint::Create);
+            assert_eq!(*status, 200);
+            assert_eq!(message, "quota exceeded");
+        }
+        other => panic!("{other}"),
+    }
+    let text = e.to_string();
+    assert!(
+        text.contains("\"testdrv\"") && text.contains("VolumeDriver.Create"),
+        "{text}"
+    );
+}
+
+#[test]
+fn error_status_with_json_and_with_html() {
+    let f = fixture(Duration::from_secs(10));
+    f.plugin.set_fault(
+        "VolumeDriver.Remove",
+        Fault::Status {
+            code: 500,
+            body: r#"{"Err":"busy"}"#.into(),
+            content_type: "application/json".into(),
+        },
+        Some(1),
+    );
+    let e = plugin_err(f.client.remove(&vol("v")).unwrap_err());
+    assert!(
+        matches!(&e, PluginError::Refused { status: 500, message, .. } if message == "VolumeDriver.Remove: busy"),
+        "{e}"
+    );
+
+    f.plugin.set_fault(
+        "VolumeDriver.Remove",
+        Fault::Status {
+            code: 404,
+            body: "<html>not here</html>".into(),
+            content_type: "text/html".into(),
+        },
+        Some(1),
+    );
+    let e = plugin_err(f.client.remove(&vol("v")).unwrap_err());
+    assert!(
+        matches!(&e, PluginError::Refused { status: 404, message, .. } if message == "VolumeDriver.Remove: <html>not here</html>"),
+        "{e}"
+    );
+}
+
+#[test]
+fn id_is_sent_so_strict_plugins_accept_mount() {
+    // The test plugin answers 400 to Mount/Unmount without an ID, like some real plugins.
+    let f = fixture(Duration::from_secs(10));
+    let v = vol("v");
+    f.client.create(&v, &VolumeOpts::new()).unwrap();
+    f.client.mount(&v, "abc").unwrap();
+    let call = f
+        .plugin
+        .calls()
+        .into_iter()
+        .find(|c| c.endpoint == "VolumeDriver.Mount")
+        .unwrap();
+    assert_eq!(call.body["ID"], "abc");
+}
+
+#[test]
+fn malformed_cut_and_dropped_replies_are_errors() {
+    let f = fixture(Duration::from_secs(10));
+    let v = vol("v");
+    f.plugin
+        .set_fault("VolumeDriver.Get", Fault::Malformed, Some(1));
+    assert!(matches!(
+        plugin_err(f.client.get(&v).unwrap_err()),
+        PluginError::BadReply {
+            endpoint: Endpoint::Get,
+            ..
+        }
+    ));
+    f.plugin
+        .set_fault("VolumeDriver.Get", Fault::CutMidBody, Some(1));
+    let e = plugin_err(f.client.get(&v).unwrap_err());
+    assert!(
+        matches!(
+            e,
+            PluginError::Transport {
+                endpoint: Endpoint::Get,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    f.plugin
+        .set_fault("VolumeDriver.Get", Fault::DropConnection, Some(1));
+    let e = plugin_err(f.client.get(&v).unwrap_err());
+    assert!(e.to_string().contains("VolumeDriver.Get"), "{e}");
+    // And the next call is fine again.
+    assert_eq!(f.client.get(&v).unwrap(), None);
+}
+
+#[test]
+fn reply_over_the_cap_is_refused() {
+    let f = fixture(Duration::from_secs(10));
+    let small = ClientConfig {
+        max_reply_bytes: 10_000,
+        ..config(Duration::from_secs(10))
+    };
+    let client = PluginClient::at(
+        driver(),
+        PluginAddr::Unix(f.plugin.socket_path().to_owned()),
+        &small,
+    );
+    for chunked in [false, true] {
+        f.plugin.set_chunked(chunked);
+        f.plugin
+            .set_fault("VolumeDriver.List", Fault::Huge(50_000), Some(1));
+        let e = plugin_err(client.list().unwrap_err());
+        assert!(
+            matches!(
+                e,
+                PluginError::TooLarge {
+                    endpoint: Endpoint::List,
+                    limit: 10_000,
+                    ..
+                }
+            ),
+            "chunked={chunked}: {e}"
+        );
+    }
+}
+
+#[test]
+fn slow_reply_under_the_deadline_succeeds() {
+    let f = fixture(Duration::from_secs(5));
+    f.plugin.set_fault(
+        "VolumeDriver.Get",
+        Fault::Delay(Duration::from_millis(300)),
+        Some(1),
+    );
+    assert_eq!(f.client.get(&vol("v")).unwrap(), None);
+}
+
+#[test]
+fn hang_and_slow_reply_over_the_deadline_time_out() {
+    let limit = Duration::from_millis(700);
+    let f = fixture(limit);
+    for fault in [Fault::Hang, Fault::Delay(Duration::from_secs(30))] {
+        f.plugin
+            .set_fault("VolumeDriver.Mount", fault.clone(), Some(1));
+        let started = Instant::now();
+        let e = plugin_err(f.client.mount(&vol("v"), "id").unwrap_err());
+        let took = started.elapsed();
+        assert!(
+            matches!(
+                e,
+                PluginError::Timeout {
+                    endpoint: Endpoint::Mount,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("700ms"), "{e}");
+        assert!(
+            took >= limit && took < limit + Duration::from_secs(3),
+            "{fault:?} took {took:?}"
+        );
+    }
+}
+
+#[test]
+fn refused_connection_is_retried_for_the_window_then_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("dead.sock");
+    drop(UnixListener::bind(&sock).unwrap()); // the socket file stays; nobody listens
+    let client = PluginClient::at(
+        driver(),
+        PluginAddr::Unix(sock),
+        &config(Duration::from_millis(600)),
+    );
+    let started = Instant::now();
+    let e = plugin_err(client.activate().unwrap_err());
+    let took = started.elapsed();
+    assert!(
+        matches!(
+            e,
+            PluginError::Connect {
+                endpoint: Endpoint::Activate,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("\"testdrv\""), "{e}");
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_secs(4),
+        "took {took:?}"
+    );
+}
+
+#[test]
+fn plugin_starting_late_within_the_window_is_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("late.sock");
+    let client = PluginClient::at(
+        driver(),
+        PluginAddr::Unix(sock.clone()),
+        &config(Duration::from_secs(10)),
+    );
+    let mnt = dir.path().join("mnt");
+    let starter = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(400));
+        TestPlugin::start(&sock, &mnt).unwrap()
+    });
+    client.activate().unwrap();
+    drop(starter.join().unwrap());
+}
+
+#[test]
+fn discovery_refuses_bad_driver_names_before_any_file() {
+    for bad in ["../etc", "a/b", "", ".hidden"] {
+        assert!(DriverName::new(bad).is_err(), "{bad:?}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let err = PluginClient::discover(
+        driver(),
+        &ClientConfig {
+            plugin_dirs: vec![dir.path().to_path_buf()],
+            ..ClientConfig::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains(&dir.path().display().to_string()),
+        "{err}"
+    );
+}
