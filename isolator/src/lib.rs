@@ -12,6 +12,9 @@
 //! - [`driver`]: the `VolumeDriver` trait over both, and the resolver.
 //! - [`ops`]: the `dvdcli` operations (mount with implicit create, path, …).
 //! - [`sys`], [`mountinfo`]: host calls behind a trait, and the mount table.
+//! - [`lifecycle`]: the isolator (prepare / cleanup / recover / inspect) over [`ledger`], the
+//!   durable record of containers and mounts; [`launch`] carries out its launch info.
+//! - [`container_id`], [`holder`]: Mesos container ids, and `dvdcli exec` holder processes.
 
 pub mod config;
 pub mod container_id;
@@ -20,7 +23,9 @@ pub mod driver;
 pub mod grammar;
 pub mod holder;
 pub mod http;
+pub mod launch;
 pub mod ledger;
+pub mod lifecycle;
 pub mod local;
 pub mod mountinfo;
 pub mod names;
@@ -32,5 +37,10 @@ pub mod sys;
 pub use config::{ClientConfig, Settings, Timeouts};
 pub use container_id::{ContainerId, ContainerIdError};
 pub use driver::{DriverError, DriverResolver, Scope, VolumeDriver, VolumeInfo};
+pub use launch::{LaunchInfo, LaunchMount};
+pub use lifecycle::{
+    ContainerConfig, Inspection, Isolator, IsolatorConfig, IsolatorError, LogLevel, Logger,
+    RecoverReport,
+};
 pub use names::{DriverName, NameError, VolumeName};
 pub use opts::{OptsError, VolumeOpts};

@@ -1,0 +1,99 @@
+//! `cleanup` and the reaping of dead `dvdcli exec` holders.
+//!
+//! Cleanup drops the container's references first, durably (its record goes to `cleaning`),
+//! then releases each volume: the holder is removed and, after the last one, the volume is
+//! unmounted with the id of its Mount. A failed Unmount is reported and remembered for retry
+//! in the volume record, which keeps no holder: it never pins the volume (MESOS-10126).
+
+use std::collections::BTreeSet;
+
+use super::{Isolator, IsolatorError, ReapReport};
+use crate::container_id::ContainerId;
+use crate::ledger::{ContainerState, LedgerError, VolumeKey};
+
+/// Cleanup with the ledger lock already held (shared or exclusive).
+pub(super) fn cleanup_locked(iso: &Isolator, id: &ContainerId) -> Result<(), IsolatorError> {
+    let ledger_err = |source| IsolatorError::Ledger {
+        container: id.clone(),
+        source: Box::new(source),
+    };
+    let _container = iso.ledger.lock_container(id).map_err(ledger_err)?;
+    let mut errors = Vec::new();
+
+    // What the container holds: its record's uses, plus every volume record naming it as a
+    // holder (recover may have attributed volumes to a container whose record was lost).
+    let mut volumes: BTreeSet<VolumeKey> = BTreeSet::new();
+    let record = match iso.ledger.read_container(id) {
+        Ok(record) => record,
+        Err(e @ LedgerError::Corrupt { .. }) => {
+            iso.config.log.warn(&format!(
+                "container {id}: {e}; releasing the volumes that name it as a holder"
+            ));
+            None
+        }
+        Err(e) => return Err(ledger_err(e)),
+    };
+    if let Some(mut record) = record {
+        volumes.extend(record.volumes.iter().map(|u| u.key()));
+        if record.state != ContainerState::Cleaning {
+            record.state = ContainerState::Cleaning;
+            iso.ledger.write_container(&record).map_err(ledger_err)?;
+        }
+    }
+    match iso.ledger.list_volumes() {
+        Ok(listed) => volumes.extend(listed.into_iter().filter_map(|v| {
+            v.entry
+                .record
+                .ok()
+                .filter(|r| r.holders.contains(id))
+                .map(|r| r.key())
+        })),
+        Err(e) => errors.push(IsolatorError::checkpoint(e)),
+    }
+
+    for key in &volumes {
+        if let Err(e) = iso.release(id, key, None) {
+            iso.config.log.warn(&format!("container {id}: {e}"));
+            errors.push(e);
+        }
+    }
+    // Whatever failed above is remembered in the volume records; the container is gone.
+    if let Err(e) = iso.ledger.remove_container(id) {
+        errors.push(ledger_err(e));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(IsolatorError::Cleanup {
+            container: id.clone(),
+            errors,
+        })
+    }
+}
+
+/// Cleans up the containers whose holder process is gone (ledger lock held).
+pub(super) fn reap_locked(iso: &Isolator) -> Result<ReapReport, IsolatorError> {
+    let mut report = ReapReport::default();
+    for listed in iso
+        .ledger
+        .list_containers()
+        .map_err(IsolatorError::checkpoint)?
+    {
+        let Ok(record) = listed.record else { continue };
+        let Some(holder) = record.holder else {
+            continue;
+        };
+        if holder.is_alive() {
+            continue;
+        }
+        iso.config.log.info(&format!(
+            "container {}: its holder process {} is gone; cleaning up",
+            record.container_id, holder.pid
+        ));
+        if let Err(e) = cleanup_locked(iso, &record.container_id) {
+            report.errors.push(e);
+        }
+        report.reaped.push(record.container_id);
+    }
+    Ok(report)
+}

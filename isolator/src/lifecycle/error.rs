@@ -1,0 +1,176 @@
+//! What can go wrong in prepare, cleanup, recover and inspect. Every variant names the
+//! container, the volume (driver and name) or the path, and keeps its source.
+
+use std::path::PathBuf;
+
+use crate::container_id::{ContainerId, ContainerIdError};
+use crate::driver::DriverError;
+use crate::grammar::GrammarError;
+use crate::ledger::{LedgerError, VolumeKey};
+use crate::names::DriverName;
+use crate::ops::OpsError;
+use crate::sys::WalkError;
+
+/// Why a container path could not be planned or made.
+#[derive(Debug, thiserror::Error)]
+pub enum PathError {
+    #[error("container path {path:?} has a '..' component")]
+    DotDot { path: String },
+    #[error("the sandbox {} is not an absolute path", .sandbox.display())]
+    SandboxNotAbsolute { sandbox: PathBuf },
+    #[error("the rootfs {} is not an absolute path", .rootfs.display())]
+    RootfsNotAbsolute { rootfs: PathBuf },
+    #[error("container path {path:?}: {} does not exist (only paths under /tmp/ and under the sandbox are created)", .missing.display())]
+    Missing { path: String, missing: PathBuf },
+    /// A symlink, a non-directory, or an I/O failure on the way to the target.
+    #[error("container path {path:?}: {source}")]
+    Walk { path: String, source: WalkError },
+    #[error("container path {path:?}: {} resolves to {}, outside {}", .target.display(), .resolved.display(), .base.display())]
+    Escapes {
+        path: String,
+        target: PathBuf,
+        resolved: PathBuf,
+        base: PathBuf,
+    },
+    #[error("container path {path:?}: cannot resolve {}: {source}", .target.display())]
+    Resolve {
+        path: String,
+        target: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Why the volume root could not be given to the task's user.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot give the volume root {} to user {user:?}: {reason}", .path.display())]
+pub struct ChownError {
+    pub path: PathBuf,
+    pub user: String,
+    pub reason: String,
+}
+
+/// A failed isolator operation.
+#[derive(Debug, thiserror::Error)]
+pub enum IsolatorError {
+    #[error(transparent)]
+    InvalidContainerId(#[from] ContainerIdError),
+    #[error("container {container}: {source}")]
+    Grammar {
+        container: ContainerId,
+        source: Box<GrammarError>,
+    },
+    #[error("container {container}: {volume}: driver {driver} is not allowed on this agent (allowed: {allowed})")]
+    DriverNotAllowed {
+        container: ContainerId,
+        volume: VolumeKey,
+        driver: DriverName,
+        allowed: String,
+    },
+    #[error("container {container}: {volume}: cannot use the driver: {source}")]
+    Resolve {
+        container: ContainerId,
+        volume: VolumeKey,
+        source: Box<DriverError>,
+    },
+    #[error("container {container}: {volume}: {source}")]
+    ContainerPath {
+        container: ContainerId,
+        volume: VolumeKey,
+        source: Box<PathError>,
+    },
+    #[error("container {container} is already prepared (its record is {})", .record.display())]
+    AlreadyPrepared {
+        container: ContainerId,
+        record: PathBuf,
+    },
+    #[error("container {container}: {volume}: mount (id {mount_id}) failed: {source}")]
+    Mount {
+        container: ContainerId,
+        volume: VolumeKey,
+        mount_id: String,
+        source: Box<OpsError>,
+    },
+    #[error("{volume}: unmount (id {mount_id}) failed: {source}; remembered for retry, and it no longer holds the volume")]
+    Unmount {
+        volume: VolumeKey,
+        mount_id: String,
+        source: Box<DriverError>,
+    },
+    #[error("container {container}: {volume}: {source}")]
+    Chown {
+        container: ContainerId,
+        volume: VolumeKey,
+        source: Box<ChownError>,
+    },
+    #[error("container {container}: {source}")]
+    Ledger {
+        container: ContainerId,
+        source: Box<LedgerError>,
+    },
+    #[error("{volume}: {source}")]
+    VolumeLedger {
+        volume: VolumeKey,
+        source: Box<LedgerError>,
+    },
+    #[error(transparent)]
+    Checkpoint(Box<LedgerError>),
+    #[error("cannot make a mount id: {0}")]
+    MountId(std::io::Error),
+    /// A prepare failed and releasing what it had done failed too: both are kept.
+    #[error("{primary}; rolling back also failed: {}", join(.rollback))]
+    Rollback {
+        primary: Box<IsolatorError>,
+        rollback: Vec<IsolatorError>,
+    },
+    /// Cleanup released the container's references but not every unmount succeeded.
+    #[error("container {container}: cleanup: {}", join(.errors))]
+    Cleanup {
+        container: ContainerId,
+        errors: Vec<IsolatorError>,
+    },
+}
+
+fn join(errors: &[IsolatorError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl IsolatorError {
+    pub(crate) fn checkpoint(e: LedgerError) -> Self {
+        IsolatorError::Checkpoint(Box::new(e))
+    }
+
+    /// `primary` with the errors of the rollback that followed it, if any.
+    pub(crate) fn with_rollback(primary: IsolatorError, mut rollback: Vec<IsolatorError>) -> Self {
+        if rollback.is_empty() {
+            return primary;
+        }
+        match primary {
+            IsolatorError::Rollback {
+                primary,
+                rollback: mut first,
+            } => {
+                first.append(&mut rollback);
+                IsolatorError::Rollback {
+                    primary,
+                    rollback: first,
+                }
+            }
+            primary => IsolatorError::Rollback {
+                primary: Box::new(primary),
+                rollback,
+            },
+        }
+    }
+
+    /// The error that made the operation fail, below any rollback wrapper.
+    pub fn primary(&self) -> &IsolatorError {
+        match self {
+            IsolatorError::Rollback { primary, .. } => primary.primary(),
+            other => other,
+        }
+    }
+}

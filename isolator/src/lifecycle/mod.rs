@@ -1,0 +1,241 @@
+//! The isolator lifecycle (SPEC §5): `prepare`, `cleanup`, `recover`, `inspect`, and the
+//! reaping of dead `dvdcli exec` holders, over the ledger and the volume drivers.
+//!
+//! The flow of `prepare`: parse the environment ([`crate::grammar`]) → plan (allowed drivers,
+//! driver resolution, container paths checked read-only: nothing is touched yet) → the
+//! container's intent in the ledger → per distinct volume, under its lock: share an existing
+//! mount or Mount through the driver with a mount id recorded first → bind targets made →
+//! launch info. Any failure releases what this prepare added. Teardown runs backwards.
+//!
+//! [`Isolator`] is `Send + Sync`: the C ABI and `dvdcli exec` call it from many threads. Same-
+//! volume operations are serialized by the ledger's volume lock, different volumes run in
+//! parallel, and a plugin call holds only its own volume's lock.
+
+mod cleanup;
+mod error;
+mod inspect;
+mod plan;
+mod prepare;
+mod recover;
+mod volume;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use error::{ChownError, IsolatorError, PathError};
+pub use inspect::{ContainerView, Inspection, VolumeUseView, VolumeView};
+pub use recover::RecoverReport;
+
+use crate::config::Settings;
+use crate::container_id::ContainerId;
+use crate::driver::DriverResolver;
+use crate::grammar::DEFAULT_DRIVER;
+use crate::holder::Holder;
+use crate::launch::LaunchInfo;
+use crate::ledger::Ledger;
+use crate::names::DriverName;
+use crate::sys::Host;
+
+/// Where the ledger lives unless configured: a tmpfs, so it does not outlive the mounts it
+/// describes (SPEC §5).
+pub const DEFAULT_CHECKPOINT_DIR: &str = "/var/run/mesos/isolators/dvdi";
+
+/// How loud a log line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Info,
+    Warning,
+    Error,
+}
+
+/// Where the library's log lines go: stderr by default; the C ABI bridges it to glog.
+#[derive(Clone)]
+pub struct Logger(Arc<LogFn>);
+
+/// The function behind a [`Logger`].
+pub type LogFn = dyn Fn(LogLevel, &str) + Send + Sync;
+
+impl Logger {
+    pub fn new(f: impl Fn(LogLevel, &str) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    /// `dvdi: warning: …` lines on stderr (never stdout: `dvdcli` prints data there).
+    pub fn stderr() -> Self {
+        Self::new(|level, message| {
+            let level = match level {
+                LogLevel::Info => "info",
+                LogLevel::Warning => "warning",
+                LogLevel::Error => "error",
+            };
+            eprintln!("dvdi: {level}: {message}");
+        })
+    }
+
+    pub fn log(&self, level: LogLevel, message: &str) {
+        (self.0)(level, message)
+    }
+
+    pub(crate) fn info(&self, message: &str) {
+        self.log(LogLevel::Info, message)
+    }
+
+    pub(crate) fn warn(&self, message: &str) {
+        self.log(LogLevel::Warning, message)
+    }
+}
+
+impl Default for Logger {
+    fn default() -> Self {
+        Self::stderr()
+    }
+}
+
+impl fmt::Debug for Logger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Logger(..)")
+    }
+}
+
+/// How the isolator is set up (module parameters, `dvdcli exec` flags).
+#[derive(Debug, Clone)]
+pub struct IsolatorConfig {
+    /// The ledger's directory (created 0700).
+    pub checkpoint_dir: PathBuf,
+    /// The driver of a slot without `DVDI_VOLUME_DRIVER`.
+    pub default_driver: DriverName,
+    pub settings: Settings,
+    /// Drivers a task may use; `None`: any.
+    pub allowed_drivers: Option<BTreeSet<DriverName>>,
+    /// Give the volume root (the host mount point) to the task's user on prepare.
+    pub chown_volume_root: bool,
+    pub log: Logger,
+}
+
+impl Default for IsolatorConfig {
+    fn default() -> Self {
+        Self {
+            checkpoint_dir: PathBuf::from(DEFAULT_CHECKPOINT_DIR),
+            // A constant; the grammar's unit tests check it is a valid name.
+            default_driver: DriverName::new(DEFAULT_DRIVER)
+                .expect("DEFAULT_DRIVER is a valid driver name"),
+            settings: Settings::default(),
+            allowed_drivers: None,
+            chown_volume_root: false,
+            log: Logger::default(),
+        }
+    }
+}
+
+/// What the isolator needs to know about a container being prepared.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ContainerConfig {
+    /// The executor's environment, in order (`DVDI_VOLUME_*` are read from it).
+    pub env: Vec<(String, String)>,
+    /// The task sandbox on the host (absolute): relative container paths live under it.
+    pub sandbox: PathBuf,
+    /// The task's user, for `chown_volume_root`.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// The container's root filesystem on the host, when it has its own image.
+    #[serde(default)]
+    pub rootfs: Option<PathBuf>,
+    /// Set by `dvdcli exec`: the process whose exit releases the container's volumes.
+    #[serde(default)]
+    pub holder: Option<Holder>,
+}
+
+/// The isolator: one per agent (or per `dvdcli exec`), shared by every thread.
+pub struct Isolator {
+    config: IsolatorConfig,
+    resolver: DriverResolver,
+    host: Arc<dyn Host>,
+    ledger: Ledger,
+}
+
+impl fmt::Debug for Isolator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Isolator")
+            .field("config", &self.config)
+            .field("ledger", &self.ledger.root())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Isolator {
+    /// Opens (creating, mode 0700) the checkpoint directory.
+    pub fn new(
+        config: IsolatorConfig,
+        resolver: DriverResolver,
+        host: Arc<dyn Host>,
+    ) -> Result<Self, IsolatorError> {
+        let ledger = Ledger::open(&config.checkpoint_dir).map_err(IsolatorError::checkpoint)?;
+        Ok(Self {
+            config,
+            resolver,
+            host,
+            ledger,
+        })
+    }
+
+    pub fn config(&self) -> &IsolatorConfig {
+        &self.config
+    }
+
+    /// Mounts the container's volumes and returns how to bind them into it; `Ok(None)` when
+    /// its environment asks for no volume (nothing is written then). All or nothing.
+    pub fn prepare(
+        &self,
+        id: &ContainerId,
+        cfg: &ContainerConfig,
+    ) -> Result<Option<LaunchInfo>, IsolatorError> {
+        prepare::prepare(self, id, cfg)
+    }
+
+    /// Releases the container's volumes: its references first, then one Unmount per volume
+    /// whose last holder it was. A container the ledger does not know is fine.
+    pub fn cleanup(&self, id: &ContainerId) -> Result<(), IsolatorError> {
+        let _ledger = self
+            .ledger
+            .lock_shared()
+            .map_err(IsolatorError::checkpoint)?;
+        cleanup::cleanup_locked(self, id)
+    }
+
+    /// Rebuilds state after an agent restart: `known` (running) and `orphans` (known to the
+    /// agent, to be destroyed later) keep their volumes; every other checkpointed container is
+    /// cleaned up; unheld mounts are unmounted; failed unmounts are retried. Unreadable
+    /// records are moved aside and handled conservatively, never aborting recovery.
+    pub fn recover(
+        &self,
+        known: &[ContainerId],
+        orphans: &[ContainerId],
+    ) -> Result<RecoverReport, IsolatorError> {
+        recover::recover(self, known, orphans)
+    }
+
+    /// Which containers hold which volumes, where, and in what state (read-only).
+    pub fn inspect(&self) -> Result<Inspection, IsolatorError> {
+        inspect::inspect(self)
+    }
+
+    /// Cleans up containers whose `dvdcli exec` holder process is gone. Returns the ids it
+    /// cleaned up, and the errors of those whose cleanup failed (they are released all the
+    /// same: failed unmounts are remembered for retry).
+    pub fn reap_dead_holders(&self) -> Result<ReapReport, IsolatorError> {
+        let _ledger = self
+            .ledger
+            .lock_shared()
+            .map_err(IsolatorError::checkpoint)?;
+        cleanup::reap_locked(self)
+    }
+}
+
+/// What [`Isolator::reap_dead_holders`] did.
+#[derive(Debug, Default)]
+pub struct ReapReport {
+    pub reaped: Vec<ContainerId>,
+    pub errors: Vec<IsolatorError>,
+}

@@ -1,0 +1,247 @@
+//! Planning a prepare: everything that can be refused is refused here, before the ledger or
+//! any mount is touched — the grammar, allowed drivers, driver resolution (plugin discovery)
+//! and container paths (checked read-only with the symlink-safe walk).
+//!
+//! Container paths (SPEC §4): absolute → without a rootfs the same path on the host (the task
+//! runs in the host's filesystem with a private mount namespace), with a rootfs `rootfs/path`;
+//! it must exist, or is created when it is under `/tmp/`. Relative → under the sandbox,
+//! created if missing. The walk starts from a trusted base (the sandbox, the rootfs, its
+//! `/tmp`, or `/`) and never follows a symlink below it; since the launcher later mounts on
+//! the *path*, the target must also resolve (realpath) inside its base.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use super::{ContainerConfig, Isolator, IsolatorError, PathError};
+use crate::container_id::ContainerId;
+use crate::driver::VolumeDriver;
+use crate::grammar::{self, ContainerPath, GrammarConfig, VolumeRequest};
+use crate::ledger::VolumeKey;
+use crate::names::DriverName;
+use crate::sys::{walk_beneath, Missing};
+
+/// Where a container path lands on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Target {
+    pub container_path: String,
+    /// The trusted directory the walk starts from.
+    pub base: PathBuf,
+    /// Plain components below `base`.
+    pub rel: PathBuf,
+    /// Missing components may be created (sandbox paths, `/tmp/…`).
+    pub create: bool,
+}
+
+impl Target {
+    pub fn path(&self) -> PathBuf {
+        self.base.join(&self.rel)
+    }
+
+    /// Makes the target directory (creating what may be created), then checks it resolves
+    /// inside its base.
+    pub fn make(&self, host: &dyn crate::sys::Host) -> Result<(), PathError> {
+        if self.create {
+            host.mkdir_beneath(&self.base, &self.rel)
+                .map_err(|e| self.walk_error(e))?;
+        } else {
+            walk_beneath(&self.base, &self.rel, Missing::Refuse).map_err(|e| self.walk_error(e))?;
+        }
+        self.check_resolves_inside()
+    }
+
+    /// The read-only dry run of [`Target::make`].
+    fn check(&self) -> Result<(), PathError> {
+        let missing = if self.create {
+            Missing::Stop
+        } else {
+            Missing::Refuse
+        };
+        walk_beneath(&self.base, &self.rel, missing).map_err(|e| self.walk_error(e))?;
+        if self.path().exists() {
+            self.check_resolves_inside()?;
+        }
+        Ok(())
+    }
+
+    fn walk_error(&self, e: crate::sys::WalkError) -> PathError {
+        if e.is_missing() && !self.create {
+            PathError::Missing {
+                path: self.container_path.clone(),
+                missing: e.path,
+            }
+        } else {
+            PathError::Walk {
+                path: self.container_path.clone(),
+                source: e,
+            }
+        }
+    }
+
+    fn check_resolves_inside(&self) -> Result<(), PathError> {
+        let target = self.path();
+        let resolve = |p: &Path| {
+            std::fs::canonicalize(p).map_err(|source| PathError::Resolve {
+                path: self.container_path.clone(),
+                target: p.to_path_buf(),
+                source,
+            })
+        };
+        let base = resolve(&self.base)?;
+        let resolved = resolve(&target)?;
+        if resolved.starts_with(&base) {
+            Ok(())
+        } else {
+            Err(PathError::Escapes {
+                path: self.container_path.clone(),
+                target,
+                resolved,
+                base,
+            })
+        }
+    }
+}
+
+/// Plans where `path` lands for a container with `sandbox` and `rootfs`, without touching
+/// anything but `stat`/`open` of existing directories.
+pub(super) fn plan_target(
+    path: &ContainerPath,
+    sandbox: &Path,
+    rootfs: Option<&Path>,
+) -> Result<Target, PathError> {
+    let text = path.as_str().to_owned();
+    // The grammar refuses `..`; a path must never reach the walk with one, whoever built it.
+    if path
+        .as_path()
+        .components()
+        .any(|c| matches!(c, Component::ParentDir))
+    {
+        return Err(PathError::DotDot { path: text });
+    }
+    let target = if path.is_absolute() {
+        let root = match rootfs {
+            Some(r) if !r.is_absolute() => {
+                return Err(PathError::RootfsNotAbsolute { rootfs: r.into() })
+            }
+            Some(r) => r.to_path_buf(),
+            None => PathBuf::from("/"),
+        };
+        let below_root: PathBuf = path
+            .as_path()
+            .components()
+            .filter(|c| matches!(c, Component::Normal(_)))
+            .collect();
+        match below_root.strip_prefix("tmp") {
+            Ok(rest) if rest.components().next().is_some() => Target {
+                container_path: text,
+                base: root.join("tmp"),
+                rel: rest.to_path_buf(),
+                create: true,
+            },
+            _ => Target {
+                container_path: text,
+                base: root,
+                rel: below_root,
+                create: false,
+            },
+        }
+    } else {
+        if !sandbox.is_absolute() {
+            return Err(PathError::SandboxNotAbsolute {
+                sandbox: sandbox.into(),
+            });
+        }
+        Target {
+            container_path: text,
+            base: sandbox.to_path_buf(),
+            rel: path.as_path().to_path_buf(),
+            create: true,
+        }
+    };
+    target.check()?;
+    Ok(target)
+}
+
+/// One volume of a prepare, validated.
+pub(super) struct PlannedVolume {
+    pub request: VolumeRequest,
+    pub key: VolumeKey,
+    pub driver: Arc<dyn VolumeDriver>,
+    pub target: Option<Target>,
+}
+
+/// Parses and validates a container's request. `Ok(None)`: no volume asked for.
+pub(super) fn plan(
+    iso: &Isolator,
+    id: &ContainerId,
+    cfg: &ContainerConfig,
+) -> Result<Option<Vec<PlannedVolume>>, IsolatorError> {
+    let env = cfg.env.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    if !grammar::has_dvdi_variables(env.clone()) {
+        return Ok(None);
+    }
+    let grammar_config = GrammarConfig {
+        default_driver: iso.config.default_driver.clone(),
+    };
+    let parsed = grammar::parse(env, &grammar_config).map_err(|source| IsolatorError::Grammar {
+        container: id.clone(),
+        source: Box::new(source),
+    })?;
+    for warning in &parsed.warnings {
+        iso.config.log.warn(&format!("container {id}: {warning}"));
+    }
+    if parsed.is_empty() {
+        return Ok(None);
+    }
+
+    let mut drivers: BTreeMap<DriverName, Arc<dyn VolumeDriver>> = BTreeMap::new();
+    let mut planned = Vec::with_capacity(parsed.volumes.len());
+    for request in parsed.volumes {
+        let key = VolumeKey::new(request.driver.clone(), request.name.clone());
+        if let Some(allowed) = &iso.config.allowed_drivers {
+            if !allowed.contains(&request.driver) {
+                return Err(IsolatorError::DriverNotAllowed {
+                    container: id.clone(),
+                    driver: request.driver.clone(),
+                    volume: key,
+                    allowed: allowed
+                        .iter()
+                        .map(DriverName::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+        }
+        let driver = match drivers.get(&request.driver) {
+            Some(d) => d.clone(),
+            None => {
+                let d = iso.resolver.resolve(&request.driver).map_err(|source| {
+                    IsolatorError::Resolve {
+                        container: id.clone(),
+                        volume: key.clone(),
+                        source: Box::new(source),
+                    }
+                })?;
+                drivers.insert(request.driver.clone(), d.clone());
+                d
+            }
+        };
+        let target = request
+            .container_path
+            .as_ref()
+            .map(|p| plan_target(p, &cfg.sandbox, cfg.rootfs.as_deref()))
+            .transpose()
+            .map_err(|source| IsolatorError::ContainerPath {
+                container: id.clone(),
+                volume: key.clone(),
+                source: Box::new(source),
+            })?;
+        planned.push(PlannedVolume {
+            request,
+            key,
+            driver,
+            target,
+        });
+    }
+    Ok(Some(planned))
+}

@@ -1,0 +1,210 @@
+//! `prepare`: plan, intent, join each volume, make the bind targets, launch info. All or
+//! nothing: on any failure the volumes this prepare joined are released (the ones it mounted
+//! are unmounted, shared ones just lose this holder) and the intent is removed.
+
+use super::error::ChownError;
+use super::plan::{self, PlannedVolume};
+use super::volume::{Held, Joined};
+use super::{ContainerConfig, Isolator, IsolatorError};
+use crate::container_id::ContainerId;
+use crate::launch::{LaunchInfo, LaunchMount};
+use crate::ledger::{ContainerRecord, ContainerState, VolumeUse};
+use crate::sys::MsFlags;
+
+pub(super) fn prepare(
+    iso: &Isolator,
+    id: &ContainerId,
+    cfg: &ContainerConfig,
+) -> Result<Option<LaunchInfo>, IsolatorError> {
+    let Some(planned) = plan::plan(iso, id, cfg)? else {
+        return Ok(None);
+    };
+    let _ledger = iso
+        .ledger
+        .lock_shared()
+        .map_err(IsolatorError::checkpoint)?;
+    let ledger_err = |source| IsolatorError::Ledger {
+        container: id.clone(),
+        source: Box::new(source),
+    };
+    let _container = iso.ledger.lock_container(id).map_err(ledger_err)?;
+    if iso.ledger.read_container(id).map_err(ledger_err)?.is_some() {
+        return Err(IsolatorError::AlreadyPrepared {
+            container: id.clone(),
+            record: iso.ledger.container_path(id),
+        });
+    }
+
+    let mut record = ContainerRecord::new(
+        id.clone(),
+        planned
+            .iter()
+            .map(|p| VolumeUse {
+                driver: p.key.driver.clone(),
+                name: p.key.name.clone(),
+                container_path: p.target.as_ref().map(|t| t.container_path.clone()),
+                target: p.target.as_ref().map(|t| t.path()),
+                readonly: p.request.readonly,
+                mount_id: None,
+                mountpoint: None,
+            })
+            .collect(),
+        cfg.holder,
+    );
+    iso.ledger.write_container(&record).map_err(ledger_err)?;
+
+    let mut held: Vec<Held> = Vec::with_capacity(planned.len());
+    let outcome = join_all(iso, id, cfg, &planned, &mut held);
+    let launch = match outcome {
+        Ok(launch) => launch,
+        Err(primary) => return Err(roll_back(iso, &mut record, &planned, &held, primary)),
+    };
+
+    record.state = ContainerState::Prepared;
+    for (used, h) in record.volumes.iter_mut().zip(&held) {
+        used.mount_id = Some(h.mount_id.clone());
+        used.mountpoint = Some(h.mountpoint.clone());
+    }
+    if let Err(e) = iso.ledger.write_container(&record) {
+        return Err(roll_back(iso, &mut record, &planned, &held, ledger_err(e)));
+    }
+    Ok(Some(launch))
+}
+
+/// Joins every volume, makes the targets, and builds the launch info.
+fn join_all(
+    iso: &Isolator,
+    id: &ContainerId,
+    cfg: &ContainerConfig,
+    planned: &[PlannedVolume],
+    held: &mut Vec<Held>,
+) -> Result<LaunchInfo, IsolatorError> {
+    for p in planned {
+        let h = iso.join(
+            id,
+            &p.key,
+            p.driver.as_ref(),
+            &p.request.opts,
+            p.request.explicit_create,
+        )?;
+        let mountpoint = h.mountpoint.clone();
+        let how = match h.joined {
+            Joined::Mounted => "mounted",
+            Joined::Shared => "shared (already mounted)",
+        };
+        iso.config.log.info(&format!(
+            "container {id}: {}: {how} at {} (mount id {})",
+            h.key,
+            mountpoint.display(),
+            h.mount_id
+        ));
+        held.push(h);
+        if iso.config.chown_volume_root && !p.request.readonly {
+            if let Some(user) = &cfg.user {
+                chown_root(iso, id, p, &mountpoint, user)?;
+            }
+        }
+    }
+
+    let mut mounts = Vec::new();
+    // Shallow targets first, so a volume at `a/b` is bound after (on top of) one at `a`.
+    let mut order: Vec<usize> = (0..planned.len()).collect();
+    order.sort_by_key(|&i| {
+        planned[i]
+            .target
+            .as_ref()
+            .map(|t| t.path().components().count())
+    });
+    for i in order {
+        let (p, h) = (&planned[i], &held[i]);
+        let Some(target) = &p.target else { continue };
+        target
+            .make(iso.host.as_ref())
+            .map_err(|source| IsolatorError::ContainerPath {
+                container: id.clone(),
+                volume: p.key.clone(),
+                source: Box::new(source),
+            })?;
+        mounts.push(LaunchMount {
+            source: h.mountpoint.clone(),
+            target: target.path(),
+            flags: MsFlags::MS_BIND | MsFlags::MS_REC,
+        });
+        if p.request.readonly {
+            // The kernel ignores MS_RDONLY when it creates a bind mount; only a remount of
+            // the bind makes it read-only (see `launch`).
+            mounts.push(LaunchMount {
+                source: h.mountpoint.clone(),
+                target: target.path(),
+                flags: MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            });
+        }
+    }
+    Ok(LaunchInfo {
+        clone_newns: true,
+        mounts,
+    })
+}
+
+fn chown_root(
+    iso: &Isolator,
+    id: &ContainerId,
+    p: &PlannedVolume,
+    mountpoint: &std::path::Path,
+    user: &str,
+) -> Result<(), IsolatorError> {
+    let bad = |reason: String| IsolatorError::Chown {
+        container: id.clone(),
+        volume: p.key.clone(),
+        source: Box::new(ChownError {
+            path: mountpoint.to_path_buf(),
+            user: user.to_owned(),
+            reason,
+        }),
+    };
+    let entry = nix::unistd::User::from_name(user)
+        .map_err(|e| bad(format!("cannot look the user up: {e}")))?
+        .ok_or_else(|| bad("no such user on this host".into()))?;
+    iso.host
+        .lchown(mountpoint, entry.uid.as_raw(), entry.gid.as_raw())
+        .map_err(|e| bad(e.to_string()))
+}
+
+/// Releases what a failed prepare joined, newest first, and removes its intent. Returns the
+/// primary error, with the rollback's own failures if any.
+fn roll_back(
+    iso: &Isolator,
+    record: &mut ContainerRecord,
+    planned: &[PlannedVolume],
+    held: &[Held],
+    primary: IsolatorError,
+) -> IsolatorError {
+    let id = &record.container_id.clone();
+    let mut errors = Vec::new();
+    // As in cleanup: the references go first, durably, so a crash mid-rollback is finished
+    // by recover whatever the agent still knows.
+    record.state = ContainerState::Cleaning;
+    if let Err(source) = iso.ledger.write_container(record) {
+        errors.push(IsolatorError::Ledger {
+            container: id.clone(),
+            source: Box::new(source),
+        });
+    }
+    for (p, h) in planned.iter().zip(held).rev() {
+        if let Err(e) = iso.release(id, &h.key, Some(p.driver.as_ref())) {
+            errors.push(e);
+        }
+    }
+    match iso.ledger.remove_container(id) {
+        Ok(()) => {}
+        Err(source) => errors.push(IsolatorError::Ledger {
+            container: id.clone(),
+            source: Box::new(source),
+        }),
+    }
+    let err = IsolatorError::with_rollback(primary, errors);
+    iso.config.log.warn(&format!(
+        "container {id}: prepare failed and was rolled back: {err}"
+    ));
+    err
+}

@@ -1,0 +1,293 @@
+//! One volume's part of prepare and cleanup, under the volume's lock: join (share the
+//! current mount or Mount anew, the mount id on disk before the driver call) and release
+//! (drop a holder; after the last one, Unmount with the mount's id, a failure remembered for
+//! retry without pinning the volume).
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use super::{Isolator, IsolatorError};
+use crate::container_id::ContainerId;
+use crate::driver::{DriverError, VolumeDriver};
+use crate::ledger::{MountRecord, MountState, VolumeKey, VolumeRecord};
+use crate::ops::{self, OpsError};
+use crate::plugin::{Endpoint, PluginError};
+
+/// How a prepare came to hold a volume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Joined {
+    /// It was already mounted (for another container): a holder was added, no Mount.
+    Shared,
+    /// This prepare mounted it.
+    Mounted,
+}
+
+/// A volume a prepare holds.
+#[derive(Debug, Clone)]
+pub(super) struct Held {
+    pub key: VolumeKey,
+    pub mount_id: String,
+    pub mountpoint: PathBuf,
+    pub joined: Joined,
+}
+
+/// A fresh mount id: random, so two agents or two `dvdcli exec` never reuse one.
+pub(super) fn new_mount_id() -> Result<String, IsolatorError> {
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(IsolatorError::MountId)?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("dvdi-{hex}"))
+}
+
+/// Whether a failed mount flow may have left the volume mounted: only a Mount call that got
+/// no answer (timeout, broken connection). A refusal, or a failure before Mount, did not mount.
+fn maybe_mounted(e: &OpsError) -> bool {
+    match e {
+        OpsError::Driver(DriverError::Plugin(p)) => {
+            p.endpoint() == Some(Endpoint::Mount) && !matches!(p, PluginError::Refused { .. })
+        }
+        _ => false,
+    }
+}
+
+impl Isolator {
+    fn volume_ledger_error(
+        key: &VolumeKey,
+    ) -> impl FnOnce(crate::ledger::LedgerError) -> IsolatorError + '_ {
+        move |source| IsolatorError::VolumeLedger {
+            volume: key.clone(),
+            source: Box::new(source),
+        }
+    }
+
+    fn write_volume(&self, record: &VolumeRecord) -> Result<(), IsolatorError> {
+        let key = record.key();
+        self.ledger
+            .write_volume(record)
+            .map_err(Self::volume_ledger_error(&key))
+    }
+
+    /// Retries the Unmounts that failed earlier (same ids). Failures stay remembered.
+    pub(super) fn retry_failed_unmounts(
+        &self,
+        record: &mut VolumeRecord,
+        driver: &dyn VolumeDriver,
+    ) -> (usize, Vec<String>) {
+        let mut done = 0;
+        let mut still = Vec::new();
+        for mut failed in std::mem::take(&mut record.failed_unmounts) {
+            match driver.unmount(&record.name, &failed.mount_id) {
+                Ok(()) => {
+                    done += 1;
+                    self.config.log.info(&format!(
+                        "{}: retried unmount (id {}) succeeded",
+                        record.key(),
+                        failed.mount_id
+                    ));
+                }
+                Err(e) => {
+                    failed.attempts += 1;
+                    failed.last_error = e.to_string();
+                    still.push(format!(
+                        "{}: retried unmount (id {}) failed again (attempt {}): {e}",
+                        record.key(),
+                        failed.mount_id,
+                        failed.attempts
+                    ));
+                    record.failed_unmounts.push(failed);
+                }
+            }
+        }
+        for message in &still {
+            self.config.log.warn(message);
+        }
+        (done, still)
+    }
+
+    /// Unmounts `mount` (already taken out of `record`): state `unmounting` on disk before the
+    /// call; on failure the mount goes to `failed_unmounts`. Writes the outcome.
+    pub(super) fn unmount_now(
+        &self,
+        record: &mut VolumeRecord,
+        mut mount: MountRecord,
+        driver: Result<&dyn VolumeDriver, DriverError>,
+    ) -> Result<(), IsolatorError> {
+        let key = record.key();
+        mount.state = MountState::Unmounting;
+        record.mount = Some(mount.clone());
+        self.write_volume(record)?;
+        record.mount = None;
+        let result = driver.and_then(|d| d.unmount(&record.name, &mount.id));
+        match result {
+            Ok(()) => {
+                self.write_volume(record)?;
+                Ok(())
+            }
+            Err(source) => {
+                record.remember_failed_unmount(&mount, source.to_string());
+                self.write_volume(record)?;
+                Err(IsolatorError::Unmount {
+                    volume: key,
+                    mount_id: mount.id,
+                    source: Box::new(source),
+                })
+            }
+        }
+    }
+
+    /// Makes `container` a holder of the volume: shares its current mount, or mounts it.
+    pub(super) fn join(
+        &self,
+        container: &ContainerId,
+        key: &VolumeKey,
+        driver: &dyn VolumeDriver,
+        opts: &crate::opts::VolumeOpts,
+        explicit_create: bool,
+    ) -> Result<Held, IsolatorError> {
+        let _lock = self
+            .ledger
+            .lock_volume(key)
+            .map_err(Self::volume_ledger_error(key))?;
+        let mut record = self
+            .ledger
+            .read_volume(key)
+            .map_err(Self::volume_ledger_error(key))?
+            .unwrap_or_else(|| VolumeRecord::new(key));
+
+        // A mount left mid-operation by a crashed process (we hold the lock, so nobody is in
+        // the middle of it now): its Mount may have happened; unmount it with its id.
+        if let Some(stale) = record.mount.take_if(|m| m.state != MountState::Mounted) {
+            self.config.log.warn(&format!(
+                "{key}: mount id {} was left {:?} by an interrupted operation; unmounting it before mounting anew",
+                stale.id, stale.state
+            ));
+            record.remember_failed_unmount(&stale, "interrupted".into());
+        }
+        if !record.failed_unmounts.is_empty() {
+            self.retry_failed_unmounts(&mut record, driver);
+        }
+
+        if let Some(mount) = record
+            .mount
+            .as_ref()
+            .filter(|m| m.state == MountState::Mounted)
+        {
+            let held = Held {
+                key: key.clone(),
+                mount_id: mount.id.clone(),
+                mountpoint: mount.mountpoint.clone().unwrap_or_default(),
+                joined: Joined::Shared,
+            };
+            record.holders.insert(container.clone());
+            self.write_volume(&record)?;
+            return Ok(held);
+        }
+
+        let mount_id = new_mount_id()?;
+        record.mount = Some(MountRecord {
+            id: mount_id.clone(),
+            state: MountState::Mounting,
+            mountpoint: None,
+        });
+        record.holders.insert(container.clone());
+        self.write_volume(&record)?;
+
+        match ops::mount(driver, &key.name, opts, explicit_create, &mount_id) {
+            Ok(mountpoint) => {
+                record.mount = Some(MountRecord {
+                    id: mount_id.clone(),
+                    state: MountState::Mounted,
+                    mountpoint: Some(mountpoint.clone()),
+                });
+                let held = Held {
+                    key: key.clone(),
+                    mount_id,
+                    mountpoint,
+                    joined: Joined::Mounted,
+                };
+                if let Err(e) = self.write_volume(&record) {
+                    // Mounted but not recorded as such: undo now rather than leave it to
+                    // recover (the record still says `mounting` with this id, so recover could).
+                    let rollback = self.release(container, key, Some(driver)).err();
+                    return Err(IsolatorError::with_rollback(
+                        e,
+                        rollback.into_iter().collect(),
+                    ));
+                }
+                Ok(held)
+            }
+            Err(source) => {
+                // The mount id was never used by a holder: if the driver may have mounted,
+                // unmount with it now (whoever else the record lists), else just forget it.
+                let uncertain = maybe_mounted(&source);
+                let primary = IsolatorError::Mount {
+                    container: container.clone(),
+                    volume: key.clone(),
+                    mount_id: mount_id.clone(),
+                    source: Box::new(source),
+                };
+                record.holders.remove(container);
+                let rollback = match record.mount.take() {
+                    Some(mount) if uncertain => {
+                        self.unmount_now(&mut record, mount, Ok(driver)).err()
+                    }
+                    _ => self.write_volume(&record).err(),
+                };
+                Err(IsolatorError::with_rollback(
+                    primary,
+                    rollback.into_iter().collect(),
+                ))
+            }
+        }
+    }
+
+    /// Drops `container` as a holder of the volume; when it was the last holder, Unmounts with
+    /// the mount's id. `driver`: the driver if the caller has it (else it is resolved).
+    pub(super) fn release(
+        &self,
+        container: &ContainerId,
+        key: &VolumeKey,
+        driver: Option<&dyn VolumeDriver>,
+    ) -> Result<(), IsolatorError> {
+        let _lock = self
+            .ledger
+            .lock_volume(key)
+            .map_err(Self::volume_ledger_error(key))?;
+        let Some(mut record) = self
+            .ledger
+            .read_volume(key)
+            .map_err(Self::volume_ledger_error(key))?
+        else {
+            return Ok(());
+        };
+        let was_holder = record.holders.remove(container);
+        if !record.holders.is_empty() || record.mount.is_none() {
+            if was_holder {
+                self.write_volume(&record)?;
+            }
+            return Ok(());
+        }
+        let Some(mount) = record.mount.take() else {
+            return Ok(());
+        };
+        match driver {
+            Some(d) => self.unmount_now(&mut record, mount, Ok(d)),
+            None => self.unmount_resolving(&mut record, mount),
+        }
+    }
+
+    /// [`Isolator::unmount_now`] through the volume's driver, resolved now; a driver that
+    /// cannot be resolved counts as a failed unmount (remembered for retry).
+    pub(super) fn unmount_resolving(
+        &self,
+        record: &mut VolumeRecord,
+        mount: MountRecord,
+    ) -> Result<(), IsolatorError> {
+        match self.resolver.resolve(&record.driver) {
+            Ok(d) => self.unmount_now(record, mount, Ok(d.as_ref())),
+            Err(e) => self.unmount_now(record, mount, Err(e)),
+        }
+    }
+}
