@@ -27,7 +27,11 @@ fn fmt(d: Duration) -> String {
 fn sibling_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let path = exe.parent().expect("bin dir").join(name);
-    assert!(path.exists(), "{} is missing: build the workspace first", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace first",
+        path.display()
+    );
     path
 }
 
@@ -59,8 +63,12 @@ fn main() {
     let plugin_dir = dir.path().join("plugins");
     std::fs::create_dir(&plugin_dir).expect("plugin dir");
     let socket = plugin_dir.join("bench.sock");
-    let options = PluginOptions { keep_calls: false, ..PluginOptions::default() };
-    let _plugin = TestPlugin::start_with(&socket, &dir.path().join("mnt"), options).expect("plugin");
+    let options = PluginOptions {
+        keep_calls: false,
+        ..PluginOptions::default()
+    };
+    let _plugin =
+        TestPlugin::start_with(&socket, &dir.path().join("mnt"), options).expect("plugin");
     let dvdcli = sibling_bin("dvdcli");
 
     let volume = "bench-vol";
@@ -84,6 +92,7 @@ fn main() {
 
     let (mut cli_mount, mut cli_unmount, mut lib_mount, mut lib_unmount, mut lib_one_call) =
         (vec![], vec![], vec![], vec![], vec![]);
+    let mut spawn_true = vec![];
     for _ in 0..runs {
         // Interleaved, so both see the same machine load.
         cli_mount.push(run_dvdcli(&dvdcli, &plugin_dir, &mount_args));
@@ -101,14 +110,33 @@ fn main() {
         let t = Instant::now();
         client.get(&vol).expect("get");
         lib_one_call.push(t.elapsed());
+        let t = Instant::now();
+        let ok = Command::new("/bin/true")
+            .env_clear()
+            .status()
+            .expect("spawn /bin/true");
+        spawn_true.push(t.elapsed());
+        assert!(ok.success());
     }
-    let peak_rss_kib = getrusage(UsageWho::RUSAGE_CHILDREN).expect("getrusage").max_rss();
+    let peak_rss_kib = getrusage(UsageWho::RUSAGE_CHILDREN)
+        .expect("getrusage")
+        .max_rss();
 
-    let (cm, cu, lm, lu) =
-        (median(cli_mount), median(cli_unmount), median(lib_mount), median(lib_unmount));
+    let (cm, cu, lm, lu) = (
+        median(cli_mount),
+        median(cli_unmount),
+        median(lib_mount),
+        median(lib_unmount),
+    );
     println!("dvdcli benchmark: {runs} runs, medians; instant test plugin over a Unix socket");
-    println!("plugin round trip (one Get, in-process):              {}", fmt(median(lib_one_call)));
-    println!("{:<38} {:>12} {:>22} {:>8}", "measurement", "dvdcli", "in-process calls", "ratio");
+    println!(
+        "plugin round trip (one Get, in-process):              {}",
+        fmt(median(lib_one_call))
+    );
+    println!(
+        "{:<38} {:>12} {:>22} {:>8}",
+        "measurement", "dvdcli", "in-process calls", "ratio"
+    );
     let row = |name: &str, cli: Duration, lib: Duration| {
         println!(
             "{:<38} {:>12} {:>22} {:>7.1}x",
@@ -121,5 +149,18 @@ fn main() {
     row("mount (Activate, Get, Mount)", cm, lm);
     row("unmount (Get, Unmount)", cu, lu);
     row("mount + unmount", cm + cu, lm + lu);
-    println!("dvdcli peak RSS (largest of all invocations): {:.2} MiB", peak_rss_kib as f64 / 1024.0);
+    let spawn = median(spawn_true);
+    println!(
+        "spawning /bin/true (a process start with no work):    {}",
+        fmt(spawn)
+    );
+    row(
+        "mount + unmount vs 2 spawns + calls",
+        cm + cu,
+        2 * spawn + lm + lu,
+    );
+    println!(
+        "dvdcli peak RSS (largest of all invocations): {:.2} MiB",
+        peak_rss_kib as f64 / 1024.0
+    );
 }
