@@ -17,6 +17,7 @@ mod record;
 mod server;
 mod volumes;
 mod wire;
+mod workers;
 
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};

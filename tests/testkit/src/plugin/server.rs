@@ -16,6 +16,7 @@ use super::fault::{normalize_endpoint, Fault, FaultTable};
 use super::record::Recorder;
 use super::volumes::{Answer, Behaviour, Volumes};
 use super::wire::{write_reply, Framing, ReadError, Request, RequestReader, PLUGIN_MEDIA_TYPE};
+use super::workers::Workers;
 
 /// What the connection threads change under one lock.
 #[derive(Debug)]
@@ -147,8 +148,15 @@ impl Shared {
     }
 }
 
-/// Accepts connections until the plugin stops, one thread each.
+/// Accepts connections until the plugin stops, each served on a thread of its own.
 pub(crate) fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
+    let workers = {
+        let shared = Arc::clone(&shared);
+        Workers::new(move |(stream, id): (UnixStream, u64)| {
+            serve(stream, &shared);
+            shared.deregister(id);
+        })
+    };
     loop {
         let accepted = listener.accept();
         if shared.is_stopping() {
@@ -156,18 +164,10 @@ pub(crate) fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
         }
         match accepted {
             Ok((stream, _)) => {
-                let Some(id) = shared.register(&stream) else {
-                    continue;
-                };
-                let conn_shared = Arc::clone(&shared);
-                let spawned = thread::Builder::new()
-                    .name("test-plugin-conn".into())
-                    .spawn(move || {
-                        serve(stream, &conn_shared);
-                        conn_shared.deregister(id);
-                    });
-                if spawned.is_err() {
-                    shared.deregister(id);
+                if let Some(id) = shared.register(&stream) {
+                    if workers.run((stream, id)).is_err() {
+                        shared.deregister(id);
+                    }
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
