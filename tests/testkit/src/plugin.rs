@@ -159,7 +159,8 @@ impl TestPlugin {
         self.shared.state().recorder.calls().to_vec()
     }
 
-    /// How many requests reached `endpoint` (e.g. `"VolumeDriver.Mount"`).
+    /// How many requests reached `endpoint` (e.g. `"VolumeDriver.Mount"`), faulted ones
+    /// included (0 when `keep_calls` is off).
     pub fn count(&self, endpoint: &str) -> usize {
         let endpoint = fault::normalize_endpoint(endpoint);
         let state = self.shared.state();
