@@ -1,5 +1,5 @@
 //! Test-only helpers for dvdi-rs: a Docker volume plugin server with fault injection
-//! ([`plugin`]), root checks and binary locators for black-box tests ([`env`]), and the few
+//! ([`plugin`]), root checks and binary locators for black-box tests ([`env`](mod@env)), and the few
 //! host calls they need ([`sys`]).
 
 pub mod env;
