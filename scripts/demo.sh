@@ -27,6 +27,6 @@ cat "$path/hello.txt"
 "$dvdcli" remove "${vol[@]}"
 
 left=$(grep -c "$work" /proc/self/mountinfo || true)
-loops=$(grep -l "$work" /sys/block/loop*/loop/backing_file 2>/dev/null | wc -l)
+loops=$( (grep -l "$work" /sys/block/loop*/loop/backing_file 2>/dev/null || true) | wc -l)
 echo "== left behind: $left mount(s), $loops loop device(s)"
 [ "$left" = 0 ] && [ "$loops" = 0 ]

@@ -147,22 +147,26 @@ fn connect(addr: &PluginAddr, limits: &Limits) -> Result<Stream, HttpError> {
     let started = Instant::now();
     let until = limits.connect_until.min(limits.deadline);
     let mut backoff = Duration::from_millis(10);
+    let refused = |source| HttpError::Connect {
+        addr: addr.to_string(),
+        waited: started.elapsed(),
+        source,
+    };
+    let mut last_retryable: Option<io::Error> = None;
     loop {
-        let timeout = remaining(limits.deadline)?;
-        match connect_once(addr, timeout) {
+        let left = limits.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(last_retryable.map(refused).unwrap_or(HttpError::Timeout));
+        }
+        match connect_once(addr, left) {
             Ok(s) => return Ok(s),
             Err(e) if is_retryable(&e) && Instant::now() < until => {
                 std::thread::sleep(backoff.min(until.saturating_duration_since(Instant::now())));
                 backoff = (backoff * 2).min(Duration::from_millis(500));
+                last_retryable = Some(e);
             }
             Err(e) if is_timeout(&e) => return Err(HttpError::Timeout),
-            Err(source) => {
-                return Err(HttpError::Connect {
-                    addr: addr.to_string(),
-                    waited: started.elapsed(),
-                    source,
-                })
-            }
+            Err(source) => return Err(refused(source)),
         }
     }
 }

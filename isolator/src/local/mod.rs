@@ -1,7 +1,33 @@
-//! The embedded `local` driver (SPEC §8): volumes served in-process under a root directory.
-//! (Skeleton: filled in by the local-driver work.)
+//! The embedded `local` driver (SPEC §8): volumes served in-process under a root directory,
+//! without a plugin socket.
+//!
+//! - A volume without options is a directory.
+//! - `size=N[K|M|G]` and optional `fstype=ext4|xfs|btrfs` make a block volume: a sparse image
+//!   formatted on create, attached to a loop device and mounted on its first user, unmounted and
+//!   detached after its last.
+//! - Docker-local `type=`, `device=`, `o=` make a device volume: the device (or tmpfs) is
+//!   mounted on the first user and unmounted after the last.
+//!
+//! Users are the *set* of mount ids given to `Mount`, kept on disk, and every operation on a
+//! volume runs under that volume's `flock`, so every process on the host agrees on them.
+//! The mount point handed out is always `root/<name>/_data`.
+//!
+//! Files: `spec` (options → volume kind), `mountopts` (`o=`), `store` (layout and records),
+//! `lock` (the per-volume lock), `block` (image and loop devices), `mounting` (bringing `_data`
+//! up and down).
 
-use std::path::PathBuf;
+mod block;
+mod error;
+mod lock;
+mod mounting;
+mod mountopts;
+mod spec;
+mod store;
+
+use std::fs::{self, DirBuilder};
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::driver::{DriverError, Scope, VolumeDriver, VolumeInfo};
@@ -9,29 +35,370 @@ use crate::names::{DriverName, VolumeName};
 use crate::opts::VolumeOpts;
 use crate::sys::Host;
 
-/// A local-driver failure.
-#[derive(Debug, thiserror::Error)]
-pub enum LocalError {
-    #[error("local volume {volume:?} does not exist")]
-    NoSuchVolume { volume: String },
-}
+pub use error::LocalError;
+pub use spec::{FsType, VolumeKind};
+pub use store::FORMAT_VERSION;
 
-impl LocalError {
-    pub fn is_refusal(&self) -> bool {
-        true
-    }
-}
+use error::io_err;
+use lock::VolumeLock;
+use store::{Meta, Users, VolumePaths, LOCK_DIR};
 
+/// The `local` driver over a root directory.
 pub struct LocalDriver {
     name: DriverName,
     root: PathBuf,
     host: Arc<dyn Host>,
 }
 
+/// A volume's paths while its lock is held.
+struct Locked {
+    paths: VolumePaths,
+    _lock: VolumeLock,
+}
+
 impl LocalDriver {
+    /// A driver for volumes under `root`. Nothing is touched until the first operation; the
+    /// root is created (0700) by the first `create`.
     pub fn new(root: PathBuf, host: Arc<dyn Host>) -> Self {
         let name = DriverName::new("local").expect("static name is valid");
         Self { name, root, host }
+    }
+
+    /// The root as given.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn root_err(&self, action: &'static str) -> impl FnOnce(io::Error) -> LocalError + '_ {
+        move |source| LocalError::Root {
+            action,
+            path: self.root.clone(),
+            source,
+        }
+    }
+
+    /// The root with symlinks resolved (mount points are compared with the kernel's view), or
+    /// `None` when it does not exist yet.
+    fn existing_root(&self) -> Result<Option<PathBuf>, LocalError> {
+        match fs::canonicalize(&self.root) {
+            Ok(root) => Ok(Some(root)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.root_err("resolve")(e)),
+        }
+    }
+
+    /// The root, created 0700 (its parents 0755) when missing.
+    fn ensure_root(&self) -> Result<PathBuf, LocalError> {
+        if let Some(root) = self.existing_root()? {
+            return Ok(root);
+        }
+        if let Some(parent) = self.root.parent() {
+            fs::create_dir_all(parent).map_err(self.root_err("create the parent of"))?;
+        }
+        match DirBuilder::new().mode(0o700).create(&self.root) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(self.root_err("create")(e)),
+        }
+        fs::canonicalize(&self.root).map_err(self.root_err("resolve"))
+    }
+
+    /// Takes `volume`'s lock under `root` (resolved by the caller).
+    fn lock_at(&self, root: &Path, volume: &VolumeName) -> Result<Locked, LocalError> {
+        if volume.as_str() == LOCK_DIR {
+            return Err(LocalError::ReservedName {
+                volume: volume.to_string(),
+            });
+        }
+        let lock = VolumeLock::acquire(root, volume)?;
+        Ok(Locked {
+            paths: VolumePaths::new(root, volume),
+            _lock: lock,
+        })
+    }
+
+    /// Locks a volume under the existing root; a refusal when there is no root.
+    fn lock(&self, volume: &VolumeName) -> Result<Locked, LocalError> {
+        let root = self
+            .existing_root()?
+            .ok_or_else(|| LocalError::NoSuchVolume {
+                volume: volume.to_string(),
+            })?;
+        self.lock_at(&root, volume)
+    }
+
+    /// Locks an existing volume and reads its metadata; a refusal when it does not exist.
+    fn lock_existing(&self, volume: &VolumeName) -> Result<(Locked, Meta), LocalError> {
+        let locked = self.lock(volume)?;
+        let meta =
+            store::read_meta(volume, &locked.paths)?.ok_or_else(|| LocalError::NoSuchVolume {
+                volume: volume.to_string(),
+            })?;
+        Ok((locked, meta))
+    }
+
+    fn do_create(&self, volume: &VolumeName, opts: &VolumeOpts) -> Result<(), LocalError> {
+        let kind = VolumeKind::from_opts(volume, opts)?;
+        let locked = self.lock_at(&self.ensure_root()?, volume)?;
+        let paths = &locked.paths;
+        if let Some(meta) = store::read_meta(volume, paths)? {
+            // Idempotent for the same volume (compared as parsed: `size=64M` = `size=67108864`).
+            return if meta.kind == kind {
+                Ok(())
+            } else {
+                Err(LocalError::OptionsDiffer {
+                    volume: volume.to_string(),
+                    existing: meta.kind.to_string(),
+                    requested: kind.to_string(),
+                })
+            };
+        }
+        // A directory without meta.json is a create that never finished: start over.
+        self.remove_leftover(volume, paths)?;
+        let built = self.build(volume, paths, kind, opts);
+        if let Err(e) = built {
+            return Err(e.with_cleanup(self.remove_leftover(volume, paths)));
+        }
+        Ok(())
+    }
+
+    /// Makes the volume's files; `meta.json`, written last, commits it.
+    fn build(
+        &self,
+        volume: &VolumeName,
+        paths: &VolumePaths,
+        kind: VolumeKind,
+        opts: &VolumeOpts,
+    ) -> Result<(), LocalError> {
+        let v = volume.as_str();
+        DirBuilder::new()
+            .mode(0o755)
+            .create(&paths.dir)
+            .map_err(io_err(v, "create directory", &paths.dir))?;
+        mounting::ensure_dir(volume, &paths.data)?;
+        if let VolumeKind::Block { size, fstype } = kind {
+            block::create_image(self.host.as_ref(), volume, &paths.image, size, fstype)?;
+        }
+        store::write_users(volume, paths, &Users::new())?;
+        store::write_meta(volume, paths, &Meta::new(kind, opts.clone()))?;
+        let root = paths.dir.parent().unwrap_or(Path::new("/"));
+        store::sync_dir(root).map_err(io_err(v, "sync directory", root))
+    }
+
+    /// Deletes an uncommitted or removed volume's directory, refusing while `_data` is mounted
+    /// (deleting would reach into the mounted filesystem).
+    fn remove_leftover(&self, volume: &VolumeName, paths: &VolumePaths) -> Result<(), LocalError> {
+        let v = volume.as_str();
+        let kind = match fs::symlink_metadata(&paths.dir) {
+            Ok(m) => m.file_type(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_err(v, "inspect", &paths.dir)(e)),
+        };
+        if !kind.is_dir() {
+            return fs::remove_file(&paths.dir).map_err(io_err(v, "remove", &paths.dir));
+        }
+        if mounting::is_mounted(self.host.as_ref(), volume, &paths.data)? {
+            return Err(LocalError::StillMounted {
+                volume: v.to_owned(),
+                path: paths.data.clone(),
+            });
+        }
+        if paths.image.exists() {
+            block::detach_all(self.host.as_ref(), volume, &paths.image)?;
+        }
+        fs::remove_dir_all(&paths.dir).map_err(io_err(v, "remove", &paths.dir))?;
+        let root = paths.dir.parent().unwrap_or(Path::new("/"));
+        store::sync_dir(root).map_err(io_err(v, "sync directory", root))
+    }
+
+    fn do_remove(&self, volume: &VolumeName) -> Result<(), LocalError> {
+        let missing = || LocalError::NoSuchVolume {
+            volume: volume.to_string(),
+        };
+        let locked = self.lock(volume)?;
+        let paths = &locked.paths;
+        // An unreadable meta.json does not stop a remove (the operator's way out of a corrupt
+        // volume), but only a committed volume is "there".
+        match store::read_meta(volume, paths) {
+            Ok(Some(_)) | Err(LocalError::Corrupt { .. }) => {}
+            Ok(None) => return Err(missing()),
+            Err(e) => return Err(e),
+        }
+        let users = store::read_users(volume, paths)?;
+        if !users.users.is_empty() {
+            return Err(LocalError::InUse {
+                volume: volume.to_string(),
+                users: users.users.len(),
+            });
+        }
+        if mounting::is_mounted(self.host.as_ref(), volume, &paths.data)? {
+            return Err(LocalError::StillMounted {
+                volume: volume.to_string(),
+                path: paths.data.clone(),
+            });
+        }
+        // Uncommit first: a crash from here on leaves a leftover that `create` clears.
+        fs::remove_file(&paths.meta).map_err(io_err(volume.as_str(), "remove", &paths.meta))?;
+        store::sync_dir(&paths.dir).map_err(io_err(
+            volume.as_str(),
+            "sync directory",
+            &paths.dir,
+        ))?;
+        self.remove_leftover(volume, paths)
+    }
+
+    fn do_mount(&self, volume: &VolumeName, id: &str) -> Result<PathBuf, LocalError> {
+        let (locked, meta) = self.lock_existing(volume)?;
+        let paths = &locked.paths;
+        let before = store::read_users(volume, paths)?;
+        let mut after = before.clone();
+        let added = after.users.insert(id.to_owned());
+        // The user is recorded before the kernel is touched (as the isolator's checkpoint is):
+        // a crash in between leaves a user whose Unmount releases the volume, never a mount
+        // that no record explains.
+        if added {
+            store::write_users(volume, paths, &after)?;
+        }
+        // Every Mount checks the host, so a mount lost since (or a crash) is repaired.
+        if let Err(e) = mounting::activate(self.host.as_ref(), volume, &meta.kind, paths) {
+            let restore = if added {
+                store::write_users(volume, paths, &before)
+            } else {
+                Ok(())
+            };
+            return Err(e.with_cleanup(restore));
+        }
+        Ok(paths.data.clone())
+    }
+
+    fn do_unmount(&self, volume: &VolumeName, id: &str) -> Result<(), LocalError> {
+        let (locked, meta) = self.lock_existing(volume)?;
+        let paths = &locked.paths;
+        let host = self.host.as_ref();
+        let mut users = store::read_users(volume, paths)?;
+        if users.users.remove(id) {
+            // The set is written before the release and stays without `id` when the release
+            // fails: the error is reported, and the retry of this Unmount (below) or the next
+            // Mount repairs the host. Keeping `id` instead would pin the volume if the caller
+            // never retries (MESOS-10126).
+            store::write_users(volume, paths, &users)?;
+            if users.users.is_empty() {
+                mounting::deactivate(host, volume, &meta.kind, paths)?;
+            }
+            return Ok(());
+        }
+        if users.users.is_empty() && mounting::is_active(host, volume, &meta.kind, paths)? {
+            // No users, but still mounted or attached: an earlier release failed or was cut
+            // short. Retrying it is what this Unmount is for.
+            return mounting::deactivate(host, volume, &meta.kind, paths);
+        }
+        Err(LocalError::UnknownUser {
+            volume: volume.to_string(),
+            id: id.to_owned(),
+        })
+    }
+
+    /// `_data` when callers may use it: always for a directory, while it has users otherwise
+    /// (an unmounted `_data` is the empty directory below the filesystem; writing there would
+    /// hide data from the volume).
+    fn mountpoint(meta: &Meta, users: &Users, paths: &VolumePaths) -> Option<PathBuf> {
+        (!meta.kind.is_mounted_kind() || !users.users.is_empty()).then(|| paths.data.clone())
+    }
+
+    fn info(volume: &VolumeName, meta: &Meta, users: &Users, paths: &VolumePaths) -> VolumeInfo {
+        let mut status = serde_json::json!({
+            "kind": meta.kind.name(),
+            "users": users.users.len(),
+        });
+        match &meta.kind {
+            VolumeKind::Directory => {}
+            VolumeKind::Block { size, fstype } => {
+                status["size"] = (*size).into();
+                status["fstype"] = fstype.as_str().into();
+            }
+            VolumeKind::Device {
+                fstype,
+                device,
+                options,
+            } => {
+                status["type"] = fstype.as_str().into();
+                status["device"] = device.as_str().into();
+                if let Some(o) = options {
+                    status["o"] = o.as_str().into();
+                }
+            }
+        }
+        VolumeInfo {
+            name: volume.to_string(),
+            mountpoint: Self::mountpoint(meta, users, paths),
+            created_at: Some(meta.created_at.clone()),
+            status: Some(status),
+        }
+    }
+
+    fn do_get(&self, volume: &VolumeName) -> Result<Option<VolumeInfo>, LocalError> {
+        // Not taking (and so not creating) a lock for a name that has never been a volume.
+        let Some(root) = self.existing_root()? else {
+            return Ok(None);
+        };
+        if !VolumePaths::new(&root, volume).meta.exists() {
+            return Ok(None);
+        }
+        let locked = self.lock_at(&root, volume)?;
+        let Some(meta) = store::read_meta(volume, &locked.paths)? else {
+            return Ok(None);
+        };
+        let users = store::read_users(volume, &locked.paths)?;
+        Ok(Some(Self::info(volume, &meta, &users, &locked.paths)))
+    }
+
+    fn do_path(&self, volume: &VolumeName) -> Result<Option<PathBuf>, LocalError> {
+        let (locked, meta) = self.lock_existing(volume)?;
+        let users = store::read_users(volume, &locked.paths)?;
+        Ok(Self::mountpoint(&meta, &users, &locked.paths))
+    }
+
+    /// Every committed volume, in name order. Takes no lock (records are replaced atomically,
+    /// so each read sees a whole record), so it never waits for or blocks an operation. A
+    /// volume whose records cannot be read is listed with `{"error": …}` as its status rather
+    /// than hidden, so an operator sees it and can remove it; directories without `meta.json`
+    /// (a create in progress or cut short) are not volumes and are left out.
+    fn do_list(&self) -> Result<Vec<VolumeInfo>, LocalError> {
+        let Some(root) = self.existing_root()? else {
+            return Ok(Vec::new());
+        };
+        let entries = fs::read_dir(&root).map_err(self.root_err("read"))?;
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(self.root_err("read"))?;
+            let Some(volume) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| VolumeName::new(n).ok())
+            else {
+                continue;
+            };
+            if volume.as_str() == LOCK_DIR || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let paths = VolumePaths::new(&root, &volume);
+            let read = store::read_meta(&volume, &paths).and_then(|meta| {
+                meta.map(|m| Ok((m, store::read_users(&volume, &paths)?)))
+                    .transpose()
+            });
+            match read {
+                Ok(Some((meta, users))) => out.push(Self::info(&volume, &meta, &users, &paths)),
+                Ok(None) => {}
+                Err(e) => out.push(VolumeInfo {
+                    name: volume.to_string(),
+                    mountpoint: None,
+                    created_at: None,
+                    status: Some(serde_json::json!({ "error": e.to_string() })),
+                }),
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
     }
 }
 
@@ -39,47 +406,43 @@ impl VolumeDriver for LocalDriver {
     fn name(&self) -> &DriverName {
         &self.name
     }
+
     fn activate(&self) -> Result<(), DriverError> {
-        let _ = (&self.root, &self.host);
         Ok(())
     }
-    fn create(&self, volume: &VolumeName, _opts: &VolumeOpts) -> Result<(), DriverError> {
-        Err(LocalError::NoSuchVolume {
-            volume: volume.to_string(),
-        }
-        .into())
+
+    fn create(&self, volume: &VolumeName, opts: &VolumeOpts) -> Result<(), DriverError> {
+        Ok(self.do_create(volume, opts)?)
     }
+
     fn remove(&self, volume: &VolumeName) -> Result<(), DriverError> {
-        Err(LocalError::NoSuchVolume {
-            volume: volume.to_string(),
-        }
-        .into())
+        Ok(self.do_remove(volume)?)
     }
-    fn mount(&self, volume: &VolumeName, _id: &str) -> Result<PathBuf, DriverError> {
-        Err(LocalError::NoSuchVolume {
-            volume: volume.to_string(),
-        }
-        .into())
+
+    fn mount(&self, volume: &VolumeName, id: &str) -> Result<PathBuf, DriverError> {
+        Ok(self.do_mount(volume, id)?)
     }
-    fn unmount(&self, volume: &VolumeName, _id: &str) -> Result<(), DriverError> {
-        Err(LocalError::NoSuchVolume {
-            volume: volume.to_string(),
-        }
-        .into())
+
+    fn unmount(&self, volume: &VolumeName, id: &str) -> Result<(), DriverError> {
+        Ok(self.do_unmount(volume, id)?)
     }
+
     fn path(&self, volume: &VolumeName) -> Result<Option<PathBuf>, DriverError> {
-        Err(LocalError::NoSuchVolume {
-            volume: volume.to_string(),
-        }
-        .into())
+        Ok(self.do_path(volume)?)
     }
-    fn get(&self, _volume: &VolumeName) -> Result<Option<VolumeInfo>, DriverError> {
-        Ok(None)
+
+    fn get(&self, volume: &VolumeName) -> Result<Option<VolumeInfo>, DriverError> {
+        Ok(self.do_get(volume)?)
     }
+
     fn list(&self) -> Result<Vec<VolumeInfo>, DriverError> {
-        Ok(Vec::new())
+        Ok(self.do_list()?)
     }
+
     fn capabilities(&self) -> Result<Scope, DriverError> {
         Ok(Scope::Local)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,6 +1,6 @@
 //! Test-only helpers for dvdi-rs: a Docker volume plugin server with fault injection
 //! ([`plugin`]), a real third-party plugin ([`buttervolume`]), root checks and binary locators
-//! for black-box tests ([`env`]), and the few host calls they need ([`sys`]).
+//! for black-box tests ([`env`](mod@env)), and the few host calls they need ([`sys`]).
 
 pub mod buttervolume;
 pub mod env;

@@ -17,6 +17,7 @@ mod record;
 mod server;
 mod volumes;
 mod wire;
+mod workers;
 
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -158,7 +159,8 @@ impl TestPlugin {
         self.shared.state().recorder.calls().to_vec()
     }
 
-    /// How many requests reached `endpoint` (e.g. `"VolumeDriver.Mount"`).
+    /// How many requests reached `endpoint` (e.g. `"VolumeDriver.Mount"`), faulted ones
+    /// included (0 when `keep_calls` is off).
     pub fn count(&self, endpoint: &str) -> usize {
         let endpoint = fault::normalize_endpoint(endpoint);
         let state = self.shared.state();

@@ -16,6 +16,7 @@ use super::fault::{normalize_endpoint, Fault, FaultTable};
 use super::record::Recorder;
 use super::volumes::{Answer, Behaviour, Volumes};
 use super::wire::{write_reply, Framing, ReadError, Request, RequestReader, PLUGIN_MEDIA_TYPE};
+use super::workers::Workers;
 
 /// What the connection threads change under one lock.
 #[derive(Debug)]
@@ -147,8 +148,15 @@ impl Shared {
     }
 }
 
-/// Accepts connections until the plugin stops, one thread each.
+/// Accepts connections until the plugin stops, each served on a thread of its own.
 pub(crate) fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
+    let workers = {
+        let shared = Arc::clone(&shared);
+        Workers::new(move |(stream, id): (UnixStream, u64)| {
+            serve(stream, &shared);
+            shared.deregister(id);
+        })
+    };
     loop {
         let accepted = listener.accept();
         if shared.is_stopping() {
@@ -156,18 +164,10 @@ pub(crate) fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
         }
         match accepted {
             Ok((stream, _)) => {
-                let Some(id) = shared.register(&stream) else {
-                    continue;
-                };
-                let conn_shared = Arc::clone(&shared);
-                let spawned = thread::Builder::new()
-                    .name("test-plugin-conn".into())
-                    .spawn(move || {
-                        serve(stream, &conn_shared);
-                        conn_shared.deregister(id);
-                    });
-                if spawned.is_err() {
-                    shared.deregister(id);
+                if let Some(id) = shared.register(&stream) {
+                    if workers.run((stream, id)).is_err() {
+                        shared.deregister(id);
+                    }
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -220,6 +220,14 @@ impl Reply {
             body: body.to_string().into_bytes(),
         }
     }
+
+    fn raw(status: u16, content_type: &str, body: &str) -> Self {
+        Reply {
+            status,
+            content_type: content_type.into(),
+            body: body.as_bytes().to_vec(),
+        }
+    }
 }
 
 /// Answers one request; `Ok(true)` when the connection may carry another one.
@@ -229,38 +237,59 @@ fn respond(stream: &mut UnixStream, shared: &Shared, request: Request) -> io::Re
     } else {
         Framing::Length
     };
-    let keep_alive = request.keep_alive;
-    let send = |stream: &mut UnixStream, reply: Reply, framing: Framing| {
-        write_reply(
-            stream,
-            reply.status,
-            &reply.content_type,
-            &reply.body,
-            framing,
-            keep_alive,
-        )
-        .map(|()| !framing.closes())
+    let outcome = match parse_call(&request) {
+        Ok((endpoint, body)) => perform(shared, endpoint, &body, framing),
+        Err(refusal) => Outcome::Send(refusal, framing),
     };
+    match outcome {
+        Outcome::Send(reply, framing) => {
+            let keep_alive = request.keep_alive;
+            write_reply(
+                stream,
+                reply.status,
+                &reply.content_type,
+                &reply.body,
+                framing,
+                keep_alive,
+            )?;
+            Ok(!framing.closes())
+        }
+        Outcome::Close => Ok(false),
+    }
+}
+
+/// The endpoint and JSON body of a plugin call, or the reply refusing the request.
+fn parse_call(request: &Request) -> Result<(&str, Value), Reply> {
     if request.method != "POST" {
         let body = json!({ "Err": format!("method {} not allowed", request.method) });
-        return send(stream, Reply::json(405, &body), framing);
+        return Err(Reply::json(405, &body));
     }
     let endpoint = normalize_endpoint(&request.path);
-    let body = if request.body.is_empty() {
-        Value::Null
-    } else {
-        match serde_json::from_slice(&request.body) {
-            Ok(body) => body,
-            Err(e) => {
-                let body = json!({ "Err": format!("{endpoint}: invalid JSON body: {e}") });
-                return send(stream, Reply::json(400, &body), framing);
-            }
+    if request.body.is_empty() {
+        return Ok((endpoint, Value::Null));
+    }
+    match serde_json::from_slice(&request.body) {
+        Ok(body) => Ok((endpoint, body)),
+        Err(e) => {
+            let body = json!({ "Err": format!("{endpoint}: invalid JSON body: {e}") });
+            Err(Reply::json(400, &body))
         }
-    };
+    }
+}
 
+/// What becomes of a call.
+enum Outcome {
+    Send(Reply, Framing),
+    /// Close the connection without a reply.
+    Close,
+}
+
+/// Records the call, applies its fault and the plugin's delay, and performs it unless the
+/// fault fails it. `framing` is the one to use when the fault does not choose another.
+fn perform(shared: &Shared, endpoint: &str, body: &Value, framing: Framing) -> Outcome {
     let fault = {
         let mut state = shared.state();
-        if let Err(e) = state.recorder.record(endpoint, &body) {
+        if let Err(e) = state.recorder.record(endpoint, body) {
             eprintln!("dvdi-testkit: cannot record {endpoint}: {e}");
         }
         state.faults.take(endpoint)
@@ -270,66 +299,39 @@ fn respond(stream: &mut UnixStream, shared: &Shared, request: Request) -> io::Re
         _ => shared.delay,
     };
     if !delay.is_zero() && shared.wait_for_stop(Some(delay)) {
-        return Ok(false);
+        return Outcome::Close;
     }
-
-    let answer = |shared: &Shared| {
-        let answer = shared
-            .state()
-            .volumes
-            .handle(endpoint, &body, shared.behaviour);
-        match answer {
-            Some(Answer { status, body }) => Reply::json(status, &body),
-            None => Reply {
-                status: 404,
-                content_type: "text/plain; charset=utf-8".into(),
-                body: b"404 page not found\n".to_vec(),
-            },
-        }
+    let normal = || match shared
+        .state()
+        .volumes
+        .handle(endpoint, body, shared.behaviour)
+    {
+        Some(Answer { status, body }) => Reply::json(status, &body),
+        None => Reply::raw(404, "text/plain; charset=utf-8", "404 page not found\n"),
     };
-    let Some(fault) = fault else {
-        return send(stream, answer(shared), framing);
-    };
-    match fault {
-        Fault::Delay(_) => send(stream, answer(shared), framing),
-        Fault::Chunked => send(stream, answer(shared), Framing::Chunked),
-        Fault::CloseDelimited => send(stream, answer(shared), Framing::CloseDelimited),
-        Fault::CutMidBody => send(stream, answer(shared), Framing::CutMidBody),
-        Fault::Huge(size) => send(stream, padded(answer(shared), size), framing),
-        Fault::ErrorIn200(text) => send(stream, Reply::json(200, &json!({ "Err": text })), framing),
-        Fault::Status {
+    let reply = match fault {
+        None | Some(Fault::Delay(_)) => normal(),
+        Some(Fault::Chunked) => return Outcome::Send(normal(), Framing::Chunked),
+        Some(Fault::CloseDelimited) => return Outcome::Send(normal(), Framing::CloseDelimited),
+        Some(Fault::CutMidBody) => return Outcome::Send(normal(), Framing::CutMidBody),
+        Some(Fault::Huge(size)) => padded(normal(), size),
+        Some(Fault::ErrorIn200(text)) => Reply::json(200, &json!({ "Err": text })),
+        Some(Fault::Status {
             code,
             body,
             content_type,
-        } => send(
-            stream,
-            Reply {
-                status: code,
-                content_type,
-                body: body.into_bytes(),
-            },
-            framing,
-        ),
-        Fault::Malformed => send(
-            stream,
-            Reply {
-                status: 200,
-                content_type: PLUGIN_MEDIA_TYPE.into(),
-                body: b"{\"Err\": this is not JSON".to_vec(),
-            },
-            framing,
-        ),
-        Fault::NotVolumeDriver => send(
-            stream,
-            Reply::json(200, &json!({ "Implements": ["NetworkDriver"] })),
-            framing,
-        ),
-        Fault::Hang => {
-            shared.wait_for_stop(None);
-            Ok(false)
+        }) => Reply::raw(code, &content_type, &body),
+        Some(Fault::Malformed) => Reply::raw(200, PLUGIN_MEDIA_TYPE, "{\"Err\": this is not JSON"),
+        Some(Fault::NotVolumeDriver) => {
+            Reply::json(200, &json!({ "Implements": ["NetworkDriver"] }))
         }
-        Fault::DropConnection => Ok(false),
-    }
+        Some(Fault::Hang) => {
+            shared.wait_for_stop(None);
+            return Outcome::Close;
+        }
+        Some(Fault::DropConnection) => return Outcome::Close,
+    };
+    Outcome::Send(reply, framing)
 }
 
 /// `reply` with a `"Padding"` field that brings its JSON body to about `size` bytes.

@@ -205,7 +205,7 @@ fn decode_chunked(buf: &[u8]) -> Result<Option<(Vec<u8>, usize)>, ReadError> {
                 }
             }
         }
-        if body.len() + size > MAX_BODY_BYTES {
+        if size > MAX_BODY_BYTES - body.len() {
             return Err(ReadError::Bad("request body too large".into()));
         }
         if buf.len() < pos + size + 2 {
@@ -360,6 +360,8 @@ mod tests {
             b"POST / HTTP/1.1\r\nContent-Length: nope\r\n\r\n",
             b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\n{}",
             b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n",
             b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
             b"POST / HTT",
         ] {

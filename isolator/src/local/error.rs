@@ -1,0 +1,120 @@
+//! `LocalError`: every way the embedded `local` driver fails, each naming the volume (or the
+//! root) and keeping its source. Refusals ("the driver answered no") are told apart from
+//! failures of the host, because callers treat a refused `Get` as "no such volume".
+
+use std::io;
+use std::path::PathBuf;
+
+/// A local-driver failure.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("local volume {volume:?} does not exist")]
+    NoSuchVolume { volume: String },
+    #[error("the volume name {volume:?} is reserved by the local driver")]
+    ReservedName { volume: String },
+    #[error("local volume {volume:?}: unknown option {key:?} (known: size, fstype, type, device, o){hint}")]
+    UnknownOption {
+        volume: String,
+        key: String,
+        /// Empty, or why the key may have been meant as part of `o=`.
+        hint: &'static str,
+    },
+    #[error("local volume {volume:?}: option {key}={value:?} is invalid: {reason}")]
+    InvalidOption {
+        volume: String,
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("local volume {volume:?}: {reason}")]
+    OptionConflict {
+        volume: String,
+        reason: &'static str,
+    },
+    #[error("local volume {volume:?} already exists with different options (it has {existing}; asked for {requested})")]
+    OptionsDiffer {
+        volume: String,
+        existing: String,
+        requested: String,
+    },
+    #[error("local volume {volume:?} has no user {id:?}")]
+    UnknownUser { volume: String, id: String },
+    #[error("local volume {volume:?} is in use by {users} mount(s)")]
+    InUse { volume: String, users: usize },
+    #[error("local volume {volume:?} is still mounted at {} though no user holds it; it is not removed (an Unmount of the volume retries the release)", .path.display())]
+    StillMounted { volume: String, path: PathBuf },
+    #[error("local volume {volume:?}: record {} is unreadable: {reason}", .path.display())]
+    Corrupt {
+        volume: String,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error("local volume {volume:?}: cannot {action} {}: {source}", .path.display())]
+    Io {
+        volume: String,
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("local driver root {}: cannot {action}: {source}", .path.display())]
+    Root {
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    /// A failure, and the failure of undoing what was done before it.
+    #[error("{primary}; undoing it also failed: {cleanup}")]
+    Rollback {
+        primary: Box<LocalError>,
+        cleanup: Box<LocalError>,
+    },
+}
+
+impl LocalError {
+    /// True when the driver answered and said no (missing volume, bad options, volume in use),
+    /// false when the host failed (I/O, mount, loop device, unreadable records).
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            LocalError::NoSuchVolume { .. }
+            | LocalError::ReservedName { .. }
+            | LocalError::UnknownOption { .. }
+            | LocalError::InvalidOption { .. }
+            | LocalError::OptionConflict { .. }
+            | LocalError::OptionsDiffer { .. }
+            | LocalError::UnknownUser { .. }
+            | LocalError::InUse { .. }
+            | LocalError::StillMounted { .. } => true,
+            LocalError::Corrupt { .. }
+            | LocalError::Io { .. }
+            | LocalError::Root { .. }
+            | LocalError::Rollback { .. } => false,
+        }
+    }
+
+    /// Keeps `cleanup` beside `self` when undoing after `self` failed too.
+    pub(crate) fn with_cleanup(self, cleanup: Result<(), LocalError>) -> LocalError {
+        match cleanup {
+            Ok(()) => self,
+            Err(cleanup) => LocalError::Rollback {
+                primary: Box::new(self),
+                cleanup: Box::new(cleanup),
+            },
+        }
+    }
+}
+
+/// Builds `LocalError::Io` for `volume` in `map_err`.
+pub(crate) fn io_err(
+    volume: &str,
+    action: &'static str,
+    path: impl Into<PathBuf>,
+) -> impl FnOnce(io::Error) -> LocalError {
+    let volume = volume.to_owned();
+    let path = path.into();
+    move |source| LocalError::Io {
+        volume,
+        action,
+        path,
+        source,
+    }
+}
