@@ -19,6 +19,9 @@ mod prepare;
 mod recover;
 mod volume;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::PathBuf;

@@ -1,0 +1,1029 @@
+//! Unit tests of the lifecycle logic: a recording host and an in-memory driver, a real ledger
+//! in a temp dir, real directories (and planted symlinks) for container paths.
+
+mod fake;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use fake::{Failure, FakeDriver};
+
+use super::*;
+use crate::launch::LaunchMount;
+use crate::ledger::{ContainerState, MountState, VolumeKey, VolumeState};
+use crate::names::VolumeName;
+use crate::plugin::Endpoint;
+use crate::sys::{HostCall, MsFlags, RecordingHost};
+
+struct Fixture {
+    tmp: tempfile::TempDir,
+    host: Arc<RecordingHost>,
+    driver: Arc<FakeDriver>,
+    logs: Arc<Mutex<Vec<String>>>,
+    iso: Isolator,
+}
+
+fn cid(id: &str) -> ContainerId {
+    ContainerId::new(id).unwrap()
+}
+
+fn key(name: &str) -> VolumeKey {
+    VolumeKey::new(
+        DriverName::new("fake").unwrap(),
+        VolumeName::new(name).unwrap(),
+    )
+}
+
+impl Fixture {
+    fn new() -> Self {
+        Self::with(|_| {})
+    }
+
+    fn with(tweak: impl FnOnce(&mut IsolatorConfig)) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let host = Arc::new(RecordingHost::new());
+        let driver = Arc::new(FakeDriver::new("fake"));
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let mut config = IsolatorConfig {
+            checkpoint_dir: tmp.path().join("checkpoint"),
+            default_driver: DriverName::new("fake").unwrap(),
+            ..IsolatorConfig::default()
+        };
+        let sink = logs.clone();
+        config.log = Logger::new(move |_, m| sink.lock().unwrap().push(m.to_owned()));
+        tweak(&mut config);
+        let iso = Self::isolator(&config, &host, &driver);
+        Self {
+            tmp,
+            host,
+            driver,
+            logs,
+            iso,
+        }
+    }
+
+    fn isolator(
+        config: &IsolatorConfig,
+        host: &Arc<RecordingHost>,
+        driver: &Arc<FakeDriver>,
+    ) -> Isolator {
+        let resolver = DriverResolver::with_host(Settings::default(), host.clone())
+            .with_driver(driver.clone());
+        Isolator::new(config.clone(), resolver, host.clone()).unwrap()
+    }
+
+    /// A second isolator over the same checkpoint and the same "plugin": an agent restart.
+    fn restart(&self) -> Isolator {
+        Self::isolator(self.iso.config(), &self.host, &self.driver)
+    }
+
+    fn sandbox(&self, id: &str) -> PathBuf {
+        let dir = self.tmp.path().join("sandboxes").join(id);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn config(&self, id: &str, env: &[(&str, &str)]) -> ContainerConfig {
+        ContainerConfig {
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            sandbox: self.sandbox(id),
+            ..ContainerConfig::default()
+        }
+    }
+
+    fn prepare(&self, id: &str, env: &[(&str, &str)]) -> Result<Option<LaunchInfo>, IsolatorError> {
+        self.iso.prepare(&cid(id), &self.config(id, env))
+    }
+
+    fn checkpoint(&self) -> PathBuf {
+        self.tmp.path().join("checkpoint")
+    }
+
+    fn container_files(&self) -> Vec<String> {
+        files(&self.checkpoint().join("containers"))
+    }
+
+    fn volume_files(&self) -> Vec<String> {
+        files(&self.checkpoint().join("volumes/fake"))
+    }
+
+    fn volume(&self, name: &str) -> Option<crate::ledger::VolumeRecord> {
+        crate::ledger::Ledger::open(self.checkpoint())
+            .unwrap()
+            .read_volume(&key(name))
+            .unwrap()
+    }
+
+    fn logged(&self, needle: &str) -> bool {
+        self.logs.lock().unwrap().iter().any(|l| l.contains(needle))
+    }
+}
+
+fn files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+fn mount_id_of(call: &str) -> String {
+    call.rsplit(' ').next().unwrap().to_owned()
+}
+
+const ONE: &[(&str, &str)] = &[
+    ("DVDI_VOLUME_NAME", "data"),
+    ("DVDI_VOLUME_CONTAINERPATH", "data"),
+];
+
+// ---- prepare ----
+
+#[test]
+fn no_dvdi_variables_means_no_launch_info_and_nothing_written() {
+    let f = Fixture::new();
+    assert_eq!(f.prepare("c1", &[("PATH", "/bin")]).unwrap(), None);
+    // Variables but no volume (a slot without a name): also nothing, with a warning.
+    assert_eq!(
+        f.prepare("c2", &[("DVDI_VOLUME_DRIVER", "fake")]).unwrap(),
+        None
+    );
+    assert!(f.container_files().is_empty());
+    assert!(f.driver.calls().is_empty());
+    assert!(f.logged("c2"));
+}
+
+#[test]
+fn prepare_mounts_and_returns_one_bind_per_container_path() {
+    let f = Fixture::new();
+    let info = f
+        .prepare(
+            "c1",
+            &[
+                ("DVDI_VOLUME_NAME", "data"),
+                ("DVDI_VOLUME_CONTAINERPATH", "sub/data"),
+                ("DVDI_VOLUME_OPTS", "size=5"),
+                ("DVDI_VOLUME_NAME1", "logs"),
+                ("DVDI_VOLUME_CONTAINERPATH1", "logs"),
+                ("DVDI_VOLUME_READONLY1", "true"),
+                ("DVDI_VOLUME_NAME2", "nopath"),
+            ],
+        )
+        .unwrap()
+        .unwrap();
+    assert!(info.clone_newns);
+    let sandbox = f.sandbox("c1");
+    // Shallow targets first; read-only gets its remount right after its bind.
+    assert_eq!(
+        info.mounts,
+        vec![
+            LaunchMount {
+                source: FakeDriver::mountpoint("logs"),
+                target: sandbox.join("logs"),
+                flags: MsFlags::MS_BIND | MsFlags::MS_REC,
+            },
+            LaunchMount {
+                source: FakeDriver::mountpoint("logs"),
+                target: sandbox.join("logs"),
+                flags: MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            },
+            LaunchMount {
+                source: FakeDriver::mountpoint("data"),
+                target: sandbox.join("sub/data"),
+                flags: MsFlags::MS_BIND | MsFlags::MS_REC,
+            },
+        ]
+    );
+    assert!(sandbox.join("sub/data").is_dir() && sandbox.join("logs").is_dir());
+    // Activate, Get, Create with options (the volume was missing), Mount.
+    assert_eq!(f.driver.calls_of("Create data"), vec!["Create data size=5"]);
+    assert_eq!(f.driver.calls_of("Mount").len(), 3);
+    assert_eq!(f.driver.mounted_ids("nopath").len(), 1);
+    // The ledger: a prepared container record and three mounted volume records.
+    let record = crate::ledger::Ledger::open(f.checkpoint())
+        .unwrap()
+        .read_container(&cid("c1"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.state, ContainerState::Prepared);
+    assert!(record.volumes.iter().all(|u| u.mount_id.is_some()));
+    let data = f.volume("data").unwrap();
+    assert_eq!(data.state(), VolumeState::Mounted);
+    assert_eq!(data.holders, BTreeSet::from([cid("c1")]));
+    assert_eq!(
+        data.mount.unwrap().id,
+        mount_id_of(&f.driver.calls_of("Mount data")[0])
+    );
+}
+
+#[test]
+fn explicit_create_never_creates() {
+    let f = Fixture::new();
+    let err = f
+        .prepare(
+            "c1",
+            &[
+                ("DVDI_VOLUME_NAME", "data"),
+                ("DVDI_VOLUME_EXPLICITCREATE", "true"),
+            ],
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("explicit create"), "{err}");
+    assert!(f.driver.calls_of("Create").is_empty());
+    f.driver.add_volume("data");
+    f.prepare(
+        "c2",
+        &[
+            ("DVDI_VOLUME_NAME", "data"),
+            ("DVDI_VOLUME_EXPLICITCREATE", "true"),
+        ],
+    )
+    .unwrap();
+    assert!(f.driver.calls_of("Create").is_empty());
+    assert_eq!(f.driver.mounted_ids("data").len(), 1);
+}
+
+#[test]
+fn two_containers_share_one_mount_and_the_last_one_unmounts_it() {
+    let f = Fixture::new();
+    let a = f.prepare("c1", ONE).unwrap().unwrap();
+    let b = f.prepare("c2", ONE).unwrap().unwrap();
+    assert_eq!(a.mounts[0].source, b.mounts[0].source);
+    let mounts = f.driver.calls_of("Mount data");
+    assert_eq!(mounts.len(), 1, "{mounts:?}");
+    assert_eq!(
+        f.volume("data").unwrap().holders,
+        BTreeSet::from([cid("c1"), cid("c2")])
+    );
+
+    f.iso.cleanup(&cid("c1")).unwrap();
+    assert!(f.driver.calls_of("Unmount").is_empty());
+    assert_eq!(
+        f.volume("data").unwrap().holders,
+        BTreeSet::from([cid("c2")])
+    );
+
+    f.iso.cleanup(&cid("c2")).unwrap();
+    // One Unmount, with the id of the one Mount.
+    assert_eq!(
+        f.driver.calls_of("Unmount data"),
+        vec![format!("Unmount data {}", mount_id_of(&mounts[0]))]
+    );
+    assert!(f.driver.mounted_ids("data").is_empty());
+    assert!(f.volume_files().is_empty());
+    assert!(f.container_files().is_empty());
+}
+
+#[test]
+fn a_failure_on_the_second_volume_releases_the_first() {
+    let f = Fixture::new();
+    f.driver
+        .fail(Endpoint::Mount, "second", Failure::Refuse, None);
+    let err = f
+        .prepare(
+            "c1",
+            &[
+                ("DVDI_VOLUME_NAME", "first"),
+                ("DVDI_VOLUME_NAME1", "second"),
+            ],
+        )
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("\"second\"") && text.contains("driver fake"),
+        "{text}"
+    );
+    assert!(matches!(err, IsolatorError::Mount { .. }), "{err:?}");
+    // The first volume was mounted, then unmounted with the same id.
+    let mount = mount_id_of(&f.driver.calls_of("Mount first")[0]);
+    assert_eq!(
+        f.driver.calls_of("Unmount first"),
+        vec![format!("Unmount first {mount}")]
+    );
+    // A refused Mount did not mount: no Unmount for it.
+    assert!(f.driver.calls_of("Unmount second").is_empty());
+    assert!(f.driver.mounted_ids("first").is_empty());
+    assert!(f.container_files().is_empty());
+    assert!(f.volume_files().is_empty());
+}
+
+#[test]
+fn rollback_keeps_a_shared_volume_mounted_for_its_other_holder() {
+    let f = Fixture::new();
+    f.prepare("c1", &[("DVDI_VOLUME_NAME", "shared")]).unwrap();
+    f.driver.fail(Endpoint::Mount, "bad", Failure::Refuse, None);
+    f.prepare(
+        "c2",
+        &[("DVDI_VOLUME_NAME", "shared"), ("DVDI_VOLUME_NAME1", "bad")],
+    )
+    .unwrap_err();
+    assert!(f.driver.calls_of("Unmount").is_empty());
+    assert_eq!(
+        f.volume("shared").unwrap().holders,
+        BTreeSet::from([cid("c1")])
+    );
+}
+
+#[test]
+fn a_failed_rollback_is_reported_with_the_primary_error_and_remembered() {
+    let f = Fixture::new();
+    f.driver
+        .fail(Endpoint::Mount, "second", Failure::Refuse, None);
+    f.driver
+        .fail(Endpoint::Unmount, "first", Failure::Refuse, Some(1));
+    let err = f
+        .prepare(
+            "c1",
+            &[
+                ("DVDI_VOLUME_NAME", "first"),
+                ("DVDI_VOLUME_NAME1", "second"),
+            ],
+        )
+        .unwrap_err();
+    let IsolatorError::Rollback { primary, rollback } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(matches!(**primary, IsolatorError::Mount { .. }));
+    assert!(matches!(rollback[..], [IsolatorError::Unmount { .. }]));
+    let text = err.to_string();
+    assert!(
+        text.contains("\"second\"") && text.contains("\"first\""),
+        "{text}"
+    );
+    // Remembered for retry, held by nobody, and the container is gone.
+    let first = f.volume("first").unwrap();
+    assert_eq!(first.state(), VolumeState::UnmountFailed);
+    assert!(first.holders.is_empty());
+    assert!(f.container_files().is_empty());
+}
+
+#[test]
+fn a_mount_that_timed_out_is_unmounted_with_its_id() {
+    let f = Fixture::new();
+    f.driver
+        .fail(Endpoint::Mount, "data", Failure::Timeout, Some(1));
+    let err = f.prepare("c1", ONE).unwrap_err();
+    assert!(err.to_string().contains("timed out"), "{err}");
+    let mount = mount_id_of(&f.driver.calls_of("Mount data")[0]);
+    assert_eq!(
+        f.driver.calls_of("Unmount data"),
+        vec![format!("Unmount data {mount}")]
+    );
+    assert!(f.volume_files().is_empty());
+}
+
+#[test]
+fn a_failed_unmount_does_not_pin_the_volume() {
+    let f = Fixture::new();
+    f.prepare("c1", ONE).unwrap();
+    let first_id = mount_id_of(&f.driver.calls_of("Mount data")[0]);
+    f.driver
+        .fail(Endpoint::Unmount, "data", Failure::Refuse, Some(1));
+    let err = f.iso.cleanup(&cid("c1")).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("\"data\"") && text.contains("driver fake"),
+        "{text}"
+    );
+    assert!(text.contains(&first_id), "{text}");
+    // Zero holders, the failure remembered, the container gone.
+    let rec = f.volume("data").unwrap();
+    assert!(rec.holders.is_empty());
+    assert_eq!(rec.failed_unmounts[0].mount_id, first_id);
+    assert!(f.container_files().is_empty());
+    // The next prepare retries the old Unmount first, then mounts anew.
+    f.prepare("c2", ONE).unwrap();
+    let calls = f.driver.calls();
+    let retry = calls
+        .iter()
+        .rposition(|c| *c == format!("Unmount data {first_id}"))
+        .unwrap();
+    let mount = calls
+        .iter()
+        .rposition(|c| c.starts_with("Mount data"))
+        .unwrap();
+    assert!(retry < mount, "{calls:?}");
+    assert!(f.volume("data").unwrap().failed_unmounts.is_empty());
+    // And the next cleanup really unmounts the new mount.
+    f.iso.cleanup(&cid("c2")).unwrap();
+    assert!(f.driver.mounted_ids("data").is_empty());
+    assert!(f.volume_files().is_empty());
+}
+
+#[test]
+fn cleanup_of_an_unknown_container_is_fine() {
+    let f = Fixture::new();
+    f.iso.cleanup(&cid("never-seen")).unwrap();
+    assert!(f.driver.calls().is_empty());
+}
+
+#[test]
+fn preparing_a_container_twice_is_refused_without_side_effects() {
+    let f = Fixture::new();
+    f.prepare("c1", ONE).unwrap();
+    let before = f.driver.calls().len();
+    let err = f.prepare("c1", ONE).unwrap_err();
+    assert!(
+        matches!(err, IsolatorError::AlreadyPrepared { .. }),
+        "{err}"
+    );
+    assert_eq!(f.driver.calls().len(), before);
+}
+
+#[test]
+fn disallowed_drivers_are_refused_before_anything_happens() {
+    let f = Fixture::with(|c| {
+        c.allowed_drivers = Some(BTreeSet::from([DriverName::new("rexray").unwrap()]))
+    });
+    let err = f.prepare("c1", ONE).unwrap_err();
+    assert!(
+        matches!(err, IsolatorError::DriverNotAllowed { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("rexray"), "{err}");
+    assert!(f.driver.calls().is_empty());
+    assert!(f.container_files().is_empty());
+}
+
+#[test]
+fn an_undiscoverable_plugin_is_refused_before_anything_happens() {
+    let f = Fixture::with(|c| {
+        c.settings.client.plugin_dirs = vec![PathBuf::from("/nonexistent-dvdi-test")];
+    });
+    let err = f
+        .prepare(
+            "c1",
+            &[
+                ("DVDI_VOLUME_NAME", "a"),
+                ("DVDI_VOLUME_NAME1", "b"),
+                ("DVDI_VOLUME_DRIVER1", "nosuchplugin"),
+            ],
+        )
+        .unwrap_err();
+    assert!(matches!(err, IsolatorError::Resolve { .. }), "{err}");
+    assert!(err.to_string().contains("nosuchplugin"), "{err}");
+    assert!(f.driver.calls().is_empty());
+    assert!(f.container_files().is_empty());
+}
+
+#[test]
+fn grammar_errors_name_the_container_and_the_variable() {
+    let f = Fixture::new();
+    let err = f
+        .prepare(
+            "c1",
+            &[
+                ("DVDI_VOLUME_NAME", "a"),
+                ("DVDI_VOLUME_CONTAINERPATH", "../../etc"),
+            ],
+        )
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("c1") && text.contains("DVDI_VOLUME_CONTAINERPATH"),
+        "{text}"
+    );
+    assert!(f.driver.calls().is_empty());
+}
+
+// ---- container paths ----
+
+#[test]
+fn a_symlink_planted_in_the_sandbox_is_refused_and_nothing_is_created_outside() {
+    let f = Fixture::new();
+    let outside = tempfile::tempdir().unwrap();
+    for (path, link_at, points_to) in [
+        ("data", "data", outside.path().to_path_buf()),
+        ("data/x", "data", outside.path().to_path_buf()),
+        ("a/data", "a", PathBuf::from("/etc")),
+    ] {
+        let id = format!("c-{}", path.replace('/', "-"));
+        let sandbox = f.sandbox(&id);
+        std::os::unix::fs::symlink(&points_to, sandbox.join(link_at)).unwrap();
+        let err = f
+            .iso
+            .prepare(
+                &cid(&id),
+                &ContainerConfig {
+                    sandbox: sandbox.clone(),
+                    ..f.config(
+                        &id,
+                        &[
+                            ("DVDI_VOLUME_NAME", "data"),
+                            ("DVDI_VOLUME_CONTAINERPATH", path),
+                        ],
+                    )
+                },
+            )
+            .unwrap_err();
+        assert!(matches!(err, IsolatorError::ContainerPath { .. }), "{err}");
+        let text = err.to_string();
+        assert!(text.contains("symbolic link"), "{text}");
+        assert!(
+            text.contains(&sandbox.join(link_at).display().to_string()),
+            "{text}"
+        );
+    }
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+    assert!(!Path::new("/etc/data").exists());
+    assert!(f.driver.calls().is_empty());
+    assert!(f.host.calls().is_empty());
+    assert!(f.container_files().is_empty());
+}
+
+#[test]
+fn absolute_paths_must_exist_unless_under_tmp_and_never_cross_a_symlink() {
+    let f = Fixture::new();
+    let rootfs = f.tmp.path().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("srv/es")).unwrap();
+    std::fs::create_dir_all(rootfs.join("tmp")).unwrap();
+    std::os::unix::fs::symlink("/etc", rootfs.join("etc-link")).unwrap();
+    let cfg = |path: &str| ContainerConfig {
+        rootfs: Some(rootfs.clone()),
+        ..f.config(
+            "c1",
+            &[
+                ("DVDI_VOLUME_NAME", "data"),
+                ("DVDI_VOLUME_CONTAINERPATH", path),
+            ],
+        )
+    };
+    // Missing outside /tmp: refused, naming the missing directory.
+    let err = f
+        .iso
+        .prepare(&cid("c1"), &cfg("/srv/missing/x"))
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("does not exist") && text.contains("srv/missing"),
+        "{text}"
+    );
+    // An absolute symlink in the rootfs would resolve on the host: refused.
+    let err = f.iso.prepare(&cid("c1"), &cfg("/etc-link/x")).unwrap_err();
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+    assert!(f.driver.calls().is_empty());
+
+    // Existing: bound at rootfs/path. Under /tmp: created.
+    let info = f.iso.prepare(&cid("c1"), &cfg("/srv/es")).unwrap().unwrap();
+    assert_eq!(info.mounts[0].target, rootfs.join("srv/es"));
+    f.iso.cleanup(&cid("c1")).unwrap();
+    let info = f
+        .iso
+        .prepare(
+            &cid("c2"),
+            &ContainerConfig {
+                rootfs: Some(rootfs.clone()),
+                ..f.config(
+                    "c2",
+                    &[
+                        ("DVDI_VOLUME_NAME", "data"),
+                        ("DVDI_VOLUME_CONTAINERPATH", "/tmp/new/dir"),
+                    ],
+                )
+            },
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(info.mounts[0].target, rootfs.join("tmp/new/dir"));
+    assert!(rootfs.join("tmp/new/dir").is_dir());
+}
+
+#[test]
+fn plan_target_maps_paths_and_rechecks_dotdot() {
+    use super::plan::plan_target;
+    use crate::grammar::ContainerPath;
+    let tmp = tempfile::tempdir().unwrap();
+    let sandbox = tmp.path();
+    let t = plan_target(&ContainerPath::new("a/b").unwrap(), sandbox, None).unwrap();
+    assert_eq!(
+        (t.base.as_path(), t.rel.as_path(), t.create),
+        (sandbox, Path::new("a/b"), true)
+    );
+    let t = plan_target(&ContainerPath::new("/tmp/x/y").unwrap(), sandbox, None).unwrap();
+    assert_eq!(
+        (t.base.as_path(), t.rel.as_path(), t.create),
+        (Path::new("/tmp"), Path::new("x/y"), true)
+    );
+    let t = plan_target(&ContainerPath::new("/usr").unwrap(), sandbox, None).unwrap();
+    assert_eq!(
+        (t.base.as_path(), t.rel.as_path(), t.create),
+        (Path::new("/"), Path::new("usr"), false)
+    );
+    // `..` cannot even be built as a ContainerPath; a deserialised one is refused too.
+    assert!(serde_json::from_str::<ContainerPath>("\"a/../b\"").is_err());
+    assert!(matches!(
+        plan_target(&ContainerPath::new("x").unwrap(), Path::new("rel"), None),
+        Err(PathError::SandboxNotAbsolute { .. })
+    ));
+}
+
+#[test]
+fn a_target_that_resolves_outside_its_base_is_refused() {
+    let f = Fixture::new();
+    let sandbox = f.sandbox("c1");
+    let outside = tempfile::tempdir().unwrap();
+    // The walk refuses symlinks below the base; a base that itself resolves elsewhere is
+    // trusted, but a target swapped for a symlink after planning is caught by realpath.
+    let target = super::plan::Target {
+        container_path: "data".into(),
+        base: sandbox.clone(),
+        rel: PathBuf::from("data"),
+        create: true,
+    };
+    std::os::unix::fs::symlink(outside.path(), sandbox.join("data")).unwrap();
+    let err = target.make(f.host.as_ref()).unwrap_err();
+    assert!(matches!(err, PathError::Walk { .. }), "{err}");
+}
+
+// ---- recover ----
+
+/// c1 prepared with `data` (and `other` with no path); then the agent restarts.
+fn prepared() -> (Fixture, String) {
+    let f = Fixture::new();
+    f.prepare(
+        "c1",
+        &[
+            ("DVDI_VOLUME_NAME", "data"),
+            ("DVDI_VOLUME_CONTAINERPATH", "data"),
+            ("DVDI_VOLUME_NAME1", "other"),
+        ],
+    )
+    .unwrap();
+    let id = mount_id_of(&f.driver.calls_of("Mount data")[0]);
+    (f, id)
+}
+
+#[test]
+fn recover_keeps_running_containers_and_known_orphans() {
+    for (known, orphans) in [(vec![cid("c1")], vec![]), (vec![], vec![cid("c1")])] {
+        let (f, _) = prepared();
+        let iso = f.restart();
+        let report = iso.recover(&known, &orphans).unwrap();
+        assert_eq!(report.kept_containers, 1);
+        assert_eq!(report.unmounted_volumes, 0);
+        assert!(f.driver.calls_of("Unmount").is_empty());
+        assert_eq!(
+            f.volume("data").unwrap().holders,
+            BTreeSet::from([cid("c1")])
+        );
+        // Its cleanup comes later and releases everything.
+        iso.cleanup(&cid("c1")).unwrap();
+        assert!(f.driver.mounted_ids("data").is_empty());
+        assert!(f.volume_files().is_empty());
+    }
+}
+
+#[test]
+fn recover_cleans_up_containers_the_agent_does_not_know() {
+    let (f, id) = prepared();
+    let report = f.restart().recover(&[cid("someone-else")], &[]).unwrap();
+    assert_eq!(report.cleaned_containers, 1);
+    assert_eq!(report.unmounted_volumes, 2);
+    assert!(f
+        .driver
+        .calls_of("Unmount data")
+        .contains(&format!("Unmount data {id}")));
+    assert!(f.container_files().is_empty());
+    assert!(f.volume_files().is_empty());
+}
+
+fn damage(f: &Fixture, content: &[u8]) {
+    let path = f.checkpoint().join("containers/c1.json");
+    let full = std::fs::read(&path).unwrap();
+    let bytes = if content == b"TRUNCATE" {
+        full[..full.len() / 2].to_vec()
+    } else {
+        content.to_vec()
+    };
+    std::fs::write(&path, bytes).unwrap();
+}
+
+#[test]
+fn a_damaged_record_of_a_known_container_keeps_its_mounts() {
+    for content in [&b"TRUNCATE"[..], b"", b"\0\0\0garbage"] {
+        let (f, _) = prepared();
+        damage(&f, content);
+        let iso = f.restart();
+        let report = iso.recover(&[cid("c1")], &[]).unwrap();
+        assert_eq!(report.corrupt_records, 1);
+        assert_eq!(report.kept_containers, 1);
+        assert!(f.driver.calls_of("Unmount").is_empty(), "{content:?}");
+        assert_eq!(f.container_files(), vec!["c1.json.corrupt"]);
+        assert!(
+            report.messages.iter().any(|m| m.contains("c1.json")),
+            "{:?}",
+            report.messages
+        );
+        // The agent's later cleanup releases what was attributed to it.
+        iso.cleanup(&cid("c1")).unwrap();
+        assert!(f.driver.mounted_ids("data").is_empty());
+        assert!(f.driver.mounted_ids("other").is_empty());
+        assert!(f.volume_files().is_empty());
+    }
+}
+
+#[test]
+fn a_damaged_record_of_an_unknown_container_releases_its_mounts() {
+    for content in [&b"TRUNCATE"[..], b""] {
+        let (f, _) = prepared();
+        damage(&f, content);
+        let report = f.restart().recover(&[], &[]).unwrap();
+        assert_eq!(report.corrupt_records, 1);
+        assert_eq!(report.unmounted_volumes, 2);
+        assert!(f.driver.mounted_ids("data").is_empty());
+        assert!(f.volume_files().is_empty());
+    }
+}
+
+#[test]
+fn a_mount_with_no_holder_is_unmounted_whatever_its_state() {
+    for state in [
+        MountState::Mounting,
+        MountState::Mounted,
+        MountState::Unmounting,
+    ] {
+        let (f, id) = prepared();
+        // As if the process died inside cleanup (or inside a prepare that never finished).
+        let ledger = crate::ledger::Ledger::open(f.checkpoint()).unwrap();
+        let mut rec = ledger.read_volume(&key("data")).unwrap().unwrap();
+        rec.holders.clear();
+        rec.mount.as_mut().unwrap().state = state;
+        ledger.write_volume(&rec).unwrap();
+        ledger.remove_container(&cid("c1")).unwrap();
+        let report = f.restart().recover(&[], &[]).unwrap();
+        assert!(
+            f.driver
+                .calls_of("Unmount data")
+                .contains(&format!("Unmount data {id}")),
+            "{state:?}"
+        );
+        // `other` lost its only holder with the container record: unmounted too.
+        assert_eq!(report.unmounted_volumes, 2, "{state:?}: {report:?}");
+        assert!(f.volume("data").is_none());
+    }
+}
+
+#[test]
+fn a_crash_inside_cleanup_is_finished_by_recover_even_for_a_known_id() {
+    let (f, id) = prepared();
+    let ledger = crate::ledger::Ledger::open(f.checkpoint()).unwrap();
+    let mut rec = ledger.read_container(&cid("c1")).unwrap().unwrap();
+    rec.state = ContainerState::Cleaning;
+    ledger.write_container(&rec).unwrap();
+    let report = f.restart().recover(&[cid("c1")], &[]).unwrap();
+    assert_eq!(report.cleaned_containers, 1);
+    assert!(f
+        .driver
+        .calls_of("Unmount data")
+        .contains(&format!("Unmount data {id}")));
+    assert!(f.volume_files().is_empty());
+}
+
+#[test]
+fn recover_repairs_the_holders_cache_from_the_container_records() {
+    let (f, _) = prepared();
+    let ledger = crate::ledger::Ledger::open(f.checkpoint()).unwrap();
+    let mut rec = ledger.read_volume(&key("data")).unwrap().unwrap();
+    rec.holders = BTreeSet::from([cid("ghost")]);
+    ledger.write_volume(&rec).unwrap();
+    let report = f.restart().recover(&[cid("c1")], &[]).unwrap();
+    assert!(f.driver.calls_of("Unmount").is_empty());
+    assert_eq!(
+        f.volume("data").unwrap().holders,
+        BTreeSet::from([cid("c1")])
+    );
+    assert!(report.messages.iter().any(|m| m.contains("ghost")));
+}
+
+#[test]
+fn a_lost_volume_record_is_rebuilt_from_its_live_container() {
+    let (f, id) = prepared();
+    std::fs::remove_file(f.checkpoint().join("volumes/fake/data.json")).unwrap();
+    let iso = f.restart();
+    iso.recover(&[cid("c1")], &[]).unwrap();
+    assert_eq!(f.volume("data").unwrap().mount.unwrap().id, id);
+    iso.cleanup(&cid("c1")).unwrap();
+    assert!(f.driver.mounted_ids("data").is_empty());
+}
+
+#[test]
+fn a_corrupt_volume_record_is_rebuilt_with_its_mount_id() {
+    let (f, id) = prepared();
+    std::fs::write(
+        f.checkpoint().join("volumes/fake/data.json"),
+        b"{\"format\":1,",
+    )
+    .unwrap();
+    let report = f.restart().recover(&[], &[]).unwrap();
+    assert_eq!(report.corrupt_records, 1);
+    assert!(f
+        .driver
+        .calls_of("Unmount data")
+        .contains(&format!("Unmount data {id}")));
+    assert!(f.driver.mounted_ids("data").is_empty());
+}
+
+#[test]
+fn recover_retries_failed_unmounts() {
+    let (f, id) = prepared();
+    f.driver
+        .fail(Endpoint::Unmount, "data", Failure::Refuse, Some(1));
+    f.iso.cleanup(&cid("c1")).unwrap_err();
+    let report = f.restart().recover(&[], &[]).unwrap();
+    assert_eq!(report.retried_unmounts, 1);
+    assert_eq!(f.driver.calls_of(&format!("Unmount data {id}")).len(), 2);
+    assert!(f.volume_files().is_empty());
+}
+
+#[test]
+fn stale_temp_files_are_removed_by_recover() {
+    let (f, _) = prepared();
+    std::fs::write(f.checkpoint().join("containers/.tmp-1-1"), b"{").unwrap();
+    let report = f.restart().recover(&[cid("c1")], &[]).unwrap();
+    assert!(report.messages.iter().any(|m| m.contains("temp file")));
+    assert_eq!(f.container_files(), vec!["c1.json"]);
+}
+
+// ---- holders, inspection, concurrency ----
+
+#[test]
+fn dead_holders_are_reaped_and_live_ones_survive_recover() {
+    let f = Fixture::new();
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = crate::holder::Holder::of_pid(child.id()).unwrap().unwrap();
+    child.wait().unwrap();
+    let me = crate::holder::Holder::current().unwrap();
+    for (id, holder) in [("dead", dead), ("alive", me)] {
+        f.iso
+            .prepare(
+                &cid(id),
+                &ContainerConfig {
+                    holder: Some(holder),
+                    ..f.config(id, &[("DVDI_VOLUME_NAME", id)])
+                },
+            )
+            .unwrap();
+    }
+    // The agent knows neither: exec containers are governed by their holder process.
+    let report = f.restart().recover(&[], &[]).unwrap();
+    assert_eq!(report.cleaned_containers, 1);
+    assert!(f.driver.mounted_ids("dead").is_empty());
+    assert_eq!(f.driver.mounted_ids("alive").len(), 1);
+    assert_eq!(f.container_files(), vec!["alive.json"]);
+    let report = f.iso.reap_dead_holders().unwrap();
+    assert!(report.reaped.is_empty());
+}
+
+#[test]
+fn reap_dead_holders_cleans_up_what_a_dead_exec_left() {
+    let f = Fixture::new();
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = crate::holder::Holder::of_pid(child.id()).unwrap().unwrap();
+    child.wait().unwrap();
+    f.iso
+        .prepare(
+            &cid("x"),
+            &ContainerConfig {
+                holder: Some(dead),
+                ..f.config("x", ONE)
+            },
+        )
+        .unwrap();
+    let report = f.iso.reap_dead_holders().unwrap();
+    assert_eq!(report.reaped, vec![cid("x")]);
+    assert!(f.driver.mounted_ids("data").is_empty());
+}
+
+#[test]
+fn inspect_shows_holders_mount_points_and_stuck_unmounts() {
+    let f = Fixture::new();
+    f.prepare("c1", ONE).unwrap();
+    f.prepare("c2", ONE).unwrap();
+    f.prepare("c3", &[("DVDI_VOLUME_NAME", "stuck")]).unwrap();
+    f.driver
+        .fail(Endpoint::Unmount, "stuck", Failure::Refuse, None);
+    f.iso.cleanup(&cid("c3")).unwrap_err();
+    let view = f.iso.inspect().unwrap();
+    assert_eq!(view.containers.len(), 2);
+    assert_eq!(
+        view.containers[0].volumes[0].target,
+        Some(f.sandbox("c1").join("data"))
+    );
+    let data = view
+        .volumes
+        .iter()
+        .find(|v| v.name.as_str() == "data")
+        .unwrap();
+    assert_eq!(data.state, VolumeState::Mounted);
+    assert_eq!(data.holders, vec![cid("c1"), cid("c2")]);
+    assert_eq!(data.mountpoint, Some(FakeDriver::mountpoint("data")));
+    let stuck = view
+        .volumes
+        .iter()
+        .find(|v| v.name.as_str() == "stuck")
+        .unwrap();
+    assert_eq!(stuck.state, VolumeState::UnmountFailed);
+    assert!(stuck.failed_unmounts[0].last_error.contains("refused"));
+    assert!(view.problems.is_empty(), "{:?}", view.problems);
+    let json = serde_json::to_value(&view).unwrap();
+    assert_eq!(json["volumes"][0]["state"], "mounted");
+}
+
+#[test]
+fn many_threads_sharing_one_volume_mount_it_once_and_unmount_it_once() {
+    let f = Arc::new(Fixture::new());
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let f = f.clone();
+            std::thread::spawn(move || {
+                let id = format!("c{i}");
+                f.prepare(
+                    &id,
+                    &[("DVDI_VOLUME_NAME", "shared"), ("DVDI_VOLUME_NAME1", &id)],
+                )
+                .unwrap();
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(f.driver.calls_of("Mount shared").len(), 1);
+    assert_eq!(f.volume("shared").unwrap().holders.len(), 8);
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let f = f.clone();
+            std::thread::spawn(move || f.iso.cleanup(&cid(&format!("c{i}"))).unwrap())
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(f.driver.calls_of("Unmount shared").len(), 1);
+    assert!(f.volume_files().is_empty());
+}
+
+#[test]
+fn chown_gives_the_volume_root_to_the_task_user_when_enabled() {
+    let f = Fixture::with(|c| c.chown_volume_root = true);
+    f.iso
+        .prepare(
+            &cid("c1"),
+            &ContainerConfig {
+                user: Some("root".into()),
+                ..f.config("c1", ONE)
+            },
+        )
+        .unwrap();
+    assert!(f.host.calls().contains(&HostCall::Lchown {
+        path: FakeDriver::mountpoint("data"),
+        uid: 0,
+        gid: 0
+    }));
+    let err = f
+        .iso
+        .prepare(
+            &cid("c2"),
+            &ContainerConfig {
+                user: Some("no-such-user-dvdi".into()),
+                ..f.config("c2", &[("DVDI_VOLUME_NAME", "other")])
+            },
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("no-such-user-dvdi"), "{err}");
+    assert!(f.driver.mounted_ids("other").is_empty());
+    // Off by default.
+    let g = Fixture::new();
+    g.iso
+        .prepare(
+            &cid("c1"),
+            &ContainerConfig {
+                user: Some("root".into()),
+                ..g.config("c1", ONE)
+            },
+        )
+        .unwrap();
+    assert!(!g
+        .host
+        .calls()
+        .iter()
+        .any(|c| matches!(c, HostCall::Lchown { .. })));
+}
+
+#[test]
+fn long_volume_names_use_hash_named_records() {
+    let f = Fixture::new();
+    let long = "ü".repeat(120);
+    f.prepare("c1", &[("DVDI_VOLUME_NAME", &long)]).unwrap();
+    let files = f.volume_files();
+    assert!(files[0].contains('~') && files[0].len() <= 255, "{files:?}");
+    assert_eq!(f.iso.inspect().unwrap().volumes[0].name.as_str(), long);
+    f.iso.cleanup(&cid("c1")).unwrap();
+    assert!(f.driver.mounted_ids(&long).is_empty());
+}
