@@ -9,7 +9,9 @@
 // block for as long as a plugin's deadline. Each call therefore runs on a std::thread of its
 // own that completes a process::Promise; the future goes back to Mesos at once. (Not
 // process::async: that runs the function on a libprocess worker thread, and a few stuck
-// plugins would then stall every actor of the agent.)
+// plugins would then stall every actor of the agent.) Completing a future from a thread
+// that is not libprocess' is allowed: the continuations Mesos chains on an isolator's future
+// either defer() to an actor or call the next isolator, whose methods dispatch().
 
 #include "dvdi_isolator.hpp"
 
@@ -51,6 +53,32 @@ using mesos::slave::ContainerConfig;
 using mesos::slave::ContainerLaunchInfo;
 using mesos::slave::ContainerState;
 using mesos::slave::Isolator;
+
+// Forwards the library's log records to glog, so they land in the agent's log.
+extern "C" {
+
+// `static`: a C-linkage callback that is not exported from the module.
+static void dvdiLogToGlog(void* context, dvdi_log_level level, const char* message)
+{
+  (void) context;
+
+  // Called from library threads: nothing may escape into Rust.
+  try {
+    const char* text = message != nullptr ? message : "(no message)";
+    switch (level) {
+      case DVDI_LOG_ERROR:   LOG(ERROR) << "dvdi: " << text; break;
+      case DVDI_LOG_WARNING: LOG(WARNING) << "dvdi: " << text; break;
+      case DVDI_LOG_INFO:    LOG(INFO) << "dvdi: " << text; break;
+      case DVDI_LOG_DEBUG:   VLOG(1) << "dvdi: " << text; break;
+      default:               LOG(INFO) << "dvdi: " << text; break;
+    }
+  } catch (...) {
+    // Dropping one log record is better than taking the agent down.
+  }
+}
+
+} // extern "C"
+
 
 namespace {
 
@@ -147,27 +175,6 @@ process::Future<T> runOffActor(
   }
 
   return future;
-}
-
-
-// Forwards the library's log records to glog, so they land in the agent's log.
-extern "C" void dvdiLogToGlog(void* context, dvdi_log_level level, const char* message)
-{
-  (void) context;
-
-  // Called from library threads: nothing may escape into Rust.
-  try {
-    const char* text = message != nullptr ? message : "(no message)";
-    switch (level) {
-      case DVDI_LOG_ERROR:   LOG(ERROR) << "dvdi: " << text; break;
-      case DVDI_LOG_WARNING: LOG(WARNING) << "dvdi: " << text; break;
-      case DVDI_LOG_INFO:    LOG(INFO) << "dvdi: " << text; break;
-      case DVDI_LOG_DEBUG:   VLOG(1) << "dvdi: " << text; break;
-      default:               LOG(INFO) << "dvdi: " << text; break;
-    }
-  } catch (...) {
-    // Dropping one log record is better than taking the agent down.
-  }
 }
 
 
