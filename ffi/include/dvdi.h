@@ -49,7 +49,8 @@ typedef enum dvdi_log_level {
 /* Opaque isolator handle. */
 typedef struct dvdi_isolator dvdi_isolator;
 
-/* Receives the library's log records; `message` is valid only during the call. */
+/* Receives the library's log records; `message` is valid only during the call. The callback
+ * must not call back into this library. */
 typedef void (*dvdi_log_fn)(void *context, dvdi_log_level level, const char *message);
 
 /* DVDI_ABI_VERSION of the library actually loaded. */
@@ -90,6 +91,10 @@ dvdi_status dvdi_isolator_cleanup(dvdi_isolator *isolator, const char *container
 
 /* Frees a string returned by the library; NULL is ignored. */
 void dvdi_string_free(char *s);
+
+/* Exercises the panic boundary: panics inside the library and returns DVDI_ERR_PANIC with a
+ * message in `*err`, exactly as any other function would after an internal bug. For tests. */
+dvdi_status dvdi_selftest_panic(char **err);
 
 #ifdef __cplusplus
 }

@@ -31,6 +31,7 @@ pub mod mountinfo;
 pub mod names;
 pub mod ops;
 pub mod opts;
+pub mod parameters;
 pub mod plugin;
 pub mod sys;
 

@@ -1,0 +1,214 @@
+//! The isolator's module parameters (the Mesos modules manifest's `key`/`value` pairs) turned
+//! into an [`IsolatorConfig`]. One table, documented in `packaging/README.md`; unknown keys
+//! are an error that names them, and DVDI's `work_dir` is accepted and ignored.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use crate::config::{parse_seconds, DEFAULT_MAX_REPLY_BYTES};
+use crate::lifecycle::IsolatorConfig;
+use crate::names::DriverName;
+
+/// Every key `from_parameters` understands.
+pub const KEYS: [&str; 14] = [
+    "checkpoint_dir",
+    "default_driver",
+    "plugin_dirs",
+    "timeout",
+    "connect_timeout",
+    "create_timeout",
+    "mount_timeout",
+    "other_timeout",
+    "max_reply_bytes",
+    "local_root",
+    "allowed_drivers",
+    "chown_volume_root",
+    "work_dir",
+    "log_level",
+];
+
+/// A parameter that was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParameterError {
+    #[error("unknown module parameter(s) {}; known: {}", .keys.join(", "), KEYS.join(", "))]
+    Unknown { keys: Vec<String> },
+    #[error("module parameter {key}={value:?}: {reason}")]
+    Invalid {
+        key: String,
+        value: String,
+        reason: String,
+    },
+}
+
+fn invalid(key: &str, value: &str, reason: impl Into<String>) -> ParameterError {
+    ParameterError::Invalid {
+        key: key.into(),
+        value: value.into(),
+        reason: reason.into(),
+    }
+}
+
+fn absolute(key: &str, value: &str) -> Result<PathBuf, ParameterError> {
+    if !value.starts_with('/') {
+        return Err(invalid(key, value, "must be an absolute path"));
+    }
+    Ok(PathBuf::from(value))
+}
+
+fn driver(key: &str, value: &str) -> Result<DriverName, ParameterError> {
+    DriverName::new(value.trim()).map_err(|e| invalid(key, value, e.to_string()))
+}
+
+/// Builds a configuration from `(key, value)` pairs, later pairs overriding earlier ones.
+/// Messages about accepted-but-ignored keys are returned for the host's log.
+pub fn from_parameters(
+    pairs: &[(String, String)],
+    mut config: IsolatorConfig,
+) -> Result<(IsolatorConfig, Vec<String>), ParameterError> {
+    let unknown: Vec<String> = pairs
+        .iter()
+        .filter(|(k, _)| !KEYS.contains(&k.as_str()))
+        .map(|(k, _)| k.clone())
+        .collect();
+    if !unknown.is_empty() {
+        return Err(ParameterError::Unknown { keys: unknown });
+    }
+    let mut notes = Vec::new();
+    // `timeout` sets every deadline; the finer keys then win whatever their order.
+    let mut ordered: Vec<&(String, String)> =
+        pairs.iter().filter(|(k, _)| k == "timeout").collect();
+    ordered.extend(pairs.iter().filter(|(k, _)| k != "timeout"));
+    for (key, value) in ordered {
+        let seconds = |v: &str| {
+            parse_seconds("timeout", v).map_err(|e| invalid(key, value, e.reason.to_string()))
+        };
+        let t = &mut config.settings.client.timeouts;
+        match key.as_str() {
+            "checkpoint_dir" => config.checkpoint_dir = absolute(key, value)?,
+            "default_driver" => config.default_driver = driver(key, value)?,
+            "plugin_dirs" => {
+                let dirs: Vec<PathBuf> =
+                    value.split(':').filter(|d| !d.is_empty()).map(PathBuf::from).collect();
+                if dirs.is_empty() || dirs.iter().any(|d| !d.is_absolute()) {
+                    return Err(invalid(key, value, "expected absolute directories separated by ':'"));
+                }
+                config.settings.client.plugin_dirs = dirs;
+            }
+            "timeout" => *t = crate::config::Timeouts::uniform(seconds(value)?),
+            "connect_timeout" => t.connect_window = seconds(value)?,
+            "create_timeout" => t.create = seconds(value)?,
+            "mount_timeout" => t.mount = seconds(value)?,
+            "other_timeout" => t.other = seconds(value)?,
+            "max_reply_bytes" => {
+                config.settings.client.max_reply_bytes = value
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|n| *n >= 1024)
+                    .ok_or_else(|| invalid(key, value, format!("expected a number of bytes >= 1024 (default {DEFAULT_MAX_REPLY_BYTES})")))?;
+            }
+            "local_root" => config.settings.local_root = absolute(key, value)?,
+            "allowed_drivers" => {
+                let set: BTreeSet<DriverName> = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|d| !d.is_empty())
+                    .map(|d| driver(key, d))
+                    .collect::<Result<_, _>>()?;
+                config.allowed_drivers = if set.is_empty() { None } else { Some(set) };
+            }
+            "chown_volume_root" => {
+                config.chown_volume_root = match value.trim().to_ascii_lowercase().as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(invalid(key, value, "expected true or false")),
+                }
+            }
+            "work_dir" => notes.push(format!(
+                "module parameter work_dir={value:?} is accepted for mesos-module-dvdi compatibility and ignored; the checkpoint lives in {}",
+                config.checkpoint_dir.display()
+            )),
+            "log_level" => {
+                if !matches!(value.trim(), "error" | "warning" | "info") {
+                    return Err(invalid(key, value, "expected error, warning or info"));
+                }
+            }
+            _ => unreachable!("unknown keys were refused above"),
+        }
+    }
+    Ok((config, notes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn every_key_is_read() {
+        let (c, notes) = from_parameters(
+            &pairs(&[
+                ("checkpoint_dir", "/run/x"),
+                ("default_driver", "local"),
+                ("plugin_dirs", "/a:/b"),
+                ("mount_timeout", "5"),
+                ("timeout", "30"),
+                ("local_root", "/srv/vols"),
+                ("allowed_drivers", "local, rexray"),
+                ("chown_volume_root", "TRUE"),
+                ("work_dir", "/tmp/mesos"),
+                ("max_reply_bytes", "65536"),
+            ]),
+            IsolatorConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(c.checkpoint_dir, PathBuf::from("/run/x"));
+        assert_eq!(c.default_driver.as_str(), "local");
+        assert_eq!(c.settings.client.plugin_dirs.len(), 2);
+        assert_eq!(
+            c.settings.client.timeouts.mount,
+            Duration::from_secs(5),
+            "finer key wins over timeout"
+        );
+        assert_eq!(c.settings.client.timeouts.other, Duration::from_secs(30));
+        assert_eq!(c.settings.local_root, PathBuf::from("/srv/vols"));
+        assert_eq!(c.allowed_drivers.unwrap().len(), 2);
+        assert!(c.chown_volume_root);
+        assert_eq!(c.settings.client.max_reply_bytes, 65536);
+        assert!(notes[0].contains("work_dir"));
+    }
+
+    #[test]
+    fn unknown_keys_are_named_all_at_once() {
+        let err = from_parameters(
+            &pairs(&[("bogus", "1"), ("also", "2")]),
+            IsolatorConfig::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("bogus") && err.contains("also"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        for (k, v) in [
+            ("checkpoint_dir", "relative"),
+            ("default_driver", "../x"),
+            ("timeout", "soon"),
+            ("chown_volume_root", "yes"),
+            ("allowed_drivers", "ok,b/ad"),
+            ("plugin_dirs", "rel"),
+        ] {
+            let err = from_parameters(&pairs(&[(k, v)]), IsolatorConfig::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(k), "{err}");
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! The C ABI as a C host sees it: the committed header against the library's exports, and a C
+//! program built with `-Wall -Wextra -Werror -fsanitize=address,undefined` that `dlopen`s the
+//! real `libdvdi_ffi.so` and drives the whole lifecycle with real mounts (tests/c/).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use dvdi_testkit::env::{require_root, workspace_bin};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Function names declared in dvdi.h.
+fn header_functions() -> BTreeSet<String> {
+    let header = std::fs::read_to_string(repo().join("ffi/include/dvdi.h")).unwrap();
+    let mut names = BTreeSet::new();
+    for line in header.lines() {
+        let line = line.trim_start();
+        if line.starts_with('#')
+            || line.starts_with('*')
+            || line.starts_with("/*")
+            || line.starts_with("typedef")
+        {
+            continue;
+        }
+        if let Some(paren) = line.find('(') {
+            let before = &line[..paren];
+            if let Some(name) = before
+                .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .next_back()
+            {
+                if name.starts_with("dvdi_") {
+                    names.insert(name.to_owned());
+                }
+            }
+        }
+    }
+    names
+}
+
+/// `dvdi_*` functions the built library exports.
+fn library_exports() -> BTreeSet<String> {
+    let lib = workspace_bin("libdvdi_ffi.so");
+    let out = Command::new("nm")
+        .args(["-D", "--defined-only"])
+        .arg(&lib)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "nm failed on {}", lib.display());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .filter(|s| s.starts_with("dvdi_"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn header_declares_exactly_the_exports() {
+    let declared = header_functions();
+    let exported = library_exports();
+    assert!(
+        declared.len() >= 9,
+        "header parse found too little: {declared:?}"
+    );
+    assert_eq!(declared, exported, "dvdi.h and libdvdi_ffi.so disagree");
+}
+
+#[test]
+fn header_abi_version_matches_the_library() {
+    let header = std::fs::read_to_string(repo().join("ffi/include/dvdi.h")).unwrap();
+    let line = header
+        .lines()
+        .find(|l| l.starts_with("#define DVDI_ABI_VERSION"))
+        .unwrap();
+    let version: u32 = line.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert_eq!(version, dvdi_ffi_abi_version());
+}
+
+fn dvdi_ffi_abi_version() -> u32 {
+    // The constant the library reports; the C test also checks it at run time via dlopen.
+    let src = std::fs::read_to_string(repo().join("ffi/src/lib.rs")).unwrap();
+    let line = src
+        .lines()
+        .find(|l| l.starts_with("pub const ABI_VERSION"))
+        .unwrap();
+    line.trim_end_matches(';')
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn compile_c(source: &str, out: &Path) {
+    let status = Command::new("cc")
+        .args(["-std=gnu11", "-g", "-Wall", "-Wextra", "-Werror"])
+        .args([
+            "-fsanitize=address,undefined",
+            "-fno-omit-frame-pointer",
+            "-fno-sanitize-recover=all",
+        ])
+        .arg("-I")
+        .arg(repo().join("ffi/include"))
+        .arg(repo().join(source))
+        .arg("-o")
+        .arg(out)
+        .arg("-ldl")
+        .status()
+        .expect("run cc");
+    assert!(status.success(), "compiling {source} failed");
+}
+
+#[test]
+fn c_host_drives_the_whole_lifecycle_with_real_mounts() {
+    if !require_root("c_host_drives_the_whole_lifecycle_with_real_mounts") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dir.path().join("ffi_lifecycle");
+    compile_c("tests/c/ffi_lifecycle.c", &exe);
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let out = Command::new(&exe)
+        .arg(workspace_bin("libdvdi_ffi.so"))
+        .arg(&work)
+        // Rust's runtime keeps a few process-lifetime allocations; leaks are not what this
+        // test is about (the C side frees every string, which ASan's use-after-free and
+        // double-free checks do cover).
+        .env("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=1")
+        .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(format!("/tmp/dvdi-c-test-{}", out_pid(&out)));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "C test failed ({}):\n{stderr}",
+        out.status
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("all checks passed"));
+    // Nothing of the test is left mounted.
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&*work.to_string_lossy()),
+        "left mounted:\n{mounts}"
+    );
+}
+
+/// The C program names its absolute container path after its pid; find it in its output.
+fn out_pid(out: &std::process::Output) -> String {
+    let text = String::from_utf8_lossy(&out.stderr);
+    text.split("/tmp/dvdi-c-test-")
+        .nth(1)
+        .map(|rest| rest.chars().take_while(char::is_ascii_digit).collect())
+        .unwrap_or_default()
+}
