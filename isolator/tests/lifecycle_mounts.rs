@@ -339,3 +339,47 @@ fn hostile_container_paths_create_and_mount_nothing_outside() {
     // Refused during planning: the driver never even created the volume.
     assert!(!world.local_root().join("victim").exists());
 }
+
+#[test]
+fn a_read_only_volume_without_container_path_is_read_only_for_the_task_only() {
+    if !require_root("a_read_only_volume_without_container_path_is_read_only_for_the_task_only") {
+        return;
+    }
+    let world = World::new();
+    let iso = world.isolator();
+    let env = [
+        ("DVDI_VOLUME_DRIVER", "local"),
+        ("DVDI_VOLUME_NAME", "ro-nopath"),
+        ("DVDI_VOLUME_OPTS", BLOCK),
+        ("DVDI_VOLUME_READONLY", "true"),
+    ];
+    let info = iso
+        .prepare(&cid("n"), &world.config("n", &env))
+        .unwrap()
+        .unwrap();
+    let mountpoint = world.volume_mounts()[0].clone();
+    // The task uses the host mount point itself.
+    let got = in_container(
+        &world,
+        &info,
+        vec![Step::Write {
+            path: mountpoint.join("file"),
+            content: "x".into(),
+        }],
+    );
+    assert!(
+        matches!(
+            got[0],
+            Outcome::Err {
+                errno: Some(libc::EROFS),
+                ..
+            }
+        ),
+        "{got:?}"
+    );
+    // The host's mount stays writable, and no bind leaked out of the container.
+    std::fs::write(mountpoint.join("host-file"), "ok").unwrap();
+    assert_eq!(world.volume_mounts().len(), 1);
+    iso.cleanup(&cid("n")).unwrap();
+    assert!(world.volume_mounts().is_empty());
+}

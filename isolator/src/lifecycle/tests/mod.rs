@@ -223,6 +223,40 @@ fn prepare_mounts_and_returns_one_bind_per_container_path() {
 }
 
 #[test]
+fn a_read_only_volume_without_container_path_is_bound_read_only_onto_itself() {
+    let f = Fixture::new();
+    let info = f
+        .prepare(
+            "c1",
+            &[("DVDI_VOLUME_NAME", "ro"), ("DVDI_VOLUME_READONLY", "true")],
+        )
+        .unwrap()
+        .unwrap();
+    let mp = FakeDriver::mountpoint("ro");
+    assert_eq!(
+        info.mounts,
+        vec![
+            LaunchMount {
+                source: mp.clone(),
+                target: mp.clone(),
+                flags: MsFlags::MS_BIND | MsFlags::MS_REC,
+            },
+            LaunchMount {
+                source: mp.clone(),
+                target: mp,
+                flags: MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            },
+        ]
+    );
+}
+
+#[test]
+fn the_isolator_can_be_shared_between_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Isolator>();
+}
+
+#[test]
 fn explicit_create_never_creates() {
     let f = Fixture::new();
     let err = f
