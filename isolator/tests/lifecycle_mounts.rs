@@ -137,6 +137,11 @@ fn two_containers_share_a_volume_mounted_once() {
     assert_eq!(world.volume_mounts().len(), 1);
     assert_eq!(world.loops().len(), 1);
     world.assert_ledger_matches_mounts();
+    assert_eq!(
+        world.driver_mount_ids("shared"),
+        vec![world.ledger_mount_id("local", "shared").unwrap()],
+        "one Mount for two containers"
+    );
     // What one writes, the other reads.
     let got = in_container(
         &world,
@@ -162,6 +167,10 @@ fn two_containers_share_a_volume_mounted_once() {
     iso.cleanup(&cid("b")).unwrap();
     assert!(world.volume_mounts().is_empty());
     assert!(world.loops().is_empty());
+    assert!(
+        world.driver_mount_ids("shared").is_empty(),
+        "its Unmount used the same id"
+    );
 }
 
 #[test]
@@ -279,6 +288,11 @@ fn a_driver_failing_unmount_does_not_pin_the_volume() {
     // The next container retries the old unmount, mounts anew, and its cleanup unmounts.
     iso.prepare(&cid("f2"), &world.config("f2", &env)).unwrap();
     assert_eq!(world.volume_mounts().len(), 1);
+    assert_eq!(
+        world.driver_mount_ids("sticky"),
+        vec![world.ledger_mount_id("flaky", "sticky").unwrap()],
+        "the old mount id was released by the retry"
+    );
     world.assert_ledger_matches_mounts();
     iso.cleanup(&cid("f2")).unwrap();
     assert!(world.volume_mounts().is_empty());
@@ -382,4 +396,54 @@ fn a_read_only_volume_without_container_path_is_read_only_for_the_task_only() {
     assert_eq!(world.volume_mounts().len(), 1);
     iso.cleanup(&cid("n")).unwrap();
     assert!(world.volume_mounts().is_empty());
+}
+
+#[test]
+fn two_processes_sharing_a_ledger_mount_a_volume_once() {
+    if !require_root("two_processes_sharing_a_ledger_mount_a_volume_once") {
+        return;
+    }
+    let world = World::new();
+    let env = [
+        ("DVDI_VOLUME_DRIVER", "local"),
+        ("DVDI_VOLUME_NAME", "contended"),
+        ("DVDI_VOLUME_OPTS", BLOCK),
+    ];
+    // Both start at once; only the volume's flock orders them.
+    let children: Vec<_> = ["p1", "p2", "p3"]
+        .iter()
+        .map(|id| {
+            let task = world.child_task(
+                Drivers::default(),
+                vec![Step::Prepare {
+                    id: id.to_string(),
+                    config: world.config(id, &env),
+                }],
+            );
+            common::child_command(&task)
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains(r#"[{"Ok":{"clone_newns":true"#), "{stdout}");
+    }
+    assert_eq!(world.volume_mounts().len(), 1);
+    world.assert_ledger_matches_mounts();
+    // One driver Mount, with the id the ledger recorded.
+    assert_eq!(
+        world.driver_mount_ids("contended"),
+        vec![world.ledger_mount_id("local", "contended").unwrap()]
+    );
+    let iso = world.isolator();
+    assert_eq!(iso.inspect().unwrap().volumes[0].holders.len(), 3);
+    for id in ["p1", "p2", "p3"] {
+        iso.cleanup(&cid(id)).unwrap();
+    }
+    assert!(world.volume_mounts().is_empty());
+    assert!(world.loops().is_empty());
 }

@@ -103,6 +103,32 @@ impl World {
         mounts_under(&self.local_root())
     }
 
+    /// The mount ids the `local` driver holds for `volume` (its `users.json`): one per driver
+    /// Mount that was not yet matched by an Unmount.
+    pub fn driver_mount_ids(&self, volume: &str) -> Vec<String> {
+        let path = self.local_root().join(volume).join("users.json");
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return Vec::new();
+        };
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        value["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u.as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// The mount id the ledger recorded for `volume`.
+    pub fn ledger_mount_id(&self, driver: &str, volume: &str) -> Option<String> {
+        let ledger = Ledger::open(self.checkpoint()).unwrap();
+        let key = dvdi::ledger::VolumeKey::new(
+            DriverName::new(driver).unwrap(),
+            VolumeName::new(volume).unwrap(),
+        );
+        ledger.read_volume(&key).unwrap()?.mount.map(|m| m.id)
+    }
+
     /// Loop devices backed by images in the local root.
     pub fn loops(&self) -> Vec<PathBuf> {
         let mut found = Vec::new();
