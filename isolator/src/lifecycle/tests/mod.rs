@@ -658,7 +658,7 @@ fn plan_target_maps_paths_and_rechecks_dotdot() {
 }
 
 #[test]
-fn a_target_that_resolves_outside_its_base_is_refused() {
+fn a_target_swapped_for_a_symlink_after_planning_is_refused() {
     let f = Fixture::new();
     let sandbox = f.sandbox("c1");
     let outside = tempfile::tempdir().unwrap();
@@ -673,6 +673,11 @@ fn a_target_that_resolves_outside_its_base_is_refused() {
     std::os::unix::fs::symlink(outside.path(), sandbox.join("data")).unwrap();
     let err = target.make(f.host.as_ref()).unwrap_err();
     assert!(matches!(err, PathError::Walk { .. }), "{err}");
+    // The last line of defence, on its own: realpath outside the base.
+    let err = target.check_resolves_inside().unwrap_err();
+    assert!(matches!(err, PathError::Escapes { .. }), "{err}");
+    assert!(err.to_string().contains("outside"), "{err}");
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
 }
 
 // ---- recover ----
