@@ -5,28 +5,41 @@
 //! # Layout
 //!
 //! ```text
-//! <checkpoint dir>/                    0700, default /var/run/mesos/isolators/dvdi (tmpfs)
+//! <checkpoint dir>/                    0700, default /var/run/mesos/isolators/dvdi (a tmpfs:
+//!                                      mounts do not survive a reboot, neither should this)
 //!   containers/<stem>.json             one ContainerRecord per container
-//!   volumes/<driver>/<stem>.json       one VolumeRecord per volume with a mount or a failed unmount
-//!   locks/ledger.lock                  shared by every operation, exclusive for recover
-//!   locks/containers/<stem>.lock       flock files, never deleted
-//!   locks/volumes/<driver>/<stem>.lock
+//!   volumes/<driver>/<stem>.json       one VolumeRecord per volume with a mount, holders or a
+//!                                      failed unmount (deleted when it has none of them)
+//!   locks/ledger.lock                  flock: shared by every operation, exclusive for recover
+//!   locks/containers/<stem>.lock       flock per container
+//!   locks/volumes/<driver>/<stem>.lock flock per volume (lock files are never deleted)
+//!   **/<file>.corrupt                  unreadable records moved aside by recover
+//!   **/.tmp-<pid>-<n>                  a write in progress (or a crash's leftover; recover
+//!                                      removes them)
 //! ```
 //!
-//! `<stem>` is the container id or volume name encoded reversibly ([`encode`]): plain
-//! `[A-Za-z0-9_.-]`, `%XX` for any other byte, a hash form for names too long for a file name.
-//! The record holds the full id/name, and a reader checks it encodes to the file's name.
+//! `<stem>` is the container id or volume name encoded reversibly ([`encode`]): bytes of
+//! `[A-Za-z0-9_.-]` kept, `%XX` for any other byte and for a leading `.`; a name whose plain
+//! form would not fit `NAME_MAX` with our suffixes becomes `<prefix>~<sha256>`. Every record
+//! holds the full id/name, and a reader checks it encodes to the file's name (so a hand-copied
+//! or colliding file is caught as corrupt).
 //!
-//! # Records
+//! # Records (JSON, `"format": 1`)
 //!
-//! A **container record** (`format`, `container_id`, `state` preparing → prepared → cleaning,
-//! its volume uses: driver, name, container path, bind target, read-only, and once mounted the
-//! mount id and mount point it joined; optionally the `holder` process of a `dvdcli exec`).
+//! A **container record**: `container_id`; `state` `preparing` → `prepared` → `cleaning`;
+//! `volumes`: per volume its driver, name, container path, host bind target, read-only flag
+//! and, once joined, the mount id and mount point it joined; optionally `holder {pid,
+//! start_time}` for a `dvdcli exec` container (such a container is alive while that process
+//! is, whatever the agent's lists say).
 //!
-//! A **volume record** (`format`, `driver`, `name`, the current `mount` {id, state
-//! mounting/mounted/unmounting, mount point}, the `holders` set, and `failed_unmounts` {mount
-//! id, last error, attempts} waiting for a retry). A volume is mounted once however many
-//! containers share it: one driver Mount, one Unmount with the same id after the last holder.
+//! A **volume record**: `driver`, `name`; `mount` {`id`, `state` `mounting`/`mounted`/
+//! `unmounting`, `mountpoint`} — the one driver Mount of the volume, however many containers
+//! share it, matched by one Unmount with the same id after the last holder; `holders` (set of
+//! container ids); `failed_unmounts` [{`mount_id`, `mountpoint`, `last_error`, `attempts`}].
+//! A failed Unmount does not stay as the volume's state: it moves to `failed_unmounts`, the
+//! volume keeps no holder for it, and the next prepare can mount anew at once (MESOS-10126).
+//! Every Unmount in that list is retried, with its own id, by the next `recover` and by the
+//! next `prepare` of that volume. `inspect` shows it as `unmount_failed`.
 //!
 //! # Reference counts are derived
 //!
@@ -41,15 +54,23 @@
 //!
 //! 1. prepare: container record (`preparing`) before any driver call; then per volume, under
 //!    its lock, the volume record with the new mount id in state `mounting` *before* Mount, and
-//!    `mounted` after; finally the container record `prepared`.
+//!    `mounted` after; finally the container record `prepared` (with the mount ids, so a lost
+//!    volume record can be rebuilt). A failed prepare writes `cleaning` and releases, like
+//!    cleanup.
 //! 2. cleanup: container record `cleaning` first (the references are gone, durably); then per
 //!    volume the holder is removed, and if it was the last one: `unmounting` before Unmount,
-//!    then the record is deleted, or, when Unmount fails, the mount moves to `failed_unmounts`
-//!    with zero holders (never pinned, MESOS-10126); finally the container record is deleted.
+//!    then the mount is dropped, or, when Unmount fails, moved to `failed_unmounts`; finally
+//!    the container record is deleted.
 //!
-//! Every write is atomic and durable ([`durable`]). A record that cannot be read (missing,
-//! empty, truncated, corrupt, foreign format) is moved aside as `<file>.corrupt` by `recover`
-//! and handled conservatively; it never aborts recovery.
+//! # Locks
+//!
+//! See [`locks`]: ledger (shared/exclusive), then one container, then at most one volume at a
+//! time; each is an in-process lock plus a `flock`, so threads and processes (`dvdcli exec`
+//! next to the agent) agree. A driver call holds only its own volume's lock.
+//!
+//! Every write is atomic and durable ([`durable`]). A record that cannot be read (empty,
+//! truncated, corrupt, foreign format, wrong file) is moved aside as `<file>.corrupt` by
+//! `recover` and handled conservatively; it never aborts recovery.
 
 pub mod durable;
 pub mod encode;

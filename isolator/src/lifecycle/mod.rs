@@ -39,7 +39,7 @@ use crate::holder::Holder;
 use crate::launch::LaunchInfo;
 use crate::ledger::Ledger;
 use crate::names::DriverName;
-use crate::sys::Host;
+use crate::sys::{Host, RealHost};
 
 /// Where the ledger lives unless configured: a tmpfs, so it does not outlive the mounts it
 /// describes (SPEC §5).
@@ -109,6 +109,8 @@ pub struct IsolatorConfig {
     pub checkpoint_dir: PathBuf,
     /// The driver of a slot without `DVDI_VOLUME_DRIVER`.
     pub default_driver: DriverName,
+    /// Plugin directories, deadlines, local-driver root: what [`Isolator::from_config`] builds
+    /// its resolver from (a caller of [`Isolator::new`] passes a resolver built from them).
     pub settings: Settings,
     /// Drivers a task may use; `None`: any.
     pub allowed_drivers: Option<BTreeSet<DriverName>>,
@@ -181,6 +183,13 @@ impl Isolator {
             host,
             ledger,
         })
+    }
+
+    /// [`Isolator::new`] with the real host and a resolver over `config.settings`.
+    pub fn from_config(config: IsolatorConfig) -> Result<Self, IsolatorError> {
+        let host: Arc<dyn Host> = Arc::new(RealHost);
+        let resolver = DriverResolver::with_host(config.settings.clone(), host.clone());
+        Self::new(config, resolver, host)
     }
 
     pub fn config(&self) -> &IsolatorConfig {

@@ -78,7 +78,8 @@ impl Target {
         }
     }
 
-    fn check_resolves_inside(&self) -> Result<(), PathError> {
+    /// The launcher mounts on the *path*: it must resolve inside the base.
+    pub(super) fn check_resolves_inside(&self) -> Result<(), PathError> {
         let target = self.path();
         let resolve = |p: &Path| {
             std::fs::canonicalize(p).map_err(|source| PathError::Resolve {

@@ -2,6 +2,8 @@
 //! nothing: on any failure the volumes this prepare joined are released (the ones it mounted
 //! are unmounted, shared ones just lose this holder) and the intent is removed.
 
+use std::path::PathBuf;
+
 use super::error::ChownError;
 use super::plan::{self, PlannedVolume};
 use super::volume::{Held, Joined};
@@ -106,36 +108,42 @@ fn join_all(
         }
     }
 
-    let mut mounts = Vec::new();
+    // Where each volume is bound: its container path's target or, for a read-only volume
+    // without one, its own host mount point (the task uses that path; binding it onto itself
+    // read-only in the container's namespace leaves the host's mount writable).
+    let mut binds: Vec<(usize, PathBuf)> = Vec::new();
+    for (i, p) in planned.iter().enumerate() {
+        match &p.target {
+            Some(target) => {
+                target
+                    .make(iso.host.as_ref())
+                    .map_err(|source| IsolatorError::ContainerPath {
+                        container: id.clone(),
+                        volume: p.key.clone(),
+                        source: Box::new(source),
+                    })?;
+                binds.push((i, target.path()));
+            }
+            None if p.request.readonly => binds.push((i, held[i].mountpoint.clone())),
+            None => {}
+        }
+    }
     // Shallow targets first, so a volume at `a/b` is bound after (on top of) one at `a`.
-    let mut order: Vec<usize> = (0..planned.len()).collect();
-    order.sort_by_key(|&i| {
-        planned[i]
-            .target
-            .as_ref()
-            .map(|t| t.path().components().count())
-    });
-    for i in order {
-        let (p, h) = (&planned[i], &held[i]);
-        let Some(target) = &p.target else { continue };
-        target
-            .make(iso.host.as_ref())
-            .map_err(|source| IsolatorError::ContainerPath {
-                container: id.clone(),
-                volume: p.key.clone(),
-                source: Box::new(source),
-            })?;
+    binds.sort_by_key(|(_, target)| target.components().count());
+    let mut mounts = Vec::new();
+    for (i, target) in binds {
+        let source = held[i].mountpoint.clone();
         mounts.push(LaunchMount {
-            source: h.mountpoint.clone(),
-            target: target.path(),
+            source: source.clone(),
+            target: target.clone(),
             flags: MsFlags::MS_BIND | MsFlags::MS_REC,
         });
-        if p.request.readonly {
+        if planned[i].request.readonly {
             // The kernel ignores MS_RDONLY when it creates a bind mount; only a remount of
             // the bind makes it read-only (see `launch`).
             mounts.push(LaunchMount {
-                source: h.mountpoint.clone(),
-                target: target.path(),
+                source,
+                target,
                 flags: MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
             });
         }

@@ -223,6 +223,40 @@ fn prepare_mounts_and_returns_one_bind_per_container_path() {
 }
 
 #[test]
+fn a_read_only_volume_without_container_path_is_bound_read_only_onto_itself() {
+    let f = Fixture::new();
+    let info = f
+        .prepare(
+            "c1",
+            &[("DVDI_VOLUME_NAME", "ro"), ("DVDI_VOLUME_READONLY", "true")],
+        )
+        .unwrap()
+        .unwrap();
+    let mp = FakeDriver::mountpoint("ro");
+    assert_eq!(
+        info.mounts,
+        vec![
+            LaunchMount {
+                source: mp.clone(),
+                target: mp.clone(),
+                flags: MsFlags::MS_BIND | MsFlags::MS_REC,
+            },
+            LaunchMount {
+                source: mp.clone(),
+                target: mp,
+                flags: MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            },
+        ]
+    );
+}
+
+#[test]
+fn the_isolator_can_be_shared_between_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Isolator>();
+}
+
+#[test]
 fn explicit_create_never_creates() {
     let f = Fixture::new();
     let err = f
@@ -624,7 +658,7 @@ fn plan_target_maps_paths_and_rechecks_dotdot() {
 }
 
 #[test]
-fn a_target_that_resolves_outside_its_base_is_refused() {
+fn a_target_swapped_for_a_symlink_after_planning_is_refused() {
     let f = Fixture::new();
     let sandbox = f.sandbox("c1");
     let outside = tempfile::tempdir().unwrap();
@@ -639,6 +673,11 @@ fn a_target_that_resolves_outside_its_base_is_refused() {
     std::os::unix::fs::symlink(outside.path(), sandbox.join("data")).unwrap();
     let err = target.make(f.host.as_ref()).unwrap_err();
     assert!(matches!(err, PathError::Walk { .. }), "{err}");
+    // The last line of defence, on its own: realpath outside the base.
+    let err = target.check_resolves_inside().unwrap_err();
+    assert!(matches!(err, PathError::Escapes { .. }), "{err}");
+    assert!(err.to_string().contains("outside"), "{err}");
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
 }
 
 // ---- recover ----
