@@ -65,6 +65,24 @@ pub enum Command {
     List,
     /// Print version information.
     Version,
+    /// Mount the volumes named by DVDI_VOLUME_* in this environment, run CMD in a private
+    /// mount namespace with them at their container paths, release them when CMD exits.
+    Exec {
+        /// The command and its arguments (after `--`).
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "CMD"
+        )]
+        command: Vec<std::ffi::OsString>,
+    },
+    /// Show which containers hold which volumes, from the isolator's checkpoint.
+    Inspect {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 impl Command {
@@ -78,6 +96,8 @@ impl Command {
             Command::Get => "get",
             Command::List => "list",
             Command::Version => "version",
+            Command::Exec { .. } => "exec",
+            Command::Inspect { .. } => "inspect",
         }
     }
 }

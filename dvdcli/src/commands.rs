@@ -81,7 +81,7 @@ fn required<T: Clone>(value: &Option<T>, flag: &str, cmd: &str) -> Result<T, Fai
 }
 
 /// Writes data to stdout; a closed stdout is a failure (the caller lost the answer).
-fn emit(text: &str) -> anyhow::Result<()> {
+pub fn emit(text: &str) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
         .and_then(|_| out.flush())
@@ -91,8 +91,11 @@ fn emit(text: &str) -> anyhow::Result<()> {
 pub fn run(cli: Cli) -> Result<(), Failure> {
     let args = validate(&cli)?;
     let cmd = cli.command.name();
-    if let Command::Version = cli.command {
-        return Ok(emit(&version_text())?);
+    match &cli.command {
+        Command::Version => return Ok(emit(&version_text())?),
+        Command::Exec { command } => return crate::exec::run(command),
+        Command::Inspect { json } => return Ok(crate::inspect::run(*json)?),
+        _ => {}
     }
     let driver = required(&args.driver, "volumedriver", cmd)?;
     let volume = match cli.command {
@@ -142,7 +145,9 @@ fn execute(
                 driver_name.as_str()
             ),
         },
-        Command::List | Command::Version => unreachable!("handled by run"),
+        Command::List | Command::Version | Command::Exec { .. } | Command::Inspect { .. } => {
+            unreachable!("handled by run")
+        }
     }
     Ok(())
 }

@@ -5,6 +5,8 @@
 
 mod cli;
 mod commands;
+mod exec;
+mod inspect;
 
 use std::process::ExitCode;
 

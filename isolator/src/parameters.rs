@@ -32,7 +32,7 @@ pub const KEYS: [&str; 14] = [
 pub enum ParameterError {
     #[error("unknown module parameter(s) {}; known: {}", .keys.join(", "), KEYS.join(", "))]
     Unknown { keys: Vec<String> },
-    #[error("module parameter {key}={value:?}: {reason}")]
+    #[error("{key}={value:?}: {reason}")]
     Invalid {
         key: String,
         value: String,
@@ -139,6 +139,33 @@ pub fn from_parameters(
     Ok((config, notes))
 }
 
+/// The environment variable that sets a parameter for `dvdcli`: `DVDI_` + the key in capitals
+/// (`checkpoint_dir` → `DVDI_CHECKPOINT_DIR`), so both front ends share one table.
+pub fn env_name(key: &str) -> String {
+    format!("DVDI_{}", key.to_ascii_uppercase())
+}
+
+/// [`from_parameters`] over the `DVDI_*` variables that `lookup` finds (the process
+/// environment for `dvdcli`); errors name the variable rather than the parameter.
+pub fn from_env(
+    lookup: impl Fn(&str) -> Option<String>,
+    config: IsolatorConfig,
+) -> Result<(IsolatorConfig, Vec<String>), ParameterError> {
+    let pairs: Vec<(String, String)> = KEYS
+        .iter()
+        .filter(|k| !matches!(**k, "work_dir" | "log_level"))
+        .filter_map(|k| lookup(&env_name(k)).map(|v| (k.to_string(), v)))
+        .collect();
+    from_parameters(&pairs, config).map_err(|e| match e {
+        ParameterError::Invalid { key, value, reason } => ParameterError::Invalid {
+            key: env_name(&key),
+            value,
+            reason,
+        },
+        other => other,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,5 +237,21 @@ mod tests {
                 .to_string();
             assert!(err.contains(k), "{err}");
         }
+    }
+
+    #[test]
+    fn environment_variables_are_the_keys_in_capitals() {
+        let env = |k: &str| match k {
+            "DVDI_CHECKPOINT_DIR" => Some("/run/dvdi-test".to_string()),
+            "DVDI_TIMEOUT" => Some("bad".to_string()),
+            _ => None,
+        };
+        let err = from_env(env, IsolatorConfig::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("DVDI_TIMEOUT"), "{err}");
+        let env = |k: &str| (k == "DVDI_CHECKPOINT_DIR").then(|| "/run/dvdi-test".to_string());
+        let (c, _) = from_env(env, IsolatorConfig::default()).unwrap();
+        assert_eq!(c.checkpoint_dir, PathBuf::from("/run/dvdi-test"));
     }
 }
