@@ -6,3 +6,4 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo build --workspace --all-targets
 cargo nextest run --workspace --no-fail-fast
+bash packaging/deb/test-deb.sh

@@ -1,0 +1,292 @@
+//! `dvdcli exec` with real mounts (root): the volumes appear at their container paths in a
+//! private mount namespace, data outlives the run, the exit status passes through, volumes
+//! shared by two execs stay mounted until both end, and a SIGKILLed exec's volumes are released
+//! by the next dvdcli that looks.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use dvdi_testkit::env::{command, require_root, workspace_bin};
+
+/// A sandbox directory (the cwd of exec), a checkpoint dir and a local-driver root.
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        let env = Env {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        std::fs::create_dir(env.sandbox()).unwrap();
+        env
+    }
+
+    fn sandbox(&self) -> PathBuf {
+        self.dir.path().join("sandbox")
+    }
+
+    fn dvdcli(&self, args: &[&str], vars: &[(&str, &str)]) -> Command {
+        let mut cmd = command(&workspace_bin("dvdcli"));
+        cmd.args(args)
+            .current_dir(self.sandbox())
+            .env("DVDI_CHECKPOINT_DIR", self.dir.path().join("ckpt"))
+            .env("DVDI_LOCAL_ROOT", self.dir.path().join("volumes"))
+            .env("DVDI_PLUGIN_DIRS", self.dir.path().join("plugins"))
+            .env("DVDI_TIMEOUT", "20");
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    fn exec(&self, vars: &[(&str, &str)], script: &str) -> Output {
+        self.dvdcli(&["exec", "--", "sh", "-c", script], vars)
+            .output()
+            .unwrap()
+    }
+
+    fn mounts(&self) -> Vec<PathBuf> {
+        let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        dvdi::mountinfo::parse(&text)
+            .into_iter()
+            .map(|m| m.mount_point)
+            .filter(|m| m.starts_with(self.dir.path()))
+            .collect()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        for m in self.mounts().into_iter().rev() {
+            let _ = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+const DATA: [(&str, &str); 4] = [
+    ("DVDI_VOLUME_NAME", "es-data"),
+    ("DVDI_VOLUME_DRIVER", "local"),
+    ("DVDI_VOLUME_OPTS", "size=32M"),
+    ("DVDI_VOLUME_CONTAINERPATH", "data"),
+];
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn wait_for(path: &Path) {
+    let until = Instant::now() + Duration::from_secs(20);
+    while !path.exists() {
+        assert!(Instant::now() < until, "{} never appeared", path.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(Instant::now() < until, "dvdcli exec did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn exec_twice_data_persists_and_nothing_stays_mounted() {
+    if !require_root("exec_twice_data_persists_and_nothing_stays_mounted") {
+        return;
+    }
+    let env = Env::new();
+    let out = env.exec(&DATA, "echo 'written by run 1' > data/hello.txt && grep -c ' - ext4 ' /proc/self/mountinfo >/dev/null");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(env.mounts().is_empty(), "left mounted: {:?}", env.mounts());
+    assert!(
+        !env.sandbox().join("data/hello.txt").exists(),
+        "the write must land on the volume"
+    );
+
+    let out = env.exec(&DATA, "cat data/hello.txt");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "written by run 1\n");
+    assert!(env.mounts().is_empty());
+}
+
+#[test]
+fn exit_status_passes_through_and_a_killed_command_is_cleaned_up() {
+    if !require_root("exit_status_passes_through_and_a_killed_command_is_cleaned_up") {
+        return;
+    }
+    let env = Env::new();
+    assert_eq!(env.exec(&DATA, "exit 3").status.code(), Some(3));
+    assert_eq!(env.exec(&DATA, "kill -9 $$").status.code(), Some(128 + 9));
+    assert!(env.mounts().is_empty());
+}
+
+#[test]
+fn sigterm_is_forwarded_and_cleanup_follows() {
+    if !require_root("sigterm_is_forwarded_and_cleanup_follows") {
+        return;
+    }
+    let env = Env::new();
+    let ready = env.dir.path().join("ready");
+    let script = format!("touch {}; exec sleep 60", ready.display());
+    let mut child = env
+        .dvdcli(&["exec", "--", "sh", "-c", &script], &DATA)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(&ready);
+    assert_eq!(
+        env.mounts().len(),
+        1,
+        "the volume is mounted while the command runs"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = wait_exit(&mut child);
+    assert_eq!(status.code(), Some(128 + 15));
+    assert!(env.mounts().is_empty());
+}
+
+#[test]
+fn two_execs_share_a_volume_until_both_are_gone() {
+    if !require_root("two_execs_share_a_volume_until_both_are_gone") {
+        return;
+    }
+    let env = Env::new();
+    let (ready, go) = (env.dir.path().join("ready"), env.dir.path().join("go"));
+    let script = format!(
+        "touch {}; while [ ! -e {} ]; do sleep 0.05; done; cat data/second.txt",
+        ready.display(),
+        go.display()
+    );
+    let first = env
+        .dvdcli(&["exec", "--", "sh", "-c", &script], &DATA)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&ready);
+    let out = env.exec(&DATA, "echo from-second > data/second.txt");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(env.mounts().len(), 1, "still mounted for the first exec");
+    std::fs::write(&go, "").unwrap();
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "from-second\n");
+    assert!(env.mounts().is_empty());
+}
+
+#[test]
+fn a_sigkilled_exec_is_released_by_the_next_dvdcli() {
+    if !require_root("a_sigkilled_exec_is_released_by_the_next_dvdcli") {
+        return;
+    }
+    let env = Env::new();
+    let ready = env.dir.path().join("ready");
+    // The shell writes its pid (kept by `exec sleep`) before it signals readiness.
+    let script = format!(
+        "echo $$ > {0}.tmp; mv {0}.tmp {0}; exec sleep 60",
+        ready.display()
+    );
+    let mut child = env
+        .dvdcli(&["exec", "--", "sh", "-c", &script], &DATA)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(&ready);
+    child.kill().unwrap(); // SIGKILL: no cleanup of its own
+    child.wait().unwrap();
+    assert_eq!(env.mounts().len(), 1, "nobody has released it yet");
+    // The command died with it (PR_SET_PDEATHSIG): it must not run on without its volumes.
+    let pid = std::fs::read_to_string(&ready).unwrap().trim().to_owned();
+    let until = Instant::now() + Duration::from_secs(10);
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if stat.contains(") Z ") {
+            break; // a zombie waiting for its reaper is dead
+        }
+        assert!(
+            Instant::now() < until,
+            "the command {pid} outlived its dvdcli exec"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = env.dvdcli(&["inspect"], &[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is gone"), "{}", stderr(&out));
+    assert!(
+        env.mounts().is_empty(),
+        "the dead exec's volume is still mounted"
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(!table.contains("dvdcli-exec-"), "{table}");
+}
+
+#[test]
+fn inspect_shows_holders_as_a_table_and_as_json() {
+    if !require_root("inspect_shows_holders_as_a_table_and_as_json") {
+        return;
+    }
+    let env = Env::new();
+    let ready = env.dir.path().join("ready");
+    let go = env.dir.path().join("go");
+    let script = format!(
+        "touch {}; while [ ! -e {} ]; do sleep 0.05; done",
+        ready.display(),
+        go.display()
+    );
+    let mut child = env
+        .dvdcli(&["exec", "--", "sh", "-c", &script], &DATA)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(&ready);
+    let out = env.dvdcli(&["inspect"], &[]).output().unwrap();
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        table.contains(&format!("dvdcli-exec-{}-", child.id())),
+        "{table}"
+    );
+    assert!(
+        table.contains("local/es-data") && table.contains("mounted"),
+        "{table}"
+    );
+    let out = env.dvdcli(&["inspect", "--json"], &[]).output().unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["volumes"][0]["name"], "es-data");
+    assert_eq!(json["containers"][0]["holder"]["pid"], child.id());
+    std::fs::write(&go, "").unwrap();
+    assert!(wait_exit(&mut child).success());
+}
+
+#[test]
+fn without_dvdi_variables_the_command_just_runs() {
+    let env = Env::new();
+    let out = env.exec(&[], "echo plain");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "plain\n");
+}
+
+#[test]
+fn bad_dvdi_variables_fail_before_running_anything() {
+    let env = Env::new();
+    let marker = env.dir.path().join("ran");
+    let out = env.exec(
+        &[("DVDI_VOLUME_NAME", "v"), ("DVDI_VOLUME_BOGUS", "1")],
+        &format!("touch {}", marker.display()),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("DVDI_VOLUME_BOGUS"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!marker.exists());
+}
