@@ -4,8 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::net::UnixStream;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -168,49 +167,4 @@ fn usage_errors_exit_2() {
         assert!(out.stdout.is_empty(), "usage errors go to stderr");
         assert!(String::from_utf8_lossy(&out.stderr).contains("usage:"));
     }
-}
-
-/// Per-call cost of the plugin process as a benchmark's "instant plugin" sees it.
-#[test]
-#[ignore = "timing, not a check: run with --release --ignored --nocapture"]
-fn per_call_time() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sock = dir.path().join("p.sock");
-    let record = dir.path().join("calls.jsonl");
-    let mut child = spawn(&[
-        "--socket",
-        sock.to_str().expect("utf8"),
-        "--mount-root",
-        dir.path().to_str().expect("utf8"),
-        "--record",
-        record.to_str().expect("utf8"),
-    ]);
-    post(&sock, "VolumeDriver.Create", r#"{"Name":"v"}"#);
-    let n = 20_000;
-
-    // One connection per call, as dvdcli and the isolator's client do.
-    let started = Instant::now();
-    for _ in 0..n {
-        let r = post(&sock, "VolumeDriver.Get", r#"{"Name":"v"}"#);
-        assert_eq!(r.status, 200);
-    }
-    let per_connection = started.elapsed() / n;
-
-    // Keep-alive: the server's own cost without connection setup and thread start.
-    let mut stream = UnixStream::connect(&sock).expect("connect");
-    let request =
-        b"POST /VolumeDriver.Get HTTP/1.1\r\nHost: p\r\nContent-Length: 12\r\n\r\n{\"Name\":\"v\"}";
-    let mut buf = vec![0u8; 4096];
-    let started = Instant::now();
-    for _ in 0..n {
-        stream.write_all(request).expect("send");
-        let got = stream.read(&mut buf).expect("read");
-        assert!(got > 0 && buf.starts_with(b"HTTP/1.1 200"));
-    }
-    let per_request = started.elapsed() / n;
-    drop(stream);
-
-    signal(&child, libc::SIGTERM);
-    assert!(wait_within(&mut child, Duration::from_secs(5)).success());
-    println!("dvdi-test-plugin: {per_connection:?} per call with a new connection, {per_request:?} per call on a kept-alive connection (recording on)");
 }
