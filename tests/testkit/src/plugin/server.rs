@@ -289,10 +289,11 @@ enum Outcome {
 fn perform(shared: &Shared, endpoint: &str, body: &Value, framing: Framing) -> Outcome {
     let fault = {
         let mut state = shared.state();
-        if let Err(e) = state.recorder.record(endpoint, body) {
+        let fault = state.faults.take(endpoint);
+        if let Err(e) = state.recorder.record(endpoint, body, fault.as_ref()) {
             eprintln!("dvdi-testkit: cannot record {endpoint}: {e}");
         }
-        state.faults.take(endpoint)
+        fault
     };
     let delay = match &fault {
         Some(Fault::Delay(d)) => shared.delay + *d,
