@@ -71,6 +71,16 @@
 //! Every write is atomic and durable ([`durable`]). A record that cannot be read (empty,
 //! truncated, corrupt, foreign format, wrong file) is moved aside as `<file>.corrupt` by
 //! `recover` and handled conservatively; it never aborts recovery.
+//!
+//! # Trust
+//!
+//! The ledger decides what root unmounts, so only root may have written it. `open` makes the
+//! directory and its `containers`, `volumes` and `locks` subdirectories 0700 (tightening them
+//! if they exist) and refuses any of them that is a symlink or owned by another user. Every
+//! read refuses a record that is a symlink, not a regular file, writable by group or others,
+//! or owned by another user than the one running (root, for the agent) — and the same of the
+//! directory holding it — with [`LedgerError::Untrusted`] naming the path. `recover` treats
+//! such a record exactly like a corrupt one: moved aside, never trusted, never fatal.
 
 pub mod durable;
 pub mod encode;
@@ -78,8 +88,8 @@ pub mod locks;
 pub mod records;
 
 use std::fs;
-use std::io;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::io::{self, Read};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
@@ -100,6 +110,9 @@ pub enum LedgerError {
     Io { path: PathBuf, source: io::Error },
     #[error("checkpoint record {} is unreadable: {reason}", .path.display())]
     Corrupt { path: PathBuf, reason: String },
+    /// A record or ledger directory someone else could have written: never trusted.
+    #[error("checkpoint {} is not trusted: {reason}", .path.display())]
+    Untrusted { path: PathBuf, reason: String },
 }
 
 impl LedgerError {
@@ -143,16 +156,86 @@ fn mkdir_private(path: &Path) -> Result<(), LedgerError> {
         .map_err(LedgerError::io(path))
 }
 
+/// Why a ledger file or directory with metadata `meta` cannot be trusted, if it cannot: it is
+/// writable by group or others, or owned by another user than the one running.
+fn distrust(meta: &fs::Metadata) -> Option<String> {
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Some(format!(
+            "it is writable by group or others (mode {mode:04o})"
+        ));
+    }
+    foreign_owner(meta)
+}
+
+/// Why `meta`'s owner is not the user running the isolator (root, for the agent), if not.
+fn foreign_owner(meta: &fs::Metadata) -> Option<String> {
+    let euid = nix::unistd::geteuid().as_raw();
+    if meta.uid() == euid {
+        return None;
+    }
+    let who = if euid == 0 {
+        "root".to_owned()
+    } else {
+        format!("uid {euid}")
+    };
+    Some(format!(
+        "it is owned by uid {}, not by {who}, who runs the isolator",
+        meta.uid()
+    ))
+}
+
+fn untrusted(path: &Path, reason: String) -> LedgerError {
+    LedgerError::Untrusted {
+        path: path.into(),
+        reason,
+    }
+}
+
+/// Creates `path` 0700 if missing; refuses it if it is not a directory of ours (`follow`:
+/// whether a symlink to one is fine — for the configured root only); tightens its mode.
+fn private_dir(path: &Path, follow: bool) -> Result<(), LedgerError> {
+    mkdir_private(path)?;
+    let meta = if follow {
+        fs::metadata(path)
+    } else {
+        fs::symlink_metadata(path)
+    }
+    .map_err(LedgerError::io(path))?;
+    if !meta.is_dir() {
+        return Err(untrusted(path, "it is not a directory (a symlink?)".into()));
+    }
+    if let Some(reason) = foreign_owner(&meta) {
+        return Err(untrusted(path, reason));
+    }
+    // It holds which volumes are mounted where: not for other users' eyes or hands.
+    if meta.mode() & 0o077 != 0 {
+        fs::set_permissions(path, fs::Permissions::from_mode(0o700))
+            .map_err(LedgerError::io(path))?;
+    }
+    Ok(())
+}
+
+/// The directory holding a record must be one only we can write.
+fn check_dir_trusted(dir: &Path) -> Result<(), LedgerError> {
+    let meta = fs::symlink_metadata(dir).map_err(LedgerError::io(dir))?;
+    if !meta.is_dir() {
+        return Err(untrusted(dir, "it is not a directory (a symlink?)".into()));
+    }
+    match distrust(&meta) {
+        Some(reason) => Err(untrusted(dir, reason)),
+        None => Ok(()),
+    }
+}
+
 impl Ledger {
-    /// Opens (creating, mode 0700) the checkpoint directory at `root`.
+    /// Opens (creating, mode 0700) the checkpoint directory at `root` and its subdirectories;
+    /// refuses them when another user owns them (see the module's *Trust*).
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, LedgerError> {
         let root = root.into();
-        mkdir_private(&root)?;
-        // It holds which volumes are mounted where: not for other users' eyes.
-        fs::set_permissions(&root, fs::Permissions::from_mode(0o700))
-            .map_err(LedgerError::io(&root))?;
+        private_dir(&root, true)?;
         for sub in ["containers", "volumes", "locks"] {
-            mkdir_private(&root.join(sub))?;
+            private_dir(&root.join(sub), false)?;
         }
         Ok(Self {
             root,
@@ -269,7 +352,9 @@ impl Ledger {
         if record.is_idle() {
             return remove_record(&path);
         }
-        mkdir_private(&self.volumes_dir(&record.driver))?;
+        let dir = self.volumes_dir(&record.driver);
+        mkdir_private(&dir)?;
+        check_dir_trusted(&dir)?;
         write_record(&path, record)
     }
 
@@ -389,16 +474,45 @@ fn list_stems(dir: &Path) -> Result<Vec<String>, LedgerError> {
     Ok(stems)
 }
 
-fn read_record<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, LedgerError> {
-    let bytes = match fs::read(path) {
-        Ok(bytes) => bytes,
+/// The bytes of the record at `path`, `None` when there is none; refused when it (or its
+/// directory) is not trusted.
+fn read_trusted(path: &Path) -> Result<Option<Vec<u8>>, LedgerError> {
+    let mut file = match fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(untrusted(path, "it is a symlink".into()))
+        }
         Err(e) => {
             return Err(LedgerError::Io {
                 path: path.into(),
                 source: e,
             })
         }
+    };
+    let meta = file.metadata().map_err(LedgerError::io(path))?;
+    if !meta.is_file() {
+        return Err(untrusted(path, "it is not a regular file".into()));
+    }
+    if let Some(reason) = distrust(&meta) {
+        return Err(untrusted(path, reason));
+    }
+    if let Some(dir) = path.parent() {
+        check_dir_trusted(dir)?;
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.read_to_end(&mut bytes)
+        .map_err(LedgerError::io(path))?;
+    Ok(Some(bytes))
+}
+
+fn read_record<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, LedgerError> {
+    let Some(bytes) = read_trusted(path)? else {
+        return Ok(None);
     };
     let corrupt = |reason: String| LedgerError::Corrupt {
         path: path.into(),
@@ -560,5 +674,92 @@ mod tests {
         fs::write(tmp.path().join("containers/.tmp-1-0"), "{").unwrap();
         assert!(ledger.list_containers().unwrap().is_empty());
         assert_eq!(ledger.remove_stale_temp_files().unwrap(), 1);
+    }
+
+    fn mode(path: &Path) -> u32 {
+        fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn open_tightens_an_existing_tree_to_0700() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("ck");
+        for sub in ["containers", "volumes", "locks"] {
+            fs::create_dir_all(root.join(sub)).unwrap();
+            fs::set_permissions(root.join(sub), fs::Permissions::from_mode(0o777)).unwrap();
+        }
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
+        let ledger = Ledger::open(&root).unwrap();
+        for dir in ["", "containers", "volumes", "locks"] {
+            assert_eq!(mode(&root.join(dir)), 0o700, "{dir}");
+        }
+        // Directories made later are private too.
+        let mut vol = VolumeRecord::new(&key("rexray", "v"));
+        vol.holders.insert(cid("c1"));
+        ledger.write_volume(&vol).unwrap();
+        ledger.lock_volume(&key("rexray", "v")).unwrap();
+        for dir in ["volumes/rexray", "locks/volumes", "locks/volumes/rexray"] {
+            assert_eq!(mode(&root.join(dir)), 0o700, "{dir}");
+        }
+        assert_eq!(mode(&root.join("volumes/rexray/v.json")), 0o600);
+    }
+
+    #[test]
+    fn open_refuses_a_subdirectory_that_is_a_symlink() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("ck");
+        fs::create_dir_all(&root).unwrap();
+        fs::create_dir_all(tmp.path().join("elsewhere")).unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("elsewhere"), root.join("containers")).unwrap();
+        let err = Ledger::open(&root).unwrap_err();
+        assert!(matches!(err, LedgerError::Untrusted { .. }), "{err}");
+        assert!(err.to_string().contains("ck/containers"), "{err}");
+    }
+
+    #[test]
+    fn records_others_could_write_are_not_trusted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(tmp.path()).unwrap();
+        let id = cid("c1");
+        let rec = ContainerRecord::new(id.clone(), vec![], None);
+        ledger.write_container(&rec).unwrap();
+        let path = ledger.container_path(&id);
+        for bad in [0o620, 0o602, 0o666] {
+            fs::set_permissions(&path, fs::Permissions::from_mode(bad)).unwrap();
+            let err = ledger.read_container(&id).unwrap_err();
+            assert!(matches!(err, LedgerError::Untrusted { .. }), "{err}");
+            let text = err.to_string();
+            assert!(text.contains("containers/c1.json"), "{text}");
+            assert!(text.contains(&format!("mode {bad:04o}")), "{text}");
+            assert!(ledger.list_containers().unwrap()[0].record.is_err());
+        }
+        // Read-only for others is not a threat (the directory keeps them out anyway).
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(ledger.read_container(&id).unwrap(), Some(rec.clone()));
+
+        // A symlink in place of a record is never followed.
+        let elsewhere = tmp.path().join("elsewhere.json");
+        fs::rename(&path, &elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
+        let err = ledger.read_container(&id).unwrap_err();
+        assert!(err.to_string().contains("symlink"), "{err}");
+    }
+
+    #[test]
+    fn a_directory_others_could_write_makes_its_records_untrusted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(tmp.path()).unwrap();
+        let k = key("rexray", "v");
+        let mut vol = VolumeRecord::new(&k);
+        vol.holders.insert(cid("c1"));
+        ledger.write_volume(&vol).unwrap();
+        let dir = tmp.path().join("volumes/rexray");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        let err = ledger.read_volume(&k).unwrap_err();
+        assert!(matches!(err, LedgerError::Untrusted { .. }), "{err}");
+        assert!(err.to_string().contains("volumes/rexray"), "{err}");
+        assert!(ledger.list_volumes().unwrap()[0].entry.record.is_err());
+        // Nor is anything written into it.
+        assert!(ledger.write_volume(&vol).is_err());
     }
 }

@@ -25,7 +25,7 @@ pub(super) fn cleanup_locked(iso: &Isolator, id: &ContainerId) -> Result<(), Iso
     let mut volumes: BTreeSet<VolumeKey> = BTreeSet::new();
     let record = match iso.ledger.read_container(id) {
         Ok(record) => record,
-        Err(e @ LedgerError::Corrupt { .. }) => {
+        Err(e @ (LedgerError::Corrupt { .. } | LedgerError::Untrusted { .. })) => {
             iso.config.log.warn(&format!(
                 "container {id}: {e}; releasing the volumes that name it as a holder"
             ));
