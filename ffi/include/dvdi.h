@@ -64,7 +64,7 @@ void dvdi_set_logger(dvdi_log_fn fn, void *context);
  * their JSON types: checkpoint_dir, default_driver, plugin_dirs (colon-separated or array),
  * timeout, connect_timeout, create_timeout, mount_timeout, other_timeout (seconds),
  * local_root, allowed_drivers (comma-separated or array), chown_volume_root (bool),
- * work_dir (accepted for mesos-module-dvdi compatibility and ignored). Unknown keys are an
+ * local_device_options (bool), work_dir (accepted for mesos-module-dvdi compatibility and ignored). Unknown keys are an
  * error that names them. */
 dvdi_status dvdi_isolator_new(const char *config_json, dvdi_isolator **out, char **err);
 

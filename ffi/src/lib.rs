@@ -37,6 +37,7 @@ fn status_of(e: &IsolatorError) -> Status {
         IsolatorError::InvalidContainerId(_)
         | IsolatorError::Grammar { .. }
         | IsolatorError::DriverNotAllowed { .. }
+        | IsolatorError::LocalDeviceOptions { .. }
         | IsolatorError::ContainerPath { .. } => Status::InvalidInput,
         IsolatorError::Ledger { .. }
         | IsolatorError::VolumeLedger { .. }

@@ -282,6 +282,11 @@ where
     })
 }
 
+/// The name of slot `slot`'s `DVDI_VOLUME_OPTS` variable, for errors about its options.
+pub fn opts_variable(slot: u8) -> String {
+    Kind::Opts.variable(slot)
+}
+
 /// The keyword after [`PREFIX`]. The discriminant indexes [`SlotVars`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {

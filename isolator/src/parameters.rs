@@ -10,7 +10,7 @@ use crate::lifecycle::IsolatorConfig;
 use crate::names::DriverName;
 
 /// Every key `from_parameters` understands.
-pub const KEYS: [&str; 14] = [
+pub const KEYS: [&str; 15] = [
     "checkpoint_dir",
     "default_driver",
     "plugin_dirs",
@@ -23,6 +23,7 @@ pub const KEYS: [&str; 14] = [
     "local_root",
     "allowed_drivers",
     "chown_volume_root",
+    "local_device_options",
     "work_dir",
     "log_level",
 ];
@@ -53,6 +54,14 @@ fn absolute(key: &str, value: &str) -> Result<PathBuf, ParameterError> {
         return Err(invalid(key, value, "must be an absolute path"));
     }
     Ok(PathBuf::from(value))
+}
+
+fn boolean(key: &str, value: &str) -> Result<bool, ParameterError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(invalid(key, value, "expected true or false")),
+    }
 }
 
 fn driver(key: &str, value: &str) -> Result<DriverName, ParameterError> {
@@ -117,13 +126,8 @@ pub fn from_parameters(
                     .collect::<Result<_, _>>()?;
                 config.allowed_drivers = if set.is_empty() { None } else { Some(set) };
             }
-            "chown_volume_root" => {
-                config.chown_volume_root = match value.trim().to_ascii_lowercase().as_str() {
-                    "true" => true,
-                    "false" => false,
-                    _ => return Err(invalid(key, value, "expected true or false")),
-                }
-            }
+            "chown_volume_root" => config.chown_volume_root = boolean(key, value)?,
+            "local_device_options" => config.local_device_options = boolean(key, value)?,
             "work_dir" => notes.push(format!(
                 "module parameter work_dir={value:?} is accepted for mesos-module-dvdi compatibility and ignored; the checkpoint lives in {}",
                 config.checkpoint_dir.display()
@@ -189,6 +193,7 @@ mod tests {
                 ("local_root", "/srv/vols"),
                 ("allowed_drivers", "local, rexray"),
                 ("chown_volume_root", "TRUE"),
+                ("local_device_options", "true"),
                 ("work_dir", "/tmp/mesos"),
                 ("max_reply_bytes", "65536"),
             ]),
@@ -207,6 +212,7 @@ mod tests {
         assert_eq!(c.settings.local_root, PathBuf::from("/srv/vols"));
         assert_eq!(c.allowed_drivers.unwrap().len(), 2);
         assert!(c.chown_volume_root);
+        assert!(c.local_device_options);
         assert_eq!(c.settings.client.max_reply_bytes, 65536);
         assert!(notes[0].contains("work_dir"));
     }
@@ -229,6 +235,7 @@ mod tests {
             ("default_driver", "../x"),
             ("timeout", "soon"),
             ("chown_volume_root", "yes"),
+            ("local_device_options", "1"),
             ("allowed_drivers", "ok,b/ad"),
             ("plugin_dirs", "rel"),
         ] {
@@ -253,5 +260,13 @@ mod tests {
         let env = |k: &str| (k == "DVDI_CHECKPOINT_DIR").then(|| "/run/dvdi-test".to_string());
         let (c, _) = from_env(env, IsolatorConfig::default()).unwrap();
         assert_eq!(c.checkpoint_dir, PathBuf::from("/run/dvdi-test"));
+        assert!(!c.local_device_options, "off unless the operator allows it");
+        let env = |k: &str| (k == "DVDI_LOCAL_DEVICE_OPTIONS").then(|| "true".to_string());
+        assert!(
+            from_env(env, IsolatorConfig::default())
+                .unwrap()
+                .0
+                .local_device_options
+        );
     }
 }

@@ -66,6 +66,14 @@ pub enum IsolatorError {
         driver: DriverName,
         allowed: String,
     },
+    #[error("container {container}: {volume}: {variable} sets {options}, the local driver's device options, which a task may not use here: they mount a host path or device (an operator allows them with the module parameter local_device_options, or DVDI_LOCAL_DEVICE_OPTIONS=true for dvdcli exec)")]
+    LocalDeviceOptions {
+        container: ContainerId,
+        volume: VolumeKey,
+        /// The `DVDI_VOLUME_OPTS…` variable.
+        variable: String,
+        options: String,
+    },
     #[error("container {container}: {volume}: cannot use the driver: {source}")]
     Resolve {
         container: ContainerId,

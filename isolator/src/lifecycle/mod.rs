@@ -116,6 +116,11 @@ pub struct IsolatorConfig {
     pub allowed_drivers: Option<BTreeSet<DriverName>>,
     /// Give the volume root (the host mount point) to the task's user on prepare.
     pub chown_volume_root: bool,
+    /// Let a task's `DVDI_VOLUME_OPTS` give the `local` driver Docker's device options
+    /// (`type=`, `device=`, `o=`). Off by default: they mount any host path or disk
+    /// (`type=none,o=bind,device=/etc`, `device=/dev/sda`) as root. An operator's own
+    /// `dvdcli create`/`mount` is not affected.
+    pub local_device_options: bool,
     pub log: Logger,
 }
 
@@ -129,6 +134,7 @@ impl Default for IsolatorConfig {
             settings: Settings::default(),
             allowed_drivers: None,
             chown_volume_root: false,
+            local_device_options: false,
             log: Logger::default(),
         }
     }

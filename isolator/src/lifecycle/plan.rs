@@ -163,6 +163,9 @@ pub(super) fn plan_target(
     Ok(target)
 }
 
+/// The `local` driver's options that mount a host device or path of the task's choosing.
+pub(super) const LOCAL_DEVICE_OPTIONS: [&str; 3] = ["type", "device", "o"];
+
 /// One volume of a prepare, validated.
 pub(super) struct PlannedVolume {
     pub request: VolumeRequest,
@@ -210,6 +213,20 @@ pub(super) fn plan(
                         .map(DriverName::as_str)
                         .collect::<Vec<_>>()
                         .join(", "),
+                });
+            }
+        }
+        if request.driver.is_local() && !iso.config.local_device_options {
+            let given: Vec<&str> = LOCAL_DEVICE_OPTIONS
+                .into_iter()
+                .filter(|k| request.opts.get(k).is_some())
+                .collect();
+            if !given.is_empty() {
+                return Err(IsolatorError::LocalDeviceOptions {
+                    container: id.clone(),
+                    volume: key,
+                    variable: grammar::opts_variable(request.slot),
+                    options: given.join(", "),
                 });
             }
         }

@@ -2,6 +2,7 @@
 //! in a temp dir, real directories (and planted symlinks) for container paths.
 
 mod fake;
+mod policy;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
