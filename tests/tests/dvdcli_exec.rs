@@ -290,3 +290,76 @@ fn bad_dvdi_variables_fail_before_running_anything() {
     );
     assert!(!marker.exists());
 }
+
+/// Container records in the checkpoint (none may be left by a refused exec).
+fn container_records(env: &Env) -> Vec<String> {
+    std::fs::read_dir(env.dir.path().join("ckpt/containers"))
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_driver_outside_dvdi_allowed_drivers_is_refused_before_anything_happens() {
+    let env = Env::new();
+    let marker = env.dir.path().join("ran");
+    let out = env.exec(
+        &[
+            ("DVDI_ALLOWED_DRIVERS", "local,rexray"),
+            ("DVDI_VOLUME_NAME", "v"),
+            ("DVDI_VOLUME_DRIVER", "evilplugin"),
+            ("DVDI_VOLUME_CONTAINERPATH", "data"),
+        ],
+        &format!("touch {}", marker.display()),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let text = stderr(&out);
+    for needle in ["\"v\"", "evilplugin", "allowed: local, rexray"] {
+        assert!(text.contains(needle), "{needle:?} missing from: {text}");
+    }
+    assert!(!marker.exists());
+    assert!(container_records(&env).is_empty());
+    assert!(!env.sandbox().join("data").exists());
+    assert!(env.mounts().is_empty());
+}
+
+#[test]
+fn local_device_options_need_dvdi_local_device_options() {
+    let env = Env::new();
+    let marker = env.dir.path().join("ran");
+    let host_dir = env.dir.path().join("host-secret");
+    std::fs::create_dir(&host_dir).unwrap();
+    let opts = format!("type=none,o=bind,device={}", host_dir.display());
+    let vars = [
+        ("DVDI_VOLUME_NAME", "etc"),
+        ("DVDI_VOLUME_DRIVER", "local"),
+        ("DVDI_VOLUME_OPTS", opts.as_str()),
+        ("DVDI_VOLUME_CONTAINERPATH", "data"),
+    ];
+    let out = env.exec(&vars, &format!("touch {}", marker.display()));
+    assert_eq!(out.status.code(), Some(1));
+    let text = stderr(&out);
+    for needle in ["DVDI_VOLUME_OPTS", "\"etc\"", "DVDI_LOCAL_DEVICE_OPTIONS"] {
+        assert!(text.contains(needle), "{needle:?} missing from: {text}");
+    }
+    assert!(!marker.exists());
+    assert!(container_records(&env).is_empty());
+    assert!(
+        !env.dir.path().join("volumes/etc").exists(),
+        "nothing created"
+    );
+
+    if !require_root("local_device_options_need_dvdi_local_device_options") {
+        return;
+    }
+    // The operator allows them: the bind is made, and released after the run.
+    std::fs::write(host_dir.join("f"), "host file\n").unwrap();
+    let mut allowed = vars.to_vec();
+    allowed.push(("DVDI_LOCAL_DEVICE_OPTIONS", "true"));
+    let out = env.exec(&allowed, "cat data/f");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "host file\n");
+    assert!(env.mounts().is_empty(), "{:?}", env.mounts());
+}

@@ -195,3 +195,53 @@ fn directory_volumes_list_get_and_path() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bogus"));
 }
+
+#[test]
+fn an_operator_keeps_the_device_options() {
+    if !require_root("an_operator_keeps_the_device_options") {
+        return;
+    }
+    // What a task may not ask for through DVDI_VOLUME_OPTS, `dvdcli mount` by hand still does.
+    let l = Local::new();
+    let path = l.ok(&[
+        "mount",
+        "--volumedriver=local",
+        "--volumename=scratch",
+        "--volumeopts=type=tmpfs,device=tmpfs,o=size=4m",
+    ]);
+    let path = PathBuf::from(path.trim());
+    assert_eq!(mounts_under(l.dir.path()), vec![path]);
+    l.ok(&["unmount", "--volumedriver=local", "--volumename=scratch"]);
+    assert!(mounts_under(l.dir.path()).is_empty());
+}
+
+#[test]
+fn local_volume_names_cannot_leave_the_root() {
+    let l = Local::new();
+    let long = "v".repeat(256);
+    for name in [
+        "..",
+        ".",
+        "../escape",
+        "a/b",
+        "/abs",
+        "a\u{1}b",
+        long.as_str(),
+    ] {
+        for sub in ["create", "mount", "remove", "path"] {
+            let out = l.dvdcli(&[sub, "--volumedriver=local", &format!("--volumename={name}")]);
+            assert_ne!(out.status.code(), Some(0), "{sub} {name:?}");
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains("volume name"),
+                "{sub} {name:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    // Refused before any file operation: not even the root was created, nothing beside it.
+    let left: Vec<_> = std::fs::read_dir(l.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
