@@ -33,6 +33,10 @@ const THREADS_PER_PROCESS: usize = 4;
 const PROCESSES: usize = 2;
 const DEFAULT_SEEDS: [u64; 4] = [1, 2, 3, 0x5eed];
 const DEFAULT_OPS: usize = 400;
+/// The isolator's Mount deadline; the chaos sometimes delays a Mount past it (the plugin
+/// mounts late, after the isolator gave up and sent the Unmount).
+const MOUNT_TIMEOUT: Duration = Duration::from_millis(250);
+const LATE_MOUNT: Duration = Duration::from_millis(400);
 const CHILD_VAR: &str = "DVDI_MODEL_CHILD";
 const LOG_MARK: &str = "DVDI-MODEL-LOG:";
 
@@ -110,7 +114,10 @@ impl Job {
                 local_root: self.local_root(),
                 client: dvdi::ClientConfig {
                     plugin_dirs: vec![self.plugin_dir()],
-                    timeouts: dvdi::Timeouts::uniform(Duration::from_secs(20)),
+                    timeouts: dvdi::Timeouts {
+                        mount: MOUNT_TIMEOUT,
+                        ..dvdi::Timeouts::uniform(Duration::from_secs(20))
+                    },
                     ..dvdi::ClientConfig::default()
                 },
             },
@@ -306,7 +313,7 @@ fn run_workers(job: &Job) -> Vec<Entry> {
 }
 
 /// Faults at random while the workers run: plugin delays of 0–30 ms, failed Mounts,
-/// Unmounts and Gets.
+/// Unmounts and Gets, and now and then a Mount that answers after its deadline.
 fn chaos(plugin: &TestPlugin, seed: u64, stop: &AtomicBool) {
     let mut rng = Rng::new(seed, 0xc4a05);
     let endpoints = [
@@ -339,6 +346,9 @@ fn chaos(plugin: &TestPlugin, seed: u64, stop: &AtomicBool) {
                 Fault::ErrorIn200("injected get failure".into()),
                 Some(1),
             ),
+            _ if rng.chance(30) => {
+                plugin.set_fault("VolumeDriver.Mount", Fault::Delay(LATE_MOUNT), Some(1))
+            }
             _ => plugin.clear_faults(),
         }
     }
@@ -547,56 +557,41 @@ fn check(job: &Job, iso: &Isolator, plugin: &TestPlugin, model: &Model, when: &s
     seen
 }
 
-/// The plugin's record, per mount id: at most one Mount that took effect, and every Unmount
-/// that took effect follows it, once. Returns (ids mounted, ids unmounted, ids whose Unmount
-/// failed first and succeeded on a retry).
+/// The plugin's Mount/Unmount record, per mount id: every Mount and Unmount that took effect.
+/// Each id is mounted at most once and unmounted at most once, after its Mount. Returns (ids
+/// mounted, ids unmounted, ids whose Unmount was refused at least once before it succeeded).
 fn check_pairing(plugin: &TestPlugin, ctx: &str) -> (usize, usize, usize) {
-    #[derive(Default)]
-    struct Ids {
-        mounts: usize,
-        failed_mounts: usize,
-        unmounts: usize,
-        failed_unmounts: usize,
-        retried: bool,
-    }
-    let mut ids: BTreeMap<String, Ids> = BTreeMap::new();
-    for call in plugin.calls() {
-        let failed = matches!(call.fault, Some(Fault::ErrorIn200(_)));
-        let Some(id) = call.body.get("ID").and_then(Value::as_str) else {
-            continue;
-        };
-        let entry = ids.entry(id.to_owned()).or_default();
-        match call.endpoint.as_str() {
-            "VolumeDriver.Mount" if failed => entry.failed_mounts += 1,
-            "VolumeDriver.Mount" => {
-                assert_eq!(entry.mounts, 0, "{ctx}: mount id {id} mounted twice");
-                entry.mounts += 1;
-            }
-            "VolumeDriver.Unmount" if failed => entry.failed_unmounts += 1,
-            "VolumeDriver.Unmount" => {
-                assert_eq!(
-                    entry.mounts, 1,
-                    "{ctx}: mount id {id} unmounted before its Mount"
-                );
-                assert_eq!(entry.unmounts, 0, "{ctx}: mount id {id} unmounted twice");
-                entry.unmounts += 1;
-                entry.retried = entry.failed_unmounts > 0;
-            }
-            _ => {}
-        }
-    }
-    for (id, e) in &ids {
-        if e.failed_mounts > 0 {
+    let mut state: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for event in plugin.mount_events() {
+        let (mounts, unmounts) = state.entry(event.id.clone()).or_default();
+        if event.mounted {
+            assert_eq!(*mounts, 0, "{ctx}: mount id {} mounted twice", event.id);
+            *mounts += 1;
+        } else {
             assert_eq!(
-                e.mounts + e.unmounts,
-                0,
-                "{ctx}: {id}: a failed Mount's id was used again"
+                *mounts, 1,
+                "{ctx}: mount id {} unmounted before its Mount",
+                event.id
             );
+            assert_eq!(*unmounts, 0, "{ctx}: mount id {} unmounted twice", event.id);
+            *unmounts += 1;
         }
     }
-    let mounted = ids.values().filter(|e| e.mounts > 0).count();
-    let unmounted = ids.values().filter(|e| e.unmounts > 0).count();
-    let retried = ids.values().filter(|e| e.retried).count();
+    // Unmount calls that did not take effect (a fault, or a refusal), per id.
+    let mut refused: BTreeMap<String, usize> = BTreeMap::new();
+    for call in plugin.calls() {
+        if call.endpoint == "VolumeDriver.Unmount" {
+            if let Some(id) = call.body.get("ID").and_then(Value::as_str) {
+                *refused.entry(id.to_owned()).or_default() += 1;
+            }
+        }
+    }
+    let mounted = state.values().filter(|(m, _)| *m > 0).count();
+    let unmounted = state.values().filter(|(_, u)| *u > 0).count();
+    let retried = state
+        .iter()
+        .filter(|(id, (_, u))| *u > 0 && refused.get(*id).copied().unwrap_or(0) > 1)
+        .count();
     (mounted, unmounted, retried)
 }
 
@@ -664,6 +659,8 @@ fn run_seed(seed: u64, ops: usize) -> (usize, String) {
         all
     });
     plugin.clear_faults();
+    // A Mount delayed past its deadline still takes effect, late: let it land first.
+    std::thread::sleep(LATE_MOUNT + Duration::from_millis(100));
     // Each container belongs to one worker, so its entries are in order within the log.
     log.sort_by_key(|e| e.container.clone());
     let model = Model::replay(&log);
@@ -716,11 +713,14 @@ fn run_seed(seed: u64, ops: usize) -> (usize, String) {
     }
     drop(guard);
     let summary = format!(
-        "seed {seed}: {} operations ({} prepares ok, {} failed, {} cleanups), {} plugin mounts, \
+        "seed {seed}: {} operations ({} prepares ok, {} failed ({} on a Mount past its deadline), {} cleanups), {} plugin mounts, \
          {} unmounts failed and were retried by a later prepare, {} were still remembered and retried by recover, {} containers live before the final cleanup",
         log.len(),
         model.prepares_ok,
         model.prepares_failed,
+        log.iter()
+            .filter(|e| e.prepare && e.error.contains("timed out"))
+            .count(),
         model.cleanups,
         mounted,
         retried_during_run,

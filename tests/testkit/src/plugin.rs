@@ -31,6 +31,7 @@ use serde_json::{Map, Value};
 
 pub use fault::{Fault, ANY_ENDPOINT};
 pub use record::Call;
+pub use volumes::MountEvent;
 
 use record::Recorder;
 use server::{accept_loop, Shared, State};
@@ -175,6 +176,12 @@ impl TestPlugin {
     /// The IDs `volume` is currently mounted with, sorted (empty when unknown).
     pub fn mount_ids(&self, volume: &str) -> Vec<String> {
         self.shared.state().volumes.mount_ids(volume)
+    }
+
+    /// Every Mount and Unmount that took effect so far, in order: what a test checks
+    /// pairing against (each id mounted once, unmounted at most once, after its Mount).
+    pub fn mount_events(&self) -> Vec<MountEvent> {
+        self.shared.state().volumes.events().to_vec()
     }
 
     /// The names of the existing volumes, sorted.

@@ -9,8 +9,6 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::fault::Fault;
-
 /// One request the plugin received.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Call {
@@ -20,9 +18,6 @@ pub struct Call {
     pub body: Value,
     /// When the call was recorded: after its request was read, before it was answered.
     pub at: Instant,
-    /// The fault injected into this call, if any (a model test tells the calls that took
-    /// effect from the ones a fault failed).
-    pub fault: Option<Fault>,
 }
 
 /// One line of the record file: `{"endpoint":…,"body":…,"pid":…,"t_ms":…}`, where `t_ms`
@@ -63,12 +58,7 @@ impl Recorder {
     /// Records a call. The file line is written with a single `write` on an `O_APPEND`
     /// descriptor before this returns, so it is in the file before the plugin replies and
     /// survives the plugin being killed.
-    pub(crate) fn record(
-        &mut self,
-        endpoint: &str,
-        body: &Value,
-        fault: Option<&Fault>,
-    ) -> io::Result<()> {
+    pub(crate) fn record(&mut self, endpoint: &str, body: &Value) -> io::Result<()> {
         if let Some(file) = &mut self.file {
             let t_ms = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -89,7 +79,6 @@ impl Recorder {
                 endpoint: endpoint.to_owned(),
                 body: body.clone(),
                 at: Instant::now(),
-                fault: fault.cloned(),
             });
         }
         Ok(())

@@ -289,11 +289,10 @@ enum Outcome {
 fn perform(shared: &Shared, endpoint: &str, body: &Value, framing: Framing) -> Outcome {
     let fault = {
         let mut state = shared.state();
-        let fault = state.faults.take(endpoint);
-        if let Err(e) = state.recorder.record(endpoint, body, fault.as_ref()) {
+        if let Err(e) = state.recorder.record(endpoint, body) {
             eprintln!("dvdi-testkit: cannot record {endpoint}: {e}");
         }
-        fault
+        state.faults.take(endpoint)
     };
     let delay = match &fault {
         Some(Fault::Delay(d)) => shared.delay + *d,

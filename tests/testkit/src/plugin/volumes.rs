@@ -55,6 +55,17 @@ struct Volume {
 pub(crate) struct Volumes {
     mount_root: PathBuf,
     by_name: BTreeMap<String, Volume>,
+    /// Every Mount and Unmount that took effect, in order.
+    events: Vec<MountEvent>,
+}
+
+/// A Mount or Unmount that took effect (faulted and refused calls are not events).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountEvent {
+    pub volume: String,
+    pub id: String,
+    /// `true` for a Mount, `false` for an Unmount.
+    pub mounted: bool,
 }
 
 impl Volumes {
@@ -62,6 +73,7 @@ impl Volumes {
         Volumes {
             mount_root: mount_root.to_path_buf(),
             by_name: BTreeMap::new(),
+            events: Vec::new(),
         }
     }
 
@@ -112,6 +124,10 @@ impl Volumes {
                 mount_ids: BTreeSet::new(),
                 created_at: SystemTime::now(),
             });
+    }
+
+    pub(crate) fn events(&self) -> &[MountEvent] {
+        &self.events
     }
 
     pub(crate) fn names(&self) -> Vec<String> {
@@ -191,6 +207,11 @@ impl Volumes {
             return Answer::err(format!("cannot create {}: {e}", mountpoint.display()));
         }
         volume.mount_ids.insert(id.to_owned());
+        self.events.push(MountEvent {
+            volume: name.to_owned(),
+            id: id.to_owned(),
+            mounted: true,
+        });
         Answer::ok(json!({ "Mountpoint": mountpoint.to_string_lossy(), "Err": "" }))
     }
 
@@ -201,6 +222,11 @@ impl Volumes {
         if !volume.mount_ids.remove(id) {
             return Answer::err(format!("volume {name} is not mounted with ID {id:?}"));
         }
+        self.events.push(MountEvent {
+            volume: name.to_owned(),
+            id: id.to_owned(),
+            mounted: false,
+        });
         Answer::ok(json!({ "Err": "" }))
     }
 
