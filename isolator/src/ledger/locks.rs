@@ -8,7 +8,9 @@
 //!   volumes proceed in parallel; a plugin call holds only its own volume's lock.
 //!
 //! Each lock is an in-process part (a condition variable over the set of held keys, or an
-//! `RwLock`) taken first, then a `flock(2)` on the lock file. Lock order: ledger, container,
+//! `RwLock`) taken first, then a `flock(2)` on the lock file; the ledger lock's `flock` is
+//! taken through a turnstile so that a waiting `recover` is not starved by shared holders in
+//! other processes. Lock order: ledger, container,
 //! then at most one volume at a time — so no two operations can wait on each other in a cycle.
 //! Lock files are never deleted: unlinking a lock file while another process waits on it would
 //! let a third process lock a new file of the same name.
@@ -98,20 +100,30 @@ impl LockTable {
     /// Holds the ledger lock shared (every operation but `recover`).
     pub fn shared(&self, path: &Path) -> io::Result<LedgerGuard<'_>> {
         let inner = self.ledger.read().unwrap_or_else(|e| e.into_inner());
-        Ok(LedgerGuard::Shared(
-            inner,
-            lock_file(path, FlockArg::LockShared)?,
-        ))
+        let file = through_turnstile(path, FlockArg::LockShared)?;
+        Ok(LedgerGuard::Shared(inner, file))
     }
 
     /// Holds the ledger lock exclusive (`recover`).
     pub fn exclusive(&self, path: &Path) -> io::Result<LedgerGuard<'_>> {
         let inner = self.ledger.write().unwrap_or_else(|e| e.into_inner());
-        Ok(LedgerGuard::Exclusive(
-            inner,
-            lock_file(path, FlockArg::LockExclusive)?,
-        ))
+        let file = through_turnstile(path, FlockArg::LockExclusive)?;
+        Ok(LedgerGuard::Exclusive(inner, file))
     }
+}
+
+/// `flock` gives a waiting exclusive lock no priority: shared holders in other processes
+/// that overlap (threads of a busy `dvdcli exec` host, or of the agent) keep it waiting for as
+/// long as they keep coming — the test below saw `recover` wait 45 s. So the ledger lock is
+/// taken through a turnstile, `<ledger lock>.turnstile`, held exclusive only while waiting for
+/// the ledger lock: a waiting `recover` holds it, so no new shared holder gets in, and it gets
+/// the ledger lock once the current holders are done. (The in-process `RwLock` already
+/// prefers writers.)
+fn through_turnstile(path: &Path, how: FlockArg) -> io::Result<Flock<File>> {
+    let turnstile = lock_file(&path.with_extension("turnstile"), FlockArg::LockExclusive)?;
+    let file = lock_file(path, how)?;
+    drop(turnstile);
+    Ok(file)
 }
 
 #[cfg(test)]
@@ -171,5 +183,41 @@ mod tests {
         assert!(Flock::lock(other, FlockArg::LockExclusiveNonblock).is_err());
         drop((a, b));
         let _x = table.exclusive(&path).unwrap();
+    }
+
+    #[test]
+    fn recover_is_not_starved_by_a_stream_of_shared_holders_in_other_processes() {
+        // Each LockTable stands for a process: only the flocks are shared between them.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("locks/ledger.lock");
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let streams: Vec<_> = (0..4)
+            .map(|i| {
+                let (path, stop) = (path.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let table = LockTable::default();
+                    std::thread::sleep(Duration::from_millis(i * 2));
+                    // Always at least one shared holder: the holds overlap.
+                    while !stop.load(Ordering::SeqCst) {
+                        let _g = table.shared(&path).unwrap();
+                        std::thread::sleep(Duration::from_millis(8));
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(50));
+        let recover = LockTable::default();
+        let start = std::time::Instant::now();
+        let guard = recover.exclusive(&path).unwrap();
+        let waited = start.elapsed();
+        drop(guard);
+        stop.store(true, Ordering::SeqCst);
+        for s in streams {
+            s.join().unwrap();
+        }
+        assert!(
+            waited < Duration::from_millis(500),
+            "the exclusive lock waited {waited:?} behind shared holders"
+        );
     }
 }
