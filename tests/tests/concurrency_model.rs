@@ -9,12 +9,14 @@
 //! `DVDI_MODEL_OPS=N` sets the operations per seed.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use dvdi::holder::Holder;
 use dvdi::ledger::ContainerState;
 use dvdi::local::LocalDriver;
 use dvdi::sys::RealHost;
@@ -265,13 +267,16 @@ fn worker(iso: &Isolator, job: &Job, thread: usize) -> Vec<Entry> {
                 error: result.err().map(|e| e.to_string()).unwrap_or_default(),
             });
         } else {
-            let id = format!("m{}-p{}-t{thread}-c{n}", job.seed, job.process);
+            let id = container_id(job.seed, job.process, thread, n);
             let wants = random_wants(&mut rng);
             let sandbox = job.sandbox(&id);
             std::fs::create_dir_all(&sandbox).unwrap();
             let cfg = ContainerConfig {
                 env: env_for(&wants, &mut rng),
                 sandbox,
+                // The second process's containers are held by it, as `dvdcli exec`'s are:
+                // alive while it runs, whatever the agent's lists say.
+                holder: (job.process > 0).then(|| Holder::current().unwrap()),
                 ..ContainerConfig::default()
             };
             let result = iso.prepare(&ContainerId::new(&id).unwrap(), &cfg);
@@ -314,8 +319,19 @@ fn run_workers(job: &Job) -> Vec<Entry> {
 
 /// Faults at random while the workers run: plugin delays of 0–30 ms, failed Mounts,
 /// Unmounts and Gets, and now and then a Mount that answers after its deadline.
-fn chaos(plugin: &TestPlugin, seed: u64, stop: &AtomicBool) {
+fn chaos(plugin: &TestPlugin, job: &Job, stop: &AtomicBool) -> (usize, Duration) {
+    let seed = job.seed;
     let mut rng = Rng::new(seed, 0xc4a05);
+    // A restarted agent recovering while the workers run: it knows every container of this
+    // process's workers (a superset of the running ones, as an agent's list may be); the
+    // second process's containers are kept by their live holder. It must disturb nothing.
+    let agent = job.isolator();
+    let known: Vec<ContainerId> = (0..THREADS_PER_PROCESS)
+        .flat_map(|t| (0..job.ops_per_thread).map(move |n| (t, n)))
+        .map(|(t, n)| ContainerId::new(&container_id(job.seed, 0, t, n)).unwrap())
+        .collect();
+    let mut recovers = 0;
+    let mut longest = Duration::ZERO;
     let endpoints = [
         "VolumeDriver.Get",
         "VolumeDriver.Mount",
@@ -346,13 +362,26 @@ fn chaos(plugin: &TestPlugin, seed: u64, stop: &AtomicBool) {
                 Fault::ErrorIn200("injected get failure".into()),
                 Some(1),
             ),
-            _ if rng.chance(30) => {
+            _ if rng.chance(20) => {
+                let t0 = std::time::Instant::now();
+                let report = agent.recover(&known, &[]).unwrap();
+                longest = longest.max(t0.elapsed());
+                assert_eq!(report.cleaned_containers, 0, "seed {seed}: {report:?}");
+                assert_eq!(report.corrupt_records, 0, "seed {seed}: {report:?}");
+                recovers += 1;
+            }
+            _ if rng.chance(40) => {
                 plugin.set_fault("VolumeDriver.Mount", Fault::Delay(LATE_MOUNT), Some(1))
             }
             _ => plugin.clear_faults(),
         }
     }
     plugin.clear_faults();
+    (recovers, longest)
+}
+
+fn container_id(seed: u64, process: usize, thread: usize, n: usize) -> String {
+    format!("m{seed}-p{process}-t{thread}-c{n}")
 }
 
 /// The reference model: live containers and what they asked for.
@@ -628,35 +657,34 @@ fn run_seed(seed: u64, ops: usize) -> (usize, String) {
         process: 1,
         ..job.clone()
     };
-    let child = Command::new(std::env::current_exe().unwrap())
+    // It stays alive (holding its containers) until its stdin closes, after the chaos stops.
+    let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
         .env(CHILD_VAR, child_job.to_json().to_string())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let child_stdin = child.stdin.take().unwrap();
+    let child_stdout = BufReader::new(child.stdout.take().unwrap());
     let stop = AtomicBool::new(false);
-    let mut log = std::thread::scope(|s| {
-        let chaos_thread = s.spawn(|| chaos(&plugin, seed, &stop));
-        let log = run_workers(&job);
-        let out = child.wait_with_output().unwrap();
-        stop.store(true, Ordering::SeqCst);
-        chaos_thread.join().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let line = stdout
+    let (mut log, recovers) = std::thread::scope(|s| {
+        let chaos_thread = s.spawn(|| chaos(&plugin, &job, &stop));
+        let mut log = run_workers(&job);
+        let line = child_stdout
             .lines()
-            .find_map(|l| l.split_once(LOG_MARK).map(|(_, j)| j.to_owned()))
-            .unwrap_or_else(|| {
-                panic!(
-                    "seed {seed}: the worker process gave no log ({}):\n{stdout}\n{}",
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr)
-                )
-            });
-        let mut all = log;
+            .map_while(Result::ok)
+            .find_map(|l| l.split_once(LOG_MARK).map(|(_, j)| j.to_owned()));
+        stop.store(true, Ordering::SeqCst);
+        let recovers = chaos_thread.join().unwrap();
+        drop(child_stdin);
+        let status = child.wait().unwrap();
+        let line = line.unwrap_or_else(|| {
+            panic!("seed {seed}: the worker process gave no log ({status}); its stderr is above")
+        });
         let child_log: Value = serde_json::from_str(&line).unwrap();
-        all.extend(child_log.as_array().unwrap().iter().map(entry_from_json));
-        all
+        log.extend(child_log.as_array().unwrap().iter().map(entry_from_json));
+        (log, recovers)
     });
     plugin.clear_faults();
     // A Mount delayed past its deadline still takes effect, late: let it land first.
@@ -669,13 +697,21 @@ fn run_seed(seed: u64, ops: usize) -> (usize, String) {
     let ctx = format!("seed {seed} (rerun with DVDI_MODEL_SEED={seed})");
     let (_, _, retried_during_run) = check_pairing(&plugin, &ctx);
 
-    // A later recover retries every remembered unmount; the live containers keep theirs.
+    // A later recover retries every remembered unmount. The agent's containers keep theirs;
+    // the second process has exited, so the containers it held are released, whatever the
+    // agent's list says (it names them all).
     let known: Vec<ContainerId> = model
         .live
         .keys()
         .map(|id| ContainerId::new(id).unwrap())
         .collect();
     let report = iso.recover(&known, &[]).unwrap();
+    let mut after = Model {
+        live: model.live.clone(),
+        ..Model::replay(&[])
+    };
+    after.live.retain(|id, _| !id.contains("-p1-"));
+    let dead = model.live.len() - after.live.len();
     assert_eq!(report.failed_unmounts, 0, "{ctx}: {report:?}");
     assert_eq!(
         report.retried_unmounts, seen.failed_unmounts,
@@ -683,15 +719,15 @@ fn run_seed(seed: u64, ops: usize) -> (usize, String) {
     );
     assert_eq!(
         report.kept_containers,
-        model.live.len(),
+        after.live.len(),
         "{ctx}: {report:?}"
     );
-    assert_eq!(report.cleaned_containers, 0, "{ctx}: {report:?}");
-    check(&job, &iso, &plugin, &model, "after recover");
+    assert_eq!(report.cleaned_containers, dead, "{ctx}: {report:?}");
+    check(&job, &iso, &plugin, &after, "after recover");
 
     // Cleaning up every live container releases everything.
-    for id in &known {
-        iso.cleanup(id).unwrap();
+    for id in after.live.keys() {
+        iso.cleanup(&ContainerId::new(id).unwrap()).unwrap();
     }
     let empty = Model::replay(&[]);
     check(&job, &iso, &plugin, &empty, "after cleaning up everything");
@@ -714,7 +750,7 @@ fn run_seed(seed: u64, ops: usize) -> (usize, String) {
     drop(guard);
     let summary = format!(
         "seed {seed}: {} operations ({} prepares ok, {} failed ({} on a Mount past its deadline), {} cleanups), {} plugin mounts, \
-         {} unmounts failed and were retried by a later prepare, {} were still remembered and retried by recover, {} containers live before the final cleanup",
+         {} unmounts failed and were retried by a later prepare, {} were still remembered and retried by recover, {} containers live after the workers ({} of them held by the exited second process and released by recover), {} recovers while the workers ran (the longest took {} ms)",
         log.len(),
         model.prepares_ok,
         model.prepares_failed,
@@ -725,7 +761,10 @@ fn run_seed(seed: u64, ops: usize) -> (usize, String) {
         mounted,
         retried_during_run,
         report.retried_unmounts,
-        model.live.len()
+        model.live.len(),
+        dead,
+        recovers.0,
+        recovers.1.as_millis()
     );
     (log.len(), summary)
 }
@@ -753,6 +792,9 @@ fn child_entry() {
         let job = Job::from_json(&serde_json::from_str(&job).unwrap());
         let log: Vec<Value> = run_workers(&job).iter().map(entry_to_json).collect();
         println!("\n{LOG_MARK}{}", Value::from(log));
+        // Alive, holding its containers, until the test closes our stdin.
+        std::io::stdout().flush().unwrap();
+        let _ = std::io::stdin().read_to_end(&mut Vec::new());
         std::process::exit(0);
     }
 }

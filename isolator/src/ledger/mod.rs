@@ -11,6 +11,8 @@
 //!   volumes/<driver>/<stem>.json       one VolumeRecord per volume with a mount, holders or a
 //!                                      failed unmount (deleted when it has none of them)
 //!   locks/ledger.lock                  flock: shared by every operation, exclusive for recover
+//!   locks/ledger.turnstile             flock held while waiting for ledger.lock, so a waiting
+//!                                      recover is not starved by other processes' operations
 //!   locks/containers/<stem>.lock       flock per container
 //!   locks/volumes/<driver>/<stem>.lock flock per volume (lock files are never deleted)
 //!   **/<file>.corrupt                  unreadable records moved aside by recover
