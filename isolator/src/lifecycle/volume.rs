@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use super::{Isolator, IsolatorError};
 use crate::container_id::ContainerId;
 use crate::driver::{DriverError, VolumeDriver};
+use crate::fault;
 use crate::ledger::{MountRecord, MountState, VolumeKey, VolumeRecord};
 use crate::ops::{self, OpsError};
 use crate::plugin::{Endpoint, PluginError};
@@ -119,7 +120,9 @@ impl Isolator {
         record.mount = Some(mount.clone());
         self.write_volume(record)?;
         record.mount = None;
+        fault::point("unmount.before_call");
         let result = driver.and_then(|d| d.unmount(&record.name, &mount.id));
+        fault::point("unmount.returned");
         match result {
             Ok(()) => {
                 self.write_volume(record)?;
@@ -182,6 +185,7 @@ impl Isolator {
             };
             record.holders.insert(container.clone());
             self.write_volume(&record)?;
+            fault::point("join.holder_added");
             return Ok(held);
         }
 
@@ -193,9 +197,11 @@ impl Isolator {
         });
         record.holders.insert(container.clone());
         self.write_volume(&record)?;
+        fault::point("join.mount_id_written");
 
         match ops::mount(driver, &key.name, opts, explicit_create, &mount_id) {
             Ok(mountpoint) => {
+                fault::point("join.mount_returned");
                 record.mount = Some(MountRecord {
                     id: mount_id.clone(),
                     state: MountState::Mounted,
@@ -216,6 +222,7 @@ impl Isolator {
                         rollback.into_iter().collect(),
                     ));
                 }
+                fault::point("join.mount_recorded");
                 Ok(held)
             }
             Err(source) => {
@@ -266,6 +273,7 @@ impl Isolator {
         if !record.holders.is_empty() || record.mount.is_none() {
             if was_holder {
                 self.write_volume(&record)?;
+                fault::point("release.holder_dropped");
             }
             return Ok(());
         }
