@@ -53,6 +53,20 @@ fn maybe_mounted(e: &OpsError) -> bool {
     }
 }
 
+/// Whether the driver answered that it does not hold the volume for that mount id: a plugin
+/// that refused the call, or the `local` driver with no such volume or user. Only trusted for
+/// a mount an interrupted operation left uncertain (see [`Isolator::unmount_now`]).
+fn driver_lacks_mount(e: &DriverError) -> bool {
+    use crate::local::LocalError;
+    match e {
+        DriverError::Plugin(p) => p.is_refusal(),
+        DriverError::Local(l) => matches!(
+            l,
+            LocalError::NoSuchVolume { .. } | LocalError::UnknownUser { .. }
+        ),
+    }
+}
+
 impl Isolator {
     fn volume_ledger_error(
         key: &VolumeKey,
@@ -109,6 +123,11 @@ impl Isolator {
 
     /// Unmounts `mount` (already taken out of `record`): state `unmounting` on disk before the
     /// call; on failure the mount goes to `failed_unmounts`. Writes the outcome.
+    ///
+    /// A mount an interrupted operation left `mounting` (its Mount may never have been sent)
+    /// or `unmounting` (its Unmount may already have succeeded) is uncertain: when the driver
+    /// answers that it does not hold that id, the mount is forgotten with a warning instead of
+    /// being retried forever (found by the crash matrix, `tests/crash`).
     pub(super) fn unmount_now(
         &self,
         record: &mut VolumeRecord,
@@ -116,6 +135,7 @@ impl Isolator {
         driver: Result<&dyn VolumeDriver, DriverError>,
     ) -> Result<(), IsolatorError> {
         let key = record.key();
+        let uncertain = mount.state;
         mount.state = MountState::Unmounting;
         record.mount = Some(mount.clone());
         self.write_volume(record)?;
@@ -125,6 +145,14 @@ impl Isolator {
         fault::point("unmount.returned");
         match result {
             Ok(()) => {
+                self.write_volume(record)?;
+                Ok(())
+            }
+            Err(source) if uncertain != MountState::Mounted && driver_lacks_mount(&source) => {
+                self.config.log.warn(&format!(
+                    "{key}: mount id {} was left {uncertain:?} by an interrupted operation and the driver does not hold it ({source}); forgotten",
+                    mount.id
+                ));
                 self.write_volume(record)?;
                 Ok(())
             }
@@ -166,7 +194,10 @@ impl Isolator {
                 "{key}: mount id {} was left {:?} by an interrupted operation; unmounting it before mounting anew",
                 stale.id, stale.state
             ));
-            record.remember_failed_unmount(&stale, "interrupted".into());
+            // A failure is remembered for retry by unmount_now; mounting anew goes ahead.
+            if let Err(e) = self.unmount_now(&mut record, stale, Ok(driver)) {
+                self.config.log.warn(&e.to_string());
+            }
         }
         if !record.failed_unmounts.is_empty() {
             self.retry_failed_unmounts(&mut record, driver);
