@@ -388,9 +388,6 @@ fn run_case(step: Step, mode: Mode, point: &str) -> Result<String, String> {
     for c in &known {
         world.run_ok(&["cleanup", c])?;
     }
-    if matches!(step, Step::Recover) && mode == Mode::Kept {
-        // (B is the only one known; A was recovered away.)
-    }
     let end = world.inspect();
     if !end["containers"].as_array().unwrap().is_empty()
         || !end["volumes"].as_array().unwrap().is_empty()
@@ -471,6 +468,9 @@ fn libc_sigkill() -> i32 {
     nix::sys::signal::Signal::SIGKILL as i32
 }
 
+/// A finished case: its index, its outcome, how long it took.
+type Row = (usize, Result<String, String>, Duration);
+
 #[test]
 fn crash_at_every_fault_point_is_recovered() {
     if !require_root("crash_at_every_fault_point_is_recovered") {
@@ -486,7 +486,7 @@ fn crash_at_every_fault_point_is_recovered() {
         }
     }
     let next = AtomicUsize::new(0);
-    let rows: Mutex<Vec<(usize, Result<String, String>, Duration)>> = Mutex::new(Vec::new());
+    let rows: Mutex<Vec<Row>> = Mutex::new(Vec::new());
     std::thread::scope(|s| {
         for _ in 0..4 {
             s.spawn(|| loop {
