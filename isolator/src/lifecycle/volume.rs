@@ -94,6 +94,14 @@ impl Isolator {
         let mut still = Vec::new();
         for mut failed in std::mem::take(&mut record.failed_unmounts) {
             match driver.unmount(&record.name, &failed.mount_id) {
+                Err(e) if failed.never_confirmed && driver_lacks_mount(&e) => {
+                    done += 1;
+                    self.config.log.warn(&format!(
+                        "{}: mount id {} (its Mount never answered) is not held by the driver ({e}); forgotten",
+                        record.key(),
+                        failed.mount_id
+                    ));
+                }
                 Ok(()) => {
                     done += 1;
                     self.config.log.info(&format!(
@@ -131,11 +139,29 @@ impl Isolator {
     pub(super) fn unmount_now(
         &self,
         record: &mut VolumeRecord,
-        mut mount: MountRecord,
+        mount: MountRecord,
         driver: Result<&dyn VolumeDriver, DriverError>,
     ) -> Result<(), IsolatorError> {
+        self.unmount_with(record, mount, driver, false)
+    }
+
+    /// [`Isolator::unmount_now`] for `uncertain` state read from the ledger, or, with
+    /// `in_flight`, right after a Mount of this process that got no answer: that Mount may
+    /// still be running in the plugin, so a refusal now proves nothing and the Unmount is
+    /// remembered (`never_confirmed`) for a later retry.
+    fn unmount_with(
+        &self,
+        record: &mut VolumeRecord,
+        mut mount: MountRecord,
+        driver: Result<&dyn VolumeDriver, DriverError>,
+        in_flight: bool,
+    ) -> Result<(), IsolatorError> {
         let key = record.key();
-        let uncertain = mount.state;
+        let uncertain = if in_flight {
+            MountState::Mounted
+        } else {
+            mount.state
+        };
         mount.state = MountState::Unmounting;
         record.mount = Some(mount.clone());
         self.write_volume(record)?;
@@ -158,6 +184,11 @@ impl Isolator {
             }
             Err(source) => {
                 record.remember_failed_unmount(&mount, source.to_string());
+                if in_flight {
+                    for f in &mut record.failed_unmounts {
+                        f.never_confirmed |= f.mount_id == mount.id;
+                    }
+                }
                 self.write_volume(record)?;
                 Err(IsolatorError::Unmount {
                     volume: key,
@@ -268,9 +299,9 @@ impl Isolator {
                 };
                 record.holders.remove(container);
                 let rollback = match record.mount.take() {
-                    Some(mount) if uncertain => {
-                        self.unmount_now(&mut record, mount, Ok(driver)).err()
-                    }
+                    Some(mount) if uncertain => self
+                        .unmount_with(&mut record, mount, Ok(driver), true)
+                        .err(),
                     _ => self.write_volume(&record).err(),
                 };
                 Err(IsolatorError::with_rollback(

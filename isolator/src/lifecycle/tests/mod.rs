@@ -412,6 +412,26 @@ fn a_mount_that_timed_out_is_unmounted_with_its_id() {
     assert!(f.volume_files().is_empty());
 }
 
+/// A Mount with no answer may still be running in the plugin, so a refusal of the rollback
+/// Unmount right away proves nothing: it is remembered. Refused again by a later retry, it is
+/// forgotten, not retried forever (plugin fault matrix: hang, cut reply, malformed reply).
+#[test]
+fn a_refused_unmount_after_an_unanswered_mount_is_retried_once_then_forgotten() {
+    let f = Fixture::new();
+    f.driver
+        .fail(Endpoint::Mount, "data", Failure::Timeout, Some(1));
+    f.driver
+        .fail(Endpoint::Unmount, "data", Failure::Refuse, None);
+    f.prepare("c1", ONE).unwrap_err();
+    let rec = f.volume("data").unwrap();
+    assert!(rec.holders.is_empty());
+    assert!(rec.failed_unmounts[0].never_confirmed, "{rec:?}");
+    let report = f.restart().recover(&[], &[]).unwrap();
+    assert_eq!(report.failed_unmounts, 0, "{report:?}");
+    assert!(f.volume_files().is_empty());
+    assert_eq!(f.driver.calls_of("Unmount data").len(), 2);
+}
+
 #[test]
 fn a_failed_unmount_does_not_pin_the_volume() {
     let f = Fixture::new();
