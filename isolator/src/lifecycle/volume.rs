@@ -53,6 +53,20 @@ fn maybe_mounted(e: &OpsError) -> bool {
     }
 }
 
+/// Whether a call was delivered but got no usable answer (timeout, cut or unreadable reply):
+/// it may or may not have taken effect.
+fn unanswered(e: &DriverError) -> bool {
+    matches!(
+        e,
+        DriverError::Plugin(
+            PluginError::Timeout { .. }
+                | PluginError::Transport { .. }
+                | PluginError::BadReply { .. }
+                | PluginError::TooLarge { .. }
+        )
+    )
+}
+
 /// Whether the driver answered that it does not hold the volume for that mount id: a plugin
 /// that refused the call, or the `local` driver with no such volume or user. Only trusted for
 /// a mount an interrupted operation left uncertain (see [`Isolator::unmount_now`]).
@@ -94,10 +108,10 @@ impl Isolator {
         let mut still = Vec::new();
         for mut failed in std::mem::take(&mut record.failed_unmounts) {
             match driver.unmount(&record.name, &failed.mount_id) {
-                Err(e) if failed.never_confirmed && driver_lacks_mount(&e) => {
+                Err(e) if failed.uncertain && driver_lacks_mount(&e) => {
                     done += 1;
                     self.config.log.warn(&format!(
-                        "{}: mount id {} (its Mount never answered) is not held by the driver ({e}); forgotten",
+                        "{}: mount id {} (an earlier call with it got no answer) is not held by the driver ({e}); forgotten",
                         record.key(),
                         failed.mount_id
                     ));
@@ -111,6 +125,7 @@ impl Isolator {
                     ));
                 }
                 Err(e) => {
+                    failed.uncertain |= unanswered(&e);
                     failed.attempts += 1;
                     failed.last_error = e.to_string();
                     still.push(format!(
@@ -148,7 +163,7 @@ impl Isolator {
     /// [`Isolator::unmount_now`] for `uncertain` state read from the ledger, or, with
     /// `in_flight`, right after a Mount of this process that got no answer: that Mount may
     /// still be running in the plugin, so a refusal now proves nothing and the Unmount is
-    /// remembered (`never_confirmed`) for a later retry.
+    /// remembered (`uncertain`) for a later retry.
     fn unmount_with(
         &self,
         record: &mut VolumeRecord,
@@ -184,9 +199,9 @@ impl Isolator {
             }
             Err(source) => {
                 record.remember_failed_unmount(&mount, source.to_string());
-                if in_flight {
+                if in_flight || unanswered(&source) {
                     for f in &mut record.failed_unmounts {
-                        f.never_confirmed |= f.mount_id == mount.id;
+                        f.uncertain |= f.mount_id == mount.id;
                     }
                 }
                 self.write_volume(record)?;

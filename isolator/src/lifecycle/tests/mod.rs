@@ -425,7 +425,7 @@ fn a_refused_unmount_after_an_unanswered_mount_is_retried_once_then_forgotten() 
     f.prepare("c1", ONE).unwrap_err();
     let rec = f.volume("data").unwrap();
     assert!(rec.holders.is_empty());
-    assert!(rec.failed_unmounts[0].never_confirmed, "{rec:?}");
+    assert!(rec.failed_unmounts[0].uncertain, "{rec:?}");
     let report = f.restart().recover(&[], &[]).unwrap();
     assert_eq!(report.failed_unmounts, 0, "{report:?}");
     assert!(f.volume_files().is_empty());
