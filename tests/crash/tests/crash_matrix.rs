@@ -558,3 +558,24 @@ fn crash_at_every_fault_point_is_recovered() {
     assert!(unreached.is_empty(), "points never reached: {unreached:?}");
     assert_eq!(failed, 0, "crash matrix rows failed (see the table)");
 }
+
+/// The fault points must never reach a shipped artefact: the packages are built with
+/// `cargo build --release -p dvdcli -p dvdi-ffi`, whose feature set must not contain them.
+#[test]
+fn release_artefacts_are_built_without_fault_points() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["tree", "--offline", "-p", "dvdcli", "-p", "dvdi-ffi"])
+        .args(["-e", "features", "-i", "dvdi"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = String::from_utf8_lossy(&out.stdout);
+    assert!(tree.contains("dvdi"), "{tree}");
+    assert!(!tree.contains("fault-points"), "{tree}");
+}
