@@ -529,26 +529,41 @@ fn crash_at_every_fault_point_is_recovered() {
         .iter()
         .map(|(_, _, p)| p.split('@').next().unwrap())
         .collect();
-    println!("\nwhere each point is reached:");
+    // Kills per point and step (both modes together); "not reached" where the step never
+    // passes the point.
+    println!(
+        "\n| fault point | {} |",
+        STEPS
+            .iter()
+            .map(|s| s.name())
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    println!("|---|{}", "---|".repeat(STEPS.len()));
     let mut unreached = Vec::new();
     for name in dvdi::fault::POINTS {
-        let steps: BTreeSet<String> = cases
-            .iter()
-            .filter(|(_, _, p)| p.split('@').next() == Some(name))
-            .map(|(s, _, _)| s.name())
-            .collect();
         if !reached.contains(name) {
             unreached.push(*name);
         }
-        let steps: Vec<String> = steps.into_iter().collect();
-        println!(
-            "  {name}: {}",
-            if steps.is_empty() {
-                "NEVER".into()
-            } else {
-                steps.join(", ")
-            }
-        );
+        let cells: Vec<String> = STEPS
+            .iter()
+            .map(|step| {
+                let (n, bad) = rows.iter().fold((0, 0), |(n, bad), (i, outcome, _)| {
+                    let (s, _, p) = &cases[*i];
+                    if s == step && p.split('@').next() == Some(name) {
+                        (n + 1, bad + usize::from(outcome.is_err()))
+                    } else {
+                        (n, bad)
+                    }
+                });
+                match (n, bad) {
+                    (0, _) => "not reached".to_owned(),
+                    (n, 0) => format!("{n} kills, all pass"),
+                    (n, bad) => format!("{n} kills, {bad} FAIL"),
+                }
+            })
+            .collect();
+        println!("| `{name}` | {} |", cells.join(" | "));
     }
     println!(
         "\n{} kills, {failed} failed, {:.1} s",
