@@ -233,6 +233,25 @@ impl World {
         found
     }
 
+    /// [`World::loops`], after waiting (up to 5 s) for detaches the kernel deferred: a test
+    /// running in parallel that made its own mount namespace while our volume was mounted
+    /// keeps a copy of the mount, so `LOOP_CLR_FD` only sets autoclear and the device goes
+    /// when that process exits. A device still there without autoclear is a real leak.
+    fn loops_settled(&self) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let loops = self.loops();
+            let deferred = loops.iter().all(|dev| {
+                std::fs::read_to_string(format!("/sys/block/{dev}/loop/autoclear"))
+                    .is_ok_and(|v| v.trim() == "1")
+            });
+            if loops.is_empty() || !deferred || Instant::now() > deadline {
+                return loops;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// (Mount ids, Unmount ids) from the plugin's record file, in order.
     fn plugin_calls(&self) -> (Vec<String>, Vec<String>) {
         let text = std::fs::read_to_string(self.path("plugin-record.jsonl")).unwrap_or_default();
@@ -398,9 +417,17 @@ fn run_case(step: Step, mode: Mode, point: &str) -> Result<String, String> {
     if !left.is_empty() {
         return Err(format!("leaked mounts: {left:?}"));
     }
-    let loops = world.loops();
+    let loops = world.loops_settled();
     if !loops.is_empty() {
-        return Err(format!("leaked loop devices: {loops:?}"));
+        let flags: Vec<String> = loops
+            .iter()
+            .map(|dev| {
+                let autoclear = std::fs::read_to_string(format!("/sys/block/{dev}/loop/autoclear"))
+                    .unwrap_or_default();
+                format!("{dev} (autoclear {})", autoclear.trim())
+            })
+            .collect();
+        return Err(format!("leaked loop devices: {flags:?}"));
     }
     let (mounts, unmounts) = world.plugin_calls();
     let count = |id: &String| unmounts.iter().filter(|u| *u == id).count();
