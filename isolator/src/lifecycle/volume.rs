@@ -160,10 +160,9 @@ impl Isolator {
         self.unmount_with(record, mount, driver, false)
     }
 
-    /// [`Isolator::unmount_now`] for `uncertain` state read from the ledger, or, with
-    /// `in_flight`, right after a Mount of this process that got no answer: that Mount may
-    /// still be running in the plugin, so a refusal now proves nothing and the Unmount is
-    /// remembered (`uncertain`) for a later retry.
+    /// [`Isolator::unmount_now`], or, with `in_flight`, right after a Mount of this process
+    /// that got no answer: that Mount may still be running in the plugin, so a refusal now
+    /// proves nothing and the Unmount is remembered (`uncertain`) for a later retry.
     fn unmount_with(
         &self,
         record: &mut VolumeRecord,
@@ -172,11 +171,8 @@ impl Isolator {
         in_flight: bool,
     ) -> Result<(), IsolatorError> {
         let key = record.key();
-        let uncertain = if in_flight {
-            MountState::Mounted
-        } else {
-            mount.state
-        };
+        // `mounting`/`unmounting` read from the ledger: left by a process that died mid-way.
+        let interrupted = (!in_flight && mount.state != MountState::Mounted).then_some(mount.state);
         mount.state = MountState::Unmounting;
         record.mount = Some(mount.clone());
         self.write_volume(record)?;
@@ -189,10 +185,11 @@ impl Isolator {
                 self.write_volume(record)?;
                 Ok(())
             }
-            Err(source) if uncertain != MountState::Mounted && driver_lacks_mount(&source) => {
+            Err(source) if interrupted.is_some() && driver_lacks_mount(&source) => {
                 self.config.log.warn(&format!(
-                    "{key}: mount id {} was left {uncertain:?} by an interrupted operation and the driver does not hold it ({source}); forgotten",
-                    mount.id
+                    "{key}: mount id {} was left {:?} by an interrupted operation and the driver does not hold it ({source}); forgotten",
+                    mount.id,
+                    interrupted.unwrap_or(MountState::Mounting)
                 ));
                 self.write_volume(record)?;
                 Ok(())

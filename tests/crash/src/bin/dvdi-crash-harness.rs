@@ -4,6 +4,7 @@
 //! ```text
 //! dvdi-crash-harness --checkpoint DIR --local-root DIR --plugin-dir DIR --sandboxes DIR STEP
 //!   STEP: prepare ID | cleanup ID | recover [KNOWN…] | inspect
+//!         (also spelled `--step prepare ID`, `--step cleanup ID`, `--recover [KNOWN…]`)
 //! ```
 //!
 //! Prints one JSON line on stdout: `{"ok": …}` (the launch info, the recover report or the
@@ -36,8 +37,11 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
             "--local-root" => &mut local_root,
             "--plugin-dir" => &mut plugin_dir,
             "--sandboxes" => &mut sandboxes,
+            // `--step prepare A` is the same as `prepare A`.
+            "--step" => continue,
             _ => {
-                step.push(arg);
+                // `--recover KNOWN…` is the same as `recover KNOWN…`.
+                step.push(arg.strip_prefix("--").unwrap_or(&arg).to_owned());
                 step.extend(argv.by_ref());
                 break;
             }
