@@ -6,13 +6,18 @@
 //!   targets.
 //! - `B`: `shared` again (container path `p`): it joins A's mount instead of mounting.
 //!
-//! The scenario's steps, in order: prepare A, prepare B, cleanup A, cleanup B.
+//! - `C`: `shared` (container path `p`) and `missing`, a `local` volume that does not exist,
+//!   with explicit create: its Mount fails after `shared` was mounted, so the prepare rolls
+//!   back (unmounts `shared` again) and fails.
+//!
+//! The scenario's steps, in order: prepare A, prepare B, cleanup A, cleanup B; and, on its
+//! own, prepare C (which fails and rolls back).
 
 /// The plugin driver's name: its socket is `<plugin dir>/crashplug.sock`.
 pub const PLUGIN_DRIVER: &str = "crashplug";
 
 /// The containers of the scenario, in the order they are prepared.
-pub const CONTAINERS: &[&str] = &["A", "B"];
+pub const CONTAINERS: &[&str] = &["A", "B", "C"];
 
 /// The `DVDI_VOLUME_*` environment of container `id` (`None` for a container not in the
 /// scenario).
@@ -32,6 +37,14 @@ pub fn env_of(id: &str) -> Option<Vec<(String, String)>> {
             ("DVDI_VOLUME_NAME", "shared"),
             ("DVDI_VOLUME_CONTAINERPATH", "p"),
         ],
+        "C" => &[
+            ("DVDI_VOLUME_DRIVER", PLUGIN_DRIVER),
+            ("DVDI_VOLUME_NAME", "shared"),
+            ("DVDI_VOLUME_CONTAINERPATH", "p"),
+            ("DVDI_VOLUME_DRIVER1", "local"),
+            ("DVDI_VOLUME_NAME1", "missing"),
+            ("DVDI_VOLUME_EXPLICITCREATE1", "true"),
+        ],
         _ => return None,
     };
     Some(
@@ -47,6 +60,7 @@ pub fn volumes_of(id: &str) -> &'static [(&'static str, &'static str)] {
     match id {
         "A" => &[(PLUGIN_DRIVER, "shared"), ("local", "blk")],
         "B" => &[(PLUGIN_DRIVER, "shared")],
+        "C" => &[(PLUGIN_DRIVER, "shared"), ("local", "missing")],
         _ => &[],
     }
 }

@@ -1,6 +1,6 @@
 //! The crash matrix (root): for every fault point of the library (`dvdi::fault::POINTS`), at
 //! every hit of it in every step of the scenario (`dvdi_crash`: prepare A, prepare B, cleanup A,
-//! cleanup B, and a recover of its own), kill the harness there with SIGKILL, recover in a
+//! cleanup B, a recover of its own, and a prepare C that fails and rolls back), kill the harness there with SIGKILL, recover in a
 //! fresh process, finish the scenario, and check the invariants of SPEC §5 against the mount
 //! table, the ledger (`inspect`) and the plugin process's own record of its calls:
 //!
@@ -49,6 +49,7 @@ const STEPS: &[Step] = &[
     Step::Cleanup("A"),
     Step::Cleanup("B"),
     Step::Recover,
+    Step::Prepare("C"),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +72,7 @@ impl Step {
     /// The steps run (without fault) before this one.
     fn setup(self) -> &'static [Step] {
         match self {
-            Step::Prepare("A") => &[],
+            Step::Prepare("A") | Step::Prepare("C") => &[],
             Step::Prepare(_) => &STEPS[..1],
             Step::Cleanup("A") | Step::Recover => &STEPS[..2],
             Step::Cleanup(_) => &STEPS[..3],
@@ -313,7 +314,14 @@ fn points_of(step: Step, mode: Mode) -> Vec<String> {
         .harness(&step_args(step, mode), None, Some(&trace))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{} without fault failed", step.name());
+    // Prepare C fails by design (and rolls back); every other step succeeds.
+    assert_eq!(
+        out.status.success(),
+        step != Step::Prepare("C"),
+        "{} without fault: {}",
+        step.name(),
+        String::from_utf8_lossy(&out.stdout)
+    );
     let text = std::fs::read_to_string(&trace).unwrap_or_default();
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     let mut points = Vec::new();
