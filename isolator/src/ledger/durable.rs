@@ -30,8 +30,14 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
     let result = file
         .write_all(bytes)
         .and_then(|()| file.sync_all())
-        .and_then(|()| fs::rename(&tmp, dir.join(name)))
-        .and_then(|()| sync_dir(dir));
+        .and_then(|()| {
+            crate::fault::point("durable.temp_written");
+            fs::rename(&tmp, dir.join(name))
+        })
+        .and_then(|()| {
+            crate::fault::point("durable.renamed");
+            sync_dir(dir)
+        });
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
