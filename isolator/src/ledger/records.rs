@@ -148,6 +148,26 @@ pub struct FailedUnmount {
     /// retry the driver refuses then forgets it rather than retrying forever.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub uncertain: bool,
+    /// Its Mount got no answer in time and may still be running in the plugin: until this
+    /// time (ms since the Unix epoch) a refused Unmount proves nothing — the Mount can land
+    /// after it — so the id is kept for another retry rather than forgotten.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount_may_land_until_ms: Option<u64>,
+}
+
+impl FailedUnmount {
+    /// Whether a refusal of its Unmount at `now_ms` may still be followed by its late Mount.
+    pub fn mount_may_still_land(&self, now_ms: u64) -> bool {
+        self.mount_may_land_until_ms
+            .is_some_and(|until| now_ms < until)
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// `volumes/<driver>/<encoded-name>.json`: one volume's mount and its holders.
@@ -229,6 +249,7 @@ impl VolumeRecord {
                 last_error: error,
                 attempts: 1,
                 uncertain: false,
+                mount_may_land_until_ms: None,
             }),
         }
     }

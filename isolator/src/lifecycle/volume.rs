@@ -10,6 +10,7 @@ use super::{Isolator, IsolatorError};
 use crate::container_id::ContainerId;
 use crate::driver::{DriverError, VolumeDriver};
 use crate::fault;
+use crate::ledger::records::now_ms;
 use crate::ledger::{MountRecord, MountState, VolumeKey, VolumeRecord};
 use crate::ops::{self, OpsError};
 use crate::plugin::{Endpoint, PluginError};
@@ -108,7 +109,11 @@ impl Isolator {
         let mut still = Vec::new();
         for mut failed in std::mem::take(&mut record.failed_unmounts) {
             match driver.unmount(&record.name, &failed.mount_id) {
-                Err(e) if failed.uncertain && driver_lacks_mount(&e) => {
+                Err(e)
+                    if failed.uncertain
+                        && driver_lacks_mount(&e)
+                        && !failed.mount_may_still_land(now_ms()) =>
+                {
                     done += 1;
                     self.config.log.warn(&format!(
                         "{}: mount id {} (an earlier call with it got no answer) is not held by the driver ({e}); forgotten",
@@ -196,9 +201,20 @@ impl Isolator {
             }
             Err(source) => {
                 record.remember_failed_unmount(&mount, source.to_string());
+                // A Mount that got no answer may still land in the plugin, after this refusal
+                // and after a quick retry's too (the model test saw both): a refusal proves
+                // nothing until the Mount has had twice its deadline more to finish.
+                let may_land_until = in_flight.then(|| {
+                    let grace = self.config.settings.client.timeouts.mount.saturating_mul(2);
+                    now_ms().saturating_add(u64::try_from(grace.as_millis()).unwrap_or(u64::MAX))
+                });
                 if in_flight || unanswered(&source) {
                     for f in &mut record.failed_unmounts {
-                        f.uncertain |= f.mount_id == mount.id;
+                        if f.mount_id == mount.id {
+                            f.uncertain = true;
+                            f.mount_may_land_until_ms =
+                                f.mount_may_land_until_ms.or(may_land_until);
+                        }
                     }
                 }
                 self.write_volume(record)?;

@@ -7,6 +7,7 @@ mod policy;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use fake::{Failure, FakeDriver};
 
@@ -418,7 +419,8 @@ fn a_mount_that_timed_out_is_unmounted_with_its_id() {
 /// forgotten, not retried forever (plugin fault matrix: hang, cut reply, malformed reply).
 #[test]
 fn a_refused_unmount_after_an_unanswered_mount_is_retried_once_then_forgotten() {
-    let f = Fixture::new();
+    // Forgotten once the Mount can no longer land: twice its deadline after it got no answer.
+    let f = Fixture::with(|c| c.settings.client.timeouts.mount = Duration::from_millis(30));
     f.driver
         .fail(Endpoint::Mount, "data", Failure::Timeout, Some(1));
     f.driver
@@ -427,10 +429,41 @@ fn a_refused_unmount_after_an_unanswered_mount_is_retried_once_then_forgotten() 
     let rec = f.volume("data").unwrap();
     assert!(rec.holders.is_empty());
     assert!(rec.failed_unmounts[0].uncertain, "{rec:?}");
+    std::thread::sleep(Duration::from_millis(80));
     let report = f.restart().recover(&[], &[]).unwrap();
     assert_eq!(report.failed_unmounts, 0, "{report:?}");
     assert!(f.volume_files().is_empty());
     assert_eq!(f.driver.calls_of("Unmount data").len(), 2);
+}
+
+#[test]
+fn a_refused_unmount_is_kept_while_a_timed_out_mount_may_still_land() {
+    // Found by the concurrency model: the plugin's Mount outlived the deadline, the rollback
+    // Unmount and a quick retry were both refused (not mounted yet), the id was forgotten, and
+    // the Mount then landed: a mount nobody would ever unmount.
+    let f = Fixture::new();
+    f.driver
+        .fail(Endpoint::Mount, "data", Failure::Timeout, Some(1));
+    f.driver
+        .fail(Endpoint::Unmount, "data", Failure::Refuse, Some(2));
+    f.prepare("c1", ONE).unwrap_err();
+    let id = mount_id_of(&f.driver.calls_of("Mount data")[0]);
+    let report = f.restart().recover(&[], &[]).unwrap();
+    assert_eq!(report.failed_unmounts, 1, "kept: {report:?}");
+    let rec = f.volume("data").unwrap();
+    assert!(
+        rec.failed_unmounts[0].mount_may_land_until_ms.is_some(),
+        "{rec:?}"
+    );
+    // The late Mount lands in the plugin; the next retry unmounts it with its id.
+    use crate::driver::VolumeDriver as _;
+    f.driver
+        .mount(&VolumeName::new("data").unwrap(), &id)
+        .unwrap();
+    let report = f.restart().recover(&[], &[]).unwrap();
+    assert_eq!(report.retried_unmounts, 1, "{report:?}");
+    assert!(f.driver.mounted_ids("data").is_empty());
+    assert!(f.volume_files().is_empty());
 }
 
 #[test]
