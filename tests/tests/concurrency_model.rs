@@ -34,7 +34,7 @@ const LOCAL_VOLUMES: [&str; 2] = ["lv0", "lv1"];
 const THREADS_PER_PROCESS: usize = 4;
 const PROCESSES: usize = 2;
 const DEFAULT_SEEDS: [u64; 4] = [1, 2, 3, 0x5eed];
-const DEFAULT_OPS: usize = 400;
+const DEFAULT_OPS: usize = 200;
 /// The isolator's Mount deadline; the chaos sometimes delays a Mount past it (the plugin
 /// mounts late, after the isolator gave up and sent the Unmount).
 const MOUNT_TIMEOUT: Duration = Duration::from_millis(250);
@@ -362,7 +362,7 @@ fn chaos(plugin: &TestPlugin, job: &Job, stop: &AtomicBool) -> (usize, Duration)
                 Fault::ErrorIn200("injected get failure".into()),
                 Some(1),
             ),
-            _ if rng.chance(20) => {
+            _ if rng.chance(40) => {
                 let t0 = std::time::Instant::now();
                 let report = agent.recover(&known, &[]).unwrap();
                 longest = longest.max(t0.elapsed());
@@ -370,7 +370,7 @@ fn chaos(plugin: &TestPlugin, job: &Job, stop: &AtomicBool) -> (usize, Duration)
                 assert_eq!(report.corrupt_records, 0, "seed {seed}: {report:?}");
                 recovers += 1;
             }
-            _ if rng.chance(40) => {
+            _ if rng.chance(50) => {
                 plugin.set_fault("VolumeDriver.Mount", Fault::Delay(LATE_MOUNT), Some(1))
             }
             _ => plugin.clear_faults(),
