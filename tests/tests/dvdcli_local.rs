@@ -96,7 +96,7 @@ fn data_survives_unmount_and_remount_from_a_second_process() {
     let path = l.ok(&args("mount", &["--volumeopts=size=32M"]));
     let mp = PathBuf::from(path.trim_end());
     assert_eq!(path, format!("{}\n", mp.display()));
-    assert_eq!(mounts_under(l.dir.path()), [mp.clone()]);
+    assert_eq!(mounts_under(l.dir.path()), std::slice::from_ref(&mp));
     assert_eq!(loops_backed_by(&l.image("blk")).len(), 1);
     std::fs::write(mp.join("hello.txt"), "from the first process").unwrap();
     assert_eq!(l.ok(&args("unmount", &[])), "");
