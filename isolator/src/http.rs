@@ -197,7 +197,38 @@ pub fn post(
             HttpError::Io(e)
         }
     })?;
-    read_response(&mut stream, limits)
+    read_reply(
+        &mut DeadlineReader {
+            stream: &mut stream,
+            deadline: limits.deadline,
+        },
+        limits.max_body,
+    )
+}
+
+/// A connection read under a deadline: each read gets the time left as its timeout, and a read
+/// once the deadline has passed fails with [`io::ErrorKind::TimedOut`].
+struct DeadlineReader<'a> {
+    stream: &'a mut Stream,
+    deadline: Instant,
+}
+
+impl Read for DeadlineReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        self.stream.set_timeouts(left)?;
+        self.stream.read(buf)
+    }
+}
+
+/// Parses one complete reply held in memory, exactly as [`post`] reads one from a connection
+/// (the same code: [`read_reply`]). The end of `bytes` is the connection's close. A public
+/// entry point for tests and fuzzing.
+pub fn parse_reply(bytes: &[u8], max_body: usize) -> Result<Response, HttpError> {
+    read_reply(&mut &bytes[..], max_body)
 }
 
 enum Framing {
@@ -206,14 +237,15 @@ enum Framing {
     Close,
 }
 
-fn read_response(stream: &mut Stream, limits: &Limits) -> Result<Response, HttpError> {
+/// Reads one reply from `stream` up to the end of its body: skips 1xx replies, then frames the
+/// body by `Transfer-Encoding: chunked`, `Content-Length` or the end of the stream, refusing a
+/// body larger than `max_body`. A read that times out (`WouldBlock`/`TimedOut`) is
+/// [`HttpError::Timeout`]. [`post`] reads the connection with it; [`parse_reply`] a byte slice.
+pub fn read_reply<R: Read>(stream: &mut R, max_body: usize) -> Result<Response, HttpError> {
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
     let mut chunk = [0u8; 16 * 1024];
     let mut eof = false;
     let mut read_more = |buf: &mut Vec<u8>, eof: &mut bool| -> Result<(), HttpError> {
-        stream
-            .set_timeouts(remaining(limits.deadline)?)
-            .map_err(HttpError::Io)?;
         match stream.read(&mut chunk) {
             Ok(0) => *eof = true,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
@@ -260,8 +292,8 @@ fn read_response(stream: &mut Stream, limits: &Limits) -> Result<Response, HttpE
     // The body.
     let body = match framing {
         Framing::Length(n) => {
-            if n > limits.max_body {
-                return Err(HttpError::TooLarge(limits.max_body));
+            if n > max_body {
+                return Err(HttpError::TooLarge(max_body));
             }
             while buf.len() < n {
                 if eof {
@@ -277,18 +309,18 @@ fn read_response(stream: &mut Stream, limits: &Limits) -> Result<Response, HttpE
         }
         Framing::Close => {
             while !eof {
-                if buf.len() > limits.max_body {
-                    return Err(HttpError::TooLarge(limits.max_body));
+                if buf.len() > max_body {
+                    return Err(HttpError::TooLarge(max_body));
                 }
                 read_more(&mut buf, &mut eof)?;
             }
-            if buf.len() > limits.max_body {
-                return Err(HttpError::TooLarge(limits.max_body));
+            if buf.len() > max_body {
+                return Err(HttpError::TooLarge(max_body));
             }
             buf
         }
         Framing::Chunked => loop {
-            match decode_chunked(&buf, limits.max_body)? {
+            match decode_chunked(&buf, max_body)? {
                 Some(body) => break body,
                 None if eof => {
                     return Err(HttpError::Malformed(
@@ -381,5 +413,29 @@ mod tests {
         ));
         assert!(decode_chunked(b"zz\r\n", 100).is_err());
         assert!(decode_chunked(b"2\r\nabXY", 100).is_err());
+    }
+
+    #[test]
+    fn parse_reply_reads_every_framing() {
+        let ok = |status, body: &[u8]| Response {
+            status,
+            body: body.to_vec(),
+        };
+        let length = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}trailing";
+        assert_eq!(parse_reply(length, 100).unwrap(), ok(200, b"{}"));
+        let chunked = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 500 X\r\n\
+            Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+        assert_eq!(parse_reply(chunked, 100).unwrap(), ok(500, b"abc"));
+        let close = b"HTTP/1.0 404 Not Found\r\n\r\nno such page";
+        assert_eq!(parse_reply(close, 100).unwrap(), ok(404, b"no such page"));
+        assert!(matches!(parse_reply(close, 4), Err(HttpError::TooLarge(4))));
+        assert!(matches!(
+            parse_reply(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n{}", 100),
+            Err(HttpError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_reply(b"", 100),
+            Err(HttpError::Malformed(_))
+        ));
     }
 }
