@@ -100,7 +100,7 @@ pub fn discover(driver: &DriverName, dirs: &[PathBuf]) -> Result<PluginLocation,
             dir.join(name).join(format!("{name}.spec")),
         ] {
             if let Some(text) = read_if_file(driver, &spec)? {
-                let addr = parse_url(driver, &spec, text.trim())?;
+                let addr = parse_spec(driver, &spec, SpecKind::Url, &text)?;
                 return Ok(PluginLocation {
                     addr,
                     found_at: spec,
@@ -112,7 +112,7 @@ pub fn discover(driver: &DriverName, dirs: &[PathBuf]) -> Result<PluginLocation,
             dir.join(name).join(format!("{name}.json")),
         ] {
             if let Some(text) = read_if_file(driver, &json)? {
-                let addr = parse_json_spec(driver, &json, &text)?;
+                let addr = parse_spec(driver, &json, SpecKind::Json, &text)?;
                 return Ok(PluginLocation {
                     addr,
                     found_at: json,
@@ -157,6 +157,29 @@ fn bad_spec(driver: &DriverName, path: &Path, reason: impl Into<String>) -> Disc
         driver: driver.to_string(),
         path: path.to_owned(),
         reason: reason.into(),
+    }
+}
+
+/// The two kinds of plugin spec file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpecKind {
+    /// `NAME.spec`: one URL, surrounded by any whitespace.
+    Url,
+    /// `NAME.json`: `{"Name":…,"Addr":URL,"TLSConfig":{…}}`.
+    Json,
+}
+
+/// Parses the text of a spec file of `kind` into an address, as [`discover`] does once it has
+/// read the file (`path` only names it in errors). A public entry point for tests and fuzzing.
+pub fn parse_spec(
+    driver: &DriverName,
+    path: &Path,
+    kind: SpecKind,
+    text: &str,
+) -> Result<PluginAddr, DiscoveryError> {
+    match kind {
+        SpecKind::Url => parse_url(driver, path, text.trim()),
+        SpecKind::Json => parse_json_spec(driver, path, text),
     }
 }
 
@@ -323,6 +346,21 @@ mod tests {
             discover(&n, &only_b).unwrap().addr,
             PluginAddr::Unix(b.path().join("p.sock"))
         );
+    }
+
+    #[test]
+    fn parse_spec_reads_both_kinds() {
+        let (n, p) = (driver("p"), Path::new("/x/p.spec"));
+        assert_eq!(
+            parse_spec(&n, p, SpecKind::Url, " tcp://h:1/\n").unwrap(),
+            PluginAddr::Tcp("h:1".into())
+        );
+        assert_eq!(
+            parse_spec(&n, p, SpecKind::Json, r#"{"Addr":" unix:///s.sock "}"#).unwrap(),
+            PluginAddr::Unix("/s.sock".into())
+        );
+        let err = parse_spec(&n, p, SpecKind::Json, "tcp://h:1").unwrap_err();
+        assert!(err.to_string().contains("/x/p.spec"), "{err}");
     }
 
     #[test]
