@@ -378,14 +378,20 @@ fn decode_chunked(buf: &[u8], max_body: usize) -> Result<Option<Vec<u8>>, HttpEr
             }
             return Ok(rest.windows(4).any(|w| w == b"\r\n\r\n").then_some(out));
         }
-        if buf.len() < pos + size + 2 {
+        // Without a cap (`max_body` near `usize::MAX`) a chunk size can overflow the sum:
+        // such a chunk could never be held, so it is too large.
+        let end = pos
+            .checked_add(size)
+            .and_then(|end| end.checked_add(2))
+            .ok_or(HttpError::TooLarge(max_body))?;
+        if buf.len() < end {
             return Ok(None);
         }
         out.extend_from_slice(&buf[pos..pos + size]);
-        if &buf[pos + size..pos + size + 2] != b"\r\n" {
+        if &buf[pos + size..end] != b"\r\n" {
             return Err(HttpError::Malformed("chunk not followed by CRLF".into()));
         }
-        pos += size + 2;
+        pos = end;
     }
 }
 
@@ -413,6 +419,26 @@ mod tests {
         ));
         assert!(decode_chunked(b"zz\r\n", 100).is_err());
         assert!(decode_chunked(b"2\r\nabXY", 100).is_err());
+    }
+
+    #[test]
+    fn a_chunk_size_near_usize_max_is_too_large_without_a_cap() {
+        // Found by fuzzing (http_reply): with max_reply_bytes set to usize::MAX, this chunk
+        // size overflowed `pos + size + 2` and panicked.
+        let body = b"fffffffffffffff0\r\nab\r\n0\r\n\r\n";
+        assert!(matches!(
+            decode_chunked(body, usize::MAX),
+            Err(HttpError::TooLarge(usize::MAX))
+        ));
+        let reply = [
+            &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+            body,
+        ]
+        .concat();
+        assert!(matches!(
+            parse_reply(&reply, usize::MAX),
+            Err(HttpError::TooLarge(_))
+        ));
     }
 
     #[test]
