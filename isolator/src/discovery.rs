@@ -100,7 +100,7 @@ pub fn discover(driver: &DriverName, dirs: &[PathBuf]) -> Result<PluginLocation,
             dir.join(name).join(format!("{name}.spec")),
         ] {
             if let Some(text) = read_if_file(driver, &spec)? {
-                let addr = parse_url(driver, &spec, text.trim())?;
+                let addr = parse_spec(driver, &spec, SpecKind::Url, &text)?;
                 return Ok(PluginLocation {
                     addr,
                     found_at: spec,
@@ -112,7 +112,7 @@ pub fn discover(driver: &DriverName, dirs: &[PathBuf]) -> Result<PluginLocation,
             dir.join(name).join(format!("{name}.json")),
         ] {
             if let Some(text) = read_if_file(driver, &json)? {
-                let addr = parse_json_spec(driver, &json, &text)?;
+                let addr = parse_spec(driver, &json, SpecKind::Json, &text)?;
                 return Ok(PluginLocation {
                     addr,
                     found_at: json,
@@ -160,6 +160,29 @@ fn bad_spec(driver: &DriverName, path: &Path, reason: impl Into<String>) -> Disc
     }
 }
 
+/// The two kinds of plugin spec file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpecKind {
+    /// `NAME.spec`: one URL, surrounded by any whitespace.
+    Url,
+    /// `NAME.json`: `{"Name":…,"Addr":URL,"TLSConfig":{…}}`.
+    Json,
+}
+
+/// Parses the text of a spec file of `kind` into an address, as [`discover`] does once it has
+/// read the file (`path` only names it in errors). A public entry point for tests and fuzzing.
+pub fn parse_spec(
+    driver: &DriverName,
+    path: &Path,
+    kind: SpecKind,
+    text: &str,
+) -> Result<PluginAddr, DiscoveryError> {
+    match kind {
+        SpecKind::Url => parse_url(driver, path, text.trim()),
+        SpecKind::Json => parse_json_spec(driver, path, text),
+    }
+}
+
 /// Parses a plugin URL: `unix:///path.sock`, `tcp://host:port`, `http://host:port[/]`.
 pub fn parse_url(
     driver: &DriverName,
@@ -185,12 +208,12 @@ pub fn parse_url(
             Ok(PluginAddr::Unix(PathBuf::from(rest)))
         }
         "tcp" | "http" => {
-            let hostport = rest.split('/').next().unwrap_or_default();
-            if hostport.is_empty() || !hostport.contains(':') {
+            let hostport = rest.split(['/', '?', '#']).next().unwrap_or_default();
+            if !is_host_port(hostport) {
                 return Err(bad_spec(
                     driver,
                     path,
-                    format!("address {url:?} needs host:port"),
+                    format!("address {url:?} needs host:port (a host name or IP address, and a port number)"),
                 ));
             }
             Ok(PluginAddr::Tcp(hostport.to_owned()))
@@ -206,6 +229,33 @@ pub fn parse_url(
             format!("unsupported scheme {other:?} in {url:?}"),
         )),
     }
+}
+
+/// `host:port` as a TCP connection needs it: a port number, and a host that is a name or an
+/// IPv4 address (letters, digits, `.`, `-`, `_`) or a bracketed IPv6 address. Anything else
+/// (whitespace, a line break, a missing host or port) could only fail later, at connect time,
+/// with a less useful message; Docker's URL parser refuses such addresses too.
+fn is_host_port(hostport: &str) -> bool {
+    let Some((host, port)) = hostport.rsplit_once(':') else {
+        return false;
+    };
+    let port_ok =
+        !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok();
+    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => {
+            !v6.is_empty()
+                && v6
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        }
+        None => {
+            !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+        }
+    };
+    port_ok && host_ok
 }
 
 fn parse_json_spec(
@@ -323,6 +373,61 @@ mod tests {
             discover(&n, &only_b).unwrap().addr,
             PluginAddr::Unix(b.path().join("p.sock"))
         );
+    }
+
+    #[test]
+    fn parse_spec_reads_both_kinds() {
+        let (n, p) = (driver("p"), Path::new("/x/p.spec"));
+        assert_eq!(
+            parse_spec(&n, p, SpecKind::Url, " tcp://h:1/\n").unwrap(),
+            PluginAddr::Tcp("h:1".into())
+        );
+        assert_eq!(
+            parse_spec(&n, p, SpecKind::Json, r#"{"Addr":" unix:///s.sock "}"#).unwrap(),
+            PluginAddr::Unix("/s.sock".into())
+        );
+        let err = parse_spec(&n, p, SpecKind::Json, "tcp://h:1").unwrap_err();
+        assert!(err.to_string().contains("/x/p.spec"), "{err}");
+    }
+
+    #[test]
+    fn tcp_addresses_need_a_real_host_and_port() {
+        let (n, p) = (driver("p"), Path::new("/x/p.spec"));
+        for (url, want) in [
+            ("tcp://127.0.0.1:8080", "127.0.0.1:8080"),
+            ("http://localhost:3/", "localhost:3"),
+            (
+                "HTTP://plugin.example-1_a:65535/VolumeDriver",
+                "plugin.example-1_a:65535",
+            ),
+            ("tcp://[::1]:9", "[::1]:9"),
+            ("http://h:1?x=y", "h:1"),
+            ("http://h:1#frag", "h:1"),
+        ] {
+            assert_eq!(
+                parse_url(&n, p, url).unwrap(),
+                PluginAddr::Tcp(want.into()),
+                "{url}"
+            );
+        }
+        // Found by fuzzing (plugin_spec): these were accepted as addresses that can never
+        // connect, e.g. "tcp://:http\n/" became host:port ":http\n".
+        for url in [
+            "http://:http\n/",
+            "tcp://h:1 x",
+            "tcp://a b:1",
+            "tcp://:80",
+            "tcp://h:",
+            "tcp://h:port",
+            "tcp://h:+1",
+            "tcp://h:70000",
+            "tcp://[]:1",
+            "tcp://h",
+        ] {
+            let err = parse_url(&n, p, url).unwrap_err().to_string();
+            assert!(err.contains("needs host:port"), "{url:?}: {err}");
+        }
+        assert!(parse_spec(&n, p, SpecKind::Url, "http://:http\n/\n").is_err());
     }
 
     #[test]

@@ -197,7 +197,38 @@ pub fn post(
             HttpError::Io(e)
         }
     })?;
-    read_response(&mut stream, limits)
+    read_reply(
+        &mut DeadlineReader {
+            stream: &mut stream,
+            deadline: limits.deadline,
+        },
+        limits.max_body,
+    )
+}
+
+/// A connection read under a deadline: each read gets the time left as its timeout, and a read
+/// once the deadline has passed fails with [`io::ErrorKind::TimedOut`].
+struct DeadlineReader<'a> {
+    stream: &'a mut Stream,
+    deadline: Instant,
+}
+
+impl Read for DeadlineReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        self.stream.set_timeouts(left)?;
+        self.stream.read(buf)
+    }
+}
+
+/// Parses one complete reply held in memory, exactly as [`post`] reads one from a connection
+/// (the same code: [`read_reply`]). The end of `bytes` is the connection's close. A public
+/// entry point for tests and fuzzing.
+pub fn parse_reply(bytes: &[u8], max_body: usize) -> Result<Response, HttpError> {
+    read_reply(&mut &bytes[..], max_body)
 }
 
 enum Framing {
@@ -206,14 +237,15 @@ enum Framing {
     Close,
 }
 
-fn read_response(stream: &mut Stream, limits: &Limits) -> Result<Response, HttpError> {
+/// Reads one reply from `stream` up to the end of its body: skips 1xx replies, then frames the
+/// body by `Transfer-Encoding: chunked`, `Content-Length` or the end of the stream, refusing a
+/// body larger than `max_body`. A read that times out (`WouldBlock`/`TimedOut`) is
+/// [`HttpError::Timeout`]. [`post`] reads the connection with it; [`parse_reply`] a byte slice.
+pub fn read_reply<R: Read>(stream: &mut R, max_body: usize) -> Result<Response, HttpError> {
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
     let mut chunk = [0u8; 16 * 1024];
     let mut eof = false;
     let mut read_more = |buf: &mut Vec<u8>, eof: &mut bool| -> Result<(), HttpError> {
-        stream
-            .set_timeouts(remaining(limits.deadline)?)
-            .map_err(HttpError::Io)?;
         match stream.read(&mut chunk) {
             Ok(0) => *eof = true,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
@@ -260,8 +292,8 @@ fn read_response(stream: &mut Stream, limits: &Limits) -> Result<Response, HttpE
     // The body.
     let body = match framing {
         Framing::Length(n) => {
-            if n > limits.max_body {
-                return Err(HttpError::TooLarge(limits.max_body));
+            if n > max_body {
+                return Err(HttpError::TooLarge(max_body));
             }
             while buf.len() < n {
                 if eof {
@@ -277,27 +309,30 @@ fn read_response(stream: &mut Stream, limits: &Limits) -> Result<Response, HttpE
         }
         Framing::Close => {
             while !eof {
-                if buf.len() > limits.max_body {
-                    return Err(HttpError::TooLarge(limits.max_body));
+                if buf.len() > max_body {
+                    return Err(HttpError::TooLarge(max_body));
                 }
                 read_more(&mut buf, &mut eof)?;
             }
-            if buf.len() > limits.max_body {
-                return Err(HttpError::TooLarge(limits.max_body));
+            if buf.len() > max_body {
+                return Err(HttpError::TooLarge(max_body));
             }
             buf
         }
-        Framing::Chunked => loop {
-            match decode_chunked(&buf, limits.max_body)? {
-                Some(body) => break body,
-                None if eof => {
-                    return Err(HttpError::Malformed(
-                        "connection closed inside a chunked body".into(),
-                    ))
+        Framing::Chunked => {
+            let mut chunked = ChunkedBody::default();
+            loop {
+                match chunked.decode(&mut buf, max_body)? {
+                    Some(body) => break body,
+                    None if eof => {
+                        return Err(HttpError::Malformed(
+                            "connection closed inside a chunked body".into(),
+                        ))
+                    }
+                    None => read_more(&mut buf, &mut eof)?,
                 }
-                None => read_more(&mut buf, &mut eof)?,
             }
-        },
+        }
     };
     Ok(Response { status, body })
 }
@@ -323,43 +358,142 @@ fn framing_of(headers: &[httparse::Header<'_>]) -> Result<Framing, HttpError> {
     Ok(framing)
 }
 
-/// Decodes a complete chunked body, `None` while more bytes are needed.
-fn decode_chunked(buf: &[u8], max_body: usize) -> Result<Option<Vec<u8>>, HttpError> {
-    let mut out = Vec::new();
-    let mut pos = 0;
-    loop {
-        let (skip, size) = match httparse::parse_chunk_size(&buf[pos..]) {
-            Ok(httparse::Status::Complete(v)) => v,
-            Ok(httparse::Status::Partial) => return Ok(None),
-            Err(_) => return Err(HttpError::Malformed("invalid chunk size".into())),
-        };
-        let size = usize::try_from(size).map_err(|_| HttpError::TooLarge(max_body))?;
-        if out.len().saturating_add(size) > max_body {
-            return Err(HttpError::TooLarge(max_body));
-        }
-        pos += skip;
-        if size == 0 {
-            // Trailers end with an empty line; accept a closing CRLF or any trailer block.
-            let rest = &buf[pos..];
-            if rest.starts_with(b"\r\n") {
-                return Ok(Some(out));
+/// Longest chunk-size line (size and extensions) we accept.
+const MAX_CHUNK_LINE_BYTES: usize = 4 * 1024;
+/// Largest trailer block (after the last chunk) we accept.
+const MAX_TRAILER_BYTES: usize = 64 * 1024;
+
+/// A chunked body as it arrives. Each [`ChunkedBody::decode`] consumes the complete chunks at
+/// the start of the buffer, so the bytes of a reply are parsed once however it is split into
+/// reads, and the buffer holds at most one chunk, one size line or the trailers, plus a read.
+/// Size lines and trailers are bounded: without that a plugin could stream an endless chunk
+/// extension or trailer and grow the agent's memory until the deadline.
+#[derive(Debug, Default)]
+struct ChunkedBody {
+    body: Vec<u8>,
+    /// After the last (zero-size) chunk: how many trailer bytes were searched for their end.
+    trailers_searched: Option<usize>,
+}
+
+fn chunk_line_too_long() -> HttpError {
+    HttpError::Malformed("chunk size line longer than 4 KiB".into())
+}
+
+fn trailers_too_large() -> HttpError {
+    HttpError::Malformed("chunked trailers larger than 64 KiB".into())
+}
+
+impl ChunkedBody {
+    /// Consumes what it can of `buf`: `Some(body)` once the last chunk and the trailers are in,
+    /// `None` while more bytes are needed.
+    fn decode(&mut self, buf: &mut Vec<u8>, max_body: usize) -> Result<Option<Vec<u8>>, HttpError> {
+        let mut used = 0;
+        let done = self.advance(buf, &mut used, max_body);
+        buf.drain(..used);
+        Ok(done?.then(|| std::mem::take(&mut self.body)))
+    }
+
+    /// Parses from `buf[*pos..]`, moving `*pos` past each complete chunk; true when done.
+    fn advance(&mut self, buf: &[u8], pos: &mut usize, max_body: usize) -> Result<bool, HttpError> {
+        loop {
+            if let Some(searched) = self.trailers_searched {
+                // Trailers end with an empty line; accept a closing CRLF or any trailer block.
+                let rest = &buf[*pos..];
+                let end = if rest.starts_with(b"\r\n") {
+                    Some(2)
+                } else {
+                    let from = searched.saturating_sub(3);
+                    rest[from..]
+                        .windows(4)
+                        .position(|w| w == b"\r\n\r\n")
+                        .map(|i| from + i + 4)
+                };
+                return match end {
+                    Some(end) if end > MAX_TRAILER_BYTES => Err(trailers_too_large()),
+                    Some(end) => {
+                        *pos += end;
+                        Ok(true)
+                    }
+                    None if rest.len() >= MAX_TRAILER_BYTES => Err(trailers_too_large()),
+                    None => {
+                        self.trailers_searched = Some(rest.len());
+                        Ok(false)
+                    }
+                };
             }
-            return Ok(rest.windows(4).any(|w| w == b"\r\n\r\n").then_some(out));
+            let (skip, size) = match httparse::parse_chunk_size(&buf[*pos..]) {
+                Ok(httparse::Status::Complete(v)) => v,
+                Ok(httparse::Status::Partial) if buf.len() - *pos >= MAX_CHUNK_LINE_BYTES => {
+                    return Err(chunk_line_too_long())
+                }
+                Ok(httparse::Status::Partial) => return Ok(false),
+                Err(_) => return Err(HttpError::Malformed("invalid chunk size".into())),
+            };
+            if skip > MAX_CHUNK_LINE_BYTES {
+                return Err(chunk_line_too_long());
+            }
+            let size = usize::try_from(size).map_err(|_| HttpError::TooLarge(max_body))?;
+            if self.body.len().saturating_add(size) > max_body {
+                return Err(HttpError::TooLarge(max_body));
+            }
+            let data = *pos + skip;
+            if size == 0 {
+                *pos = data;
+                self.trailers_searched = Some(0);
+                continue;
+            }
+            // Without a cap (`max_body` near `usize::MAX`) a chunk size can overflow the sum:
+            // such a chunk could never be held, so it is too large.
+            let end = data
+                .checked_add(size)
+                .and_then(|end| end.checked_add(2))
+                .ok_or(HttpError::TooLarge(max_body))?;
+            if buf.len() < end {
+                // Its size line is parsed again with the rest of the chunk (at most 4 KiB).
+                return Ok(false);
+            }
+            if &buf[data + size..end] != b"\r\n" {
+                return Err(HttpError::Malformed("chunk not followed by CRLF".into()));
+            }
+            self.body.extend_from_slice(&buf[data..data + size]);
+            *pos = end;
         }
-        if buf.len() < pos + size + 2 {
-            return Ok(None);
-        }
-        out.extend_from_slice(&buf[pos..pos + size]);
-        if &buf[pos + size..pos + size + 2] != b"\r\n" {
-            return Err(HttpError::Malformed("chunk not followed by CRLF".into()));
-        }
-        pos += size + 2;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
+
+    /// Decodes `bytes` as a chunked body that arrived in one read.
+    fn decode_chunked(bytes: &[u8], max_body: usize) -> Result<Option<Vec<u8>>, HttpError> {
+        ChunkedBody::default().decode(&mut bytes.to_vec(), max_body)
+    }
+
+    /// A connection that sends `head` and then repeats `tail` for ever, `step` bytes a read.
+    struct Endless {
+        head: Vec<u8>,
+        tail: &'static [u8],
+        sent: usize,
+        step: usize,
+    }
+
+    impl Read for Endless {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.step.min(buf.len());
+            for b in &mut buf[..n] {
+                *b = match self.head.get(self.sent) {
+                    Some(&h) => h,
+                    None => self.tail[(self.sent - self.head.len()) % self.tail.len()],
+                };
+                self.sent += 1;
+            }
+            Ok(n)
+        }
+    }
+
+    const CHUNKED_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
 
     #[test]
     fn chunked_bodies_decode_incrementally() {
@@ -381,5 +515,137 @@ mod tests {
         ));
         assert!(decode_chunked(b"zz\r\n", 100).is_err());
         assert!(decode_chunked(b"2\r\nabXY", 100).is_err());
+
+        // Byte by byte into one decoder: complete chunks leave the buffer as they are read.
+        let mut chunked = ChunkedBody::default();
+        let mut buf = Vec::new();
+        for (i, b) in full.iter().enumerate() {
+            buf.push(*b);
+            let got = chunked.decode(&mut buf, 100).unwrap();
+            assert!(buf.len() <= 9, "{buf:?}");
+            assert_eq!(got.is_some(), i == full.len() - 1, "at {i}");
+        }
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn many_tiny_chunks_trickled_in_take_linear_time() {
+        // Found in review while fuzzing: every read re-decoded the whole chunked body from its
+        // start, so 64 KiB of one-byte chunks arriving a byte at a time took about two minutes
+        // of CPU (a 4 MiB body of one-byte chunks in 16 KiB reads, 40 s).
+        let mut reply = CHUNKED_HEAD.to_vec();
+        for _ in 0..64 * 1024 {
+            reply.extend_from_slice(b"1\r\nx\r\n");
+        }
+        reply.extend_from_slice(b"0\r\n\r\n");
+        let started = Instant::now();
+        let mut conn = Endless {
+            head: reply,
+            tail: b"\0",
+            sent: 0,
+            step: 1,
+        };
+        let r = read_reply(&mut conn, 1 << 20).unwrap();
+        assert_eq!(r.body.len(), 64 * 1024);
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(10), "took {took:?}");
+    }
+
+    #[test]
+    fn endless_chunk_extensions_and_trailers_are_refused() {
+        // httparse accepts a chunk extension of any length, and the trailers were searched for
+        // their end without a bound: a plugin streaming either grew the reply buffer until the
+        // deadline.
+        for (tail, what) in [
+            (&b"1;aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"[..], "chunk size line"),
+            (&b"X-Trailer: y\r\n"[..], "trailers"),
+        ] {
+            let head = match what {
+                "trailers" => [CHUNKED_HEAD, b"1\r\nx\r\n0\r\n"].concat(),
+                _ => CHUNKED_HEAD.to_vec(),
+            };
+            let mut conn = Endless {
+                head,
+                tail,
+                sent: 0,
+                step: 1000,
+            };
+            let err = read_reply(&mut conn, 1 << 20).unwrap_err();
+            assert!(
+                matches!(&err, HttpError::Malformed(m) if m.contains(what)),
+                "{err}"
+            );
+            assert!(conn.sent < 200 * 1024, "read {} bytes", conn.sent);
+        }
+    }
+
+    #[test]
+    fn size_line_and_trailer_limits_do_not_depend_on_how_the_reply_is_split() {
+        let line = |len: usize| {
+            let mut l = b"1;".to_vec();
+            l.resize(len - 2, b'e');
+            l.extend_from_slice(b"\r\n");
+            l
+        };
+        for (len, ok) in [
+            (MAX_CHUNK_LINE_BYTES, true),
+            (MAX_CHUNK_LINE_BYTES + 1, false),
+        ] {
+            let reply = [CHUNKED_HEAD, &line(len), b"x\r\n0\r\n\r\n"].concat();
+            for step in [1, 7, 4096, 1 << 20] {
+                let mut conn = Endless {
+                    head: reply.clone(),
+                    tail: b"\0",
+                    sent: 0,
+                    step,
+                };
+                let got = read_reply(&mut conn, 100);
+                assert_eq!(got.is_ok(), ok, "line of {len} in reads of {step}: {got:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_chunk_size_near_usize_max_is_too_large_without_a_cap() {
+        // Found by fuzzing (http_reply): with max_reply_bytes set to usize::MAX, this chunk
+        // size overflowed `pos + size + 2` and panicked.
+        let body = b"fffffffffffffff0\r\nab\r\n0\r\n\r\n";
+        assert!(matches!(
+            decode_chunked(body, usize::MAX),
+            Err(HttpError::TooLarge(usize::MAX))
+        ));
+        let reply = [
+            &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+            body,
+        ]
+        .concat();
+        assert!(matches!(
+            parse_reply(&reply, usize::MAX),
+            Err(HttpError::TooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn parse_reply_reads_every_framing() {
+        let ok = |status, body: &[u8]| Response {
+            status,
+            body: body.to_vec(),
+        };
+        let length = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}trailing";
+        assert_eq!(parse_reply(length, 100).unwrap(), ok(200, b"{}"));
+        let chunked = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 500 X\r\n\
+            Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+        assert_eq!(parse_reply(chunked, 100).unwrap(), ok(500, b"abc"));
+        let close = b"HTTP/1.0 404 Not Found\r\n\r\nno such page";
+        assert_eq!(parse_reply(close, 100).unwrap(), ok(404, b"no such page"));
+        assert!(matches!(parse_reply(close, 4), Err(HttpError::TooLarge(4))));
+        assert!(matches!(
+            parse_reply(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n{}", 100),
+            Err(HttpError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_reply(b"", 100),
+            Err(HttpError::Malformed(_))
+        ));
     }
 }

@@ -169,6 +169,13 @@ struct MountpointReply {
     mountpoint: Option<String>,
 }
 
+impl MountpointReply {
+    /// The mount point; an empty one is none.
+    fn into_path(self) -> Option<PathBuf> {
+        self.mountpoint.filter(|m| !m.is_empty()).map(PathBuf::from)
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct WireVolume {
@@ -199,6 +206,13 @@ struct GetReply {
     volume: Option<WireVolume>,
 }
 
+impl GetReply {
+    /// `None`: no such volume.
+    fn into_volume(self) -> Option<VolumeInfo> {
+        self.volume.map(VolumeInfo::from)
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct ListReply {
@@ -206,11 +220,35 @@ struct ListReply {
     volumes: Option<Vec<WireVolume>>,
 }
 
+impl ListReply {
+    /// A missing or null list is an empty one.
+    fn into_volumes(self) -> Vec<VolumeInfo> {
+        self.volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(VolumeInfo::from)
+            .collect()
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct CapabilitiesReply {
     #[serde(default)]
     capabilities: Option<CapabilitiesInner>,
+}
+
+/// The scope a `Capabilities` call declares. The endpoint is optional: any failure means
+/// "local".
+fn scope_of(reply: Result<CapabilitiesReply, PluginError>) -> Scope {
+    let scope = reply
+        .ok()
+        .and_then(|r| r.capabilities)
+        .and_then(|c| c.scope);
+    match scope.as_deref() {
+        Some("global") => Scope::Global,
+        _ => Scope::Local,
+    }
 }
 
 #[derive(Deserialize)]
@@ -222,6 +260,94 @@ struct CapabilitiesInner {
 
 #[derive(Deserialize)]
 struct Ignored {}
+
+/// An `Activate` reply is a success only when the plugin implements `VolumeDriver`.
+fn check_implements(driver: &DriverName, reply: ActivateReply) -> Result<(), PluginError> {
+    if reply.implements.iter().any(|i| i == "VolumeDriver") {
+        Ok(())
+    } else {
+        Err(PluginError::NotVolumeDriver {
+            driver: driver.to_string(),
+        })
+    }
+}
+
+/// Turns a reply into the endpoint's reply shape `T`: Docker's error text first (a
+/// [`PluginError::Refused`]), then the JSON body (empty or whitespace reads as `{}`).
+fn decode<T: DeserializeOwned>(
+    driver: &DriverName,
+    endpoint: Endpoint,
+    status: u16,
+    body: &[u8],
+) -> Result<T, PluginError> {
+    if let Some(message) = error_text(endpoint, status, body) {
+        return Err(PluginError::Refused {
+            driver: driver.to_string(),
+            endpoint,
+            status,
+            message,
+        });
+    }
+    let text: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
+    serde_json::from_slice(text).map_err(|e| PluginError::BadReply {
+        driver: driver.to_string(),
+        endpoint,
+        reason: e.to_string(),
+    })
+}
+
+/// What a reply means, as the [`PluginClient`] method for its endpoint reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// `Plugin.Activate`: the plugin implements `VolumeDriver`.
+    Activated,
+    /// `Create`, `Remove`, `Unmount`: success, no data.
+    Done,
+    /// `Mount`, `Path`: the non-empty `Mountpoint`, if any (`mount` refuses a reply without
+    /// one, naming the volume).
+    Mountpoint(Option<PathBuf>),
+    /// `Get`: the volume, or `None` for no such volume.
+    Volume(Option<VolumeInfo>),
+    /// `List`.
+    Volumes(Vec<VolumeInfo>),
+    /// `Capabilities` (any failure is `Local`).
+    Scope(Scope),
+}
+
+/// Decodes the reply (`status`, de-framed `body`) of a call to `endpoint` on `driver` with the
+/// same code as the client's calls: error mapping, JSON shape, and the endpoint's checks. A
+/// public entry point for tests and fuzzing; it does no I/O.
+pub fn decode_reply(
+    driver: &DriverName,
+    endpoint: Endpoint,
+    status: u16,
+    body: &[u8],
+) -> Result<Reply, PluginError> {
+    Ok(match endpoint {
+        Endpoint::Activate => {
+            check_implements(driver, decode(driver, endpoint, status, body)?)?;
+            Reply::Activated
+        }
+        Endpoint::Create | Endpoint::Remove | Endpoint::Unmount => {
+            let Ignored {} = decode(driver, endpoint, status, body)?;
+            Reply::Done
+        }
+        Endpoint::Mount | Endpoint::Path => Reply::Mountpoint(
+            decode::<MountpointReply>(driver, endpoint, status, body)?.into_path(),
+        ),
+        Endpoint::Get => {
+            Reply::Volume(decode::<GetReply>(driver, endpoint, status, body)?.into_volume())
+        }
+        Endpoint::List => {
+            Reply::Volumes(decode::<ListReply>(driver, endpoint, status, body)?.into_volumes())
+        }
+        Endpoint::Capabilities => Reply::Scope(scope_of(decode(driver, endpoint, status, body))),
+    })
+}
 
 impl PluginClient {
     /// Finds the plugin for `driver` in the configured directories.
@@ -260,7 +386,7 @@ impl PluginClient {
         }
     }
 
-    /// One call: POST, map errors, decode the reply.
+    /// One call: POST, map transport errors, [`decode`] the reply.
     fn call<T: DeserializeOwned>(
         &self,
         endpoint: Endpoint,
@@ -300,24 +426,7 @@ impl PluginClient {
                 },
             },
         )?;
-        if let Some(message) = error_text(endpoint, reply.status, &reply.body) {
-            return Err(PluginError::Refused {
-                driver: driver(),
-                endpoint,
-                status: reply.status,
-                message,
-            });
-        }
-        let text: &[u8] = if reply.body.iter().all(u8::is_ascii_whitespace) {
-            b"{}"
-        } else {
-            &reply.body
-        };
-        serde_json::from_slice(text).map_err(|e| PluginError::BadReply {
-            driver: driver(),
-            endpoint,
-            reason: e.to_string(),
-        })
+        decode(&self.driver, endpoint, reply.status, &reply.body)
     }
 
     fn call_volume<T: DeserializeOwned>(
@@ -336,13 +445,7 @@ impl VolumeDriver for PluginClient {
 
     fn activate(&self) -> Result<(), DriverError> {
         let reply: ActivateReply = self.call(Endpoint::Activate, None)?;
-        if !reply.implements.iter().any(|i| i == "VolumeDriver") {
-            return Err(PluginError::NotVolumeDriver {
-                driver: self.driver.to_string(),
-            }
-            .into());
-        }
-        Ok(())
+        Ok(check_implements(&self.driver, reply)?)
     }
 
     fn create(&self, volume: &VolumeName, opts: &VolumeOpts) -> Result<(), DriverError> {
@@ -359,8 +462,8 @@ impl VolumeDriver for PluginClient {
     fn mount(&self, volume: &VolumeName, id: &str) -> Result<PathBuf, DriverError> {
         let reply: MountpointReply =
             self.call_volume(Endpoint::Mount, json!({"Name": volume, "ID": id}))?;
-        match reply.mountpoint.filter(|m| !m.is_empty()) {
-            Some(m) => Ok(PathBuf::from(m)),
+        match reply.into_path() {
+            Some(m) => Ok(m),
             None => Err(PluginError::BadReply {
                 driver: self.driver.to_string(),
                 endpoint: Endpoint::Mount,
@@ -377,39 +480,21 @@ impl VolumeDriver for PluginClient {
 
     fn path(&self, volume: &VolumeName) -> Result<Option<PathBuf>, DriverError> {
         let reply: MountpointReply = self.call_volume(Endpoint::Path, json!({"Name": volume}))?;
-        Ok(reply
-            .mountpoint
-            .filter(|m| !m.is_empty())
-            .map(PathBuf::from))
+        Ok(reply.into_path())
     }
 
     fn get(&self, volume: &VolumeName) -> Result<Option<VolumeInfo>, DriverError> {
         let reply: GetReply = self.call_volume(Endpoint::Get, json!({"Name": volume}))?;
-        Ok(reply.volume.map(VolumeInfo::from))
+        Ok(reply.into_volume())
     }
 
     fn list(&self) -> Result<Vec<VolumeInfo>, DriverError> {
         let reply: ListReply = self.call(Endpoint::List, Some(json!({})))?;
-        Ok(reply
-            .volumes
-            .unwrap_or_default()
-            .into_iter()
-            .map(VolumeInfo::from)
-            .collect())
+        Ok(reply.into_volumes())
     }
 
     fn capabilities(&self) -> Result<Scope, DriverError> {
-        // Optional endpoint: any failure means "local".
-        let reply: Result<CapabilitiesReply, _> =
-            self.call(Endpoint::Capabilities, Some(json!({})));
-        let scope = reply
-            .ok()
-            .and_then(|r| r.capabilities)
-            .and_then(|c| c.scope);
-        Ok(match scope.as_deref() {
-            Some("global") => Scope::Global,
-            _ => Scope::Local,
-        })
+        Ok(scope_of(self.call(Endpoint::Capabilities, Some(json!({})))))
     }
 }
 
@@ -445,6 +530,71 @@ mod tests {
         let long = "é".repeat(1000);
         let t = error_text(ep, 500, long.as_bytes()).unwrap();
         assert!(t.len() <= MAX_QUOTED_BODY + 20);
+    }
+
+    #[test]
+    fn decode_reply_reads_each_endpoint_as_its_method_does() {
+        let d = DriverName::new("rexray").unwrap();
+        let dec = |ep, status, body: &str| decode_reply(&d, ep, status, body.as_bytes());
+        assert_eq!(
+            dec(
+                Endpoint::Activate,
+                200,
+                r#"{"Implements":["VolumeDriver"]}"#
+            )
+            .unwrap(),
+            Reply::Activated
+        );
+        assert!(matches!(
+            dec(
+                Endpoint::Activate,
+                200,
+                r#"{"Implements":["NetworkDriver"]}"#
+            ),
+            Err(PluginError::NotVolumeDriver { .. })
+        ));
+        assert_eq!(dec(Endpoint::Create, 200, " \n").unwrap(), Reply::Done);
+        assert_eq!(
+            dec(Endpoint::Mount, 200, r#"{"Mountpoint":"","Err":""}"#).unwrap(),
+            Reply::Mountpoint(None)
+        );
+        assert_eq!(
+            dec(Endpoint::Path, 200, r#"{"Mountpoint":"/m"}"#).unwrap(),
+            Reply::Mountpoint(Some("/m".into()))
+        );
+        assert_eq!(
+            dec(Endpoint::Get, 200, r#"{"Volume":null}"#).unwrap(),
+            Reply::Volume(None)
+        );
+        match dec(
+            Endpoint::List,
+            200,
+            r#"{"Volumes":[{"Name":"a","Extra":1}]}"#,
+        ) {
+            Ok(Reply::Volumes(v)) => assert_eq!(v[0].name, "a"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            dec(Endpoint::Capabilities, 404, "404 page not found").unwrap(),
+            Reply::Scope(Scope::Local)
+        );
+        assert_eq!(
+            dec(
+                Endpoint::Capabilities,
+                200,
+                r#"{"Capabilities":{"Scope":"global"}}"#
+            )
+            .unwrap(),
+            Reply::Scope(Scope::Global)
+        );
+        assert!(matches!(
+            dec(Endpoint::Unmount, 200, r#"{"Err":"busy"}"#),
+            Err(PluginError::Refused { status: 200, .. })
+        ));
+        assert!(matches!(
+            dec(Endpoint::Get, 200, "<html>"),
+            Err(PluginError::BadReply { .. })
+        ));
     }
 
     #[test]
