@@ -479,6 +479,8 @@ fn list_stems(dir: &Path) -> Result<Vec<String>, LedgerError> {
 /// The bytes of the record at `path`, `None` when there is none; refused when it (or its
 /// directory) is not trusted.
 fn read_trusted(path: &Path) -> Result<Option<Vec<u8>>, LedgerError> {
+    // Never through a symlink, and never blocking on a FIFO planted in a record's place (it
+    // is refused below as not a regular file).
     let mut file = match fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
