@@ -15,7 +15,8 @@
 //! tmpfs, as in production (`/var/run` is a tmpfs). Every plugin is the testkit's in-process
 //! `TestPlugin` over a Unix socket.
 //!
-//! Usage: `dvdi-bench [--quick] [--runs N]` (build with `--release`; `scripts/bench.sh`).
+//! Usage: `dvdi-bench [--quick] [--runs N] [--only cli|isolator|parallel|recover|rss]` (build
+//! with `--release`; `scripts/bench.sh`). `--only` runs one part, for profiling.
 
 mod capi;
 mod cli;
@@ -110,6 +111,15 @@ fn main() {
         .position(|a| a == "--runs")
         .and_then(|i| args.get(i + 1))
         .and_then(|n| n.parse().ok());
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let part = |name: &str| match only.as_deref() {
+        Some(o) => o == name,
+        None => true,
+    };
     let plan = if quick {
         Plan {
             cli_runs: runs.unwrap_or(10),
@@ -189,24 +199,33 @@ fn main() {
         String::new(),
     ));
 
-    rows.extend(cli::measure(&env, plan.cli_runs));
-
+    if part("cli") {
+        rows.extend(cli::measure(&env, plan.cli_runs));
+    }
     let api = capi::load(&env.ffi).expect("load libdvdi_ffi.so");
     api.discard_logs();
-    rows.extend(isolator::prepare_cleanup(&env, &api, plan.isolator_runs));
-    rows.extend(isolator::concurrency(&env, &api, plan.parallel_rounds));
-    rows.extend(isolator::recover(
-        &env,
-        &api,
-        &plan.recover_sizes,
-        plan.recover_reps,
-    ));
+    if part("isolator") {
+        rows.extend(isolator::prepare_cleanup(&env, &api, plan.isolator_runs));
+    }
+    if part("parallel") {
+        rows.extend(isolator::concurrency(&env, &api, plan.parallel_rounds));
+    }
+    if part("recover") {
+        rows.extend(isolator::recover(
+            &env,
+            &api,
+            &plan.recover_sizes,
+            plan.recover_reps,
+        ));
+    }
     let rss_config = serde_json::json!({
         "checkpoint_dir": env.checkpoint.join("rss"),
         "plugin_dirs": env.plugin_dir,
     })
     .to_string();
-    rows.extend(rss::measure(&env.ffi, &rss_config, plan.rss_probes));
+    if part("rss") {
+        rows.extend(rss::measure(&env.ffi, &rss_config, plan.rss_probes));
+    }
 
     println!(
         "dvdi-bench{}: medians; checkpoints on a private tmpfs; plugins: the testkit's TestPlugin over a Unix socket",
