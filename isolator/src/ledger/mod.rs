@@ -269,8 +269,14 @@ impl Ledger {
         if record.is_idle() {
             return remove_record(&path);
         }
-        mkdir_private(&self.volumes_dir(&record.driver))?;
-        write_record(&path, record)
+        // The driver's directory exists but for its first volume: make it only then.
+        match write_record(&path, record) {
+            Err(LedgerError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                mkdir_private(&self.volumes_dir(&record.driver))?;
+                write_record(&path, record)
+            }
+            other => other,
+        }
     }
 
     /// Every volume record file, read.
