@@ -15,8 +15,9 @@
 //! tmpfs, as in production (`/var/run` is a tmpfs). Every plugin is the testkit's in-process
 //! `TestPlugin` over a Unix socket.
 //!
-//! Usage: `dvdi-bench [--quick] [--runs N] [--only cli|isolator|parallel|recover|rss]` (build
-//! with `--release`; `scripts/bench.sh`). `--only` runs one part, for profiling.
+//! Usage: `dvdi-bench [--quick] [--runs N] [--only cli|isolator|parallel|recover|rss]
+//! [--dvdcli PATH]` (build with `--release`; `scripts/bench.sh`). `--only` runs one part, for
+//! profiling; `--dvdcli` measures that binary instead of the `dvdcli` next to this one.
 
 mod capi;
 mod cli;
@@ -168,8 +169,12 @@ fn main() {
         PluginAddr::Unix(socket),
         &ClientConfig::default(),
     );
+    let dvdcli = match args.iter().position(|a| a == "--dvdcli") {
+        Some(i) => PathBuf::from(args.get(i + 1).expect("--dvdcli PATH")),
+        None => sibling("dvdcli"),
+    };
     let env = Env {
-        dvdcli: sibling("dvdcli"),
+        dvdcli,
         ffi: sibling("libdvdi_ffi.so"),
         dir,
         plugin_dir,
@@ -231,6 +236,7 @@ fn main() {
         "dvdi-bench{}: medians; checkpoints on a private tmpfs; plugins: the testkit's TestPlugin over a Unix socket",
         if quick { " --quick (few runs: figures are rough)" } else { "" }
     );
+    println!("dvdcli: {}", env.dvdcli.display());
     println!(
         "runs: dvdcli {}, isolator {}, parallel rounds {}, recover repeats {}, RSS probes {}",
         plan.cli_runs, plan.isolator_runs, plan.parallel_rounds, plan.recover_reps, plan.rss_probes
