@@ -1,7 +1,7 @@
 //! The C ABI of dvdi-rs (`ffi/include/dvdi.h`): an opaque isolator handle over the core
 //! library, with container data in Mesos' protobuf-JSON mapping.
 //!
-//! Every export goes through [`boundary::guard`]: NULL and UTF-8 checks, panics caught, fixed
+//! Every export goes through `boundary::guard`: NULL and UTF-8 checks, panics caught, fixed
 //! status codes, out-parameters written only on success. A bug in this library must never take
 //! a Mesos agent down.
 

@@ -14,12 +14,14 @@
 //! - [`sys`], [`mountinfo`]: host calls behind a trait, and the mount table.
 //! - [`lifecycle`]: the isolator (prepare / cleanup / recover / inspect) over [`ledger`], the
 //!   durable record of containers and mounts; [`launch`] carries out its launch info.
+//! - [`fault`]: crash points for the crash tests (inert unless the `fault-points` feature).
 //! - [`container_id`], [`holder`]: Mesos container ids, and `dvdcli exec` holder processes.
 
 pub mod config;
 pub mod container_id;
 pub mod discovery;
 pub mod driver;
+pub mod fault;
 pub mod grammar;
 pub mod holder;
 pub mod http;

@@ -58,8 +58,14 @@ pub fn write_atomic(dirs: &DirHandles, dir: &Path, name: &str, bytes: &[u8]) -> 
     let result = file
         .write_all(bytes)
         .and_then(|()| file.sync_all())
-        .and_then(|()| fs::rename(&tmp, dir.join(name)))
-        .and_then(|()| dirs.sync(dir));
+        .and_then(|()| {
+            crate::fault::point("durable.temp_written");
+            fs::rename(&tmp, dir.join(name))
+        })
+        .and_then(|()| {
+            crate::fault::point("durable.renamed");
+            dirs.sync(dir)
+        });
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }

@@ -143,6 +143,11 @@ pub struct FailedUnmount {
     pub mountpoint: Option<PathBuf>,
     pub last_error: String,
     pub attempts: u32,
+    /// The driver may not hold this id (any more): its Mount, or an Unmount of it, got no
+    /// answer (timed out, cut off, unreadable) and may or may not have taken effect. A later
+    /// retry the driver refuses then forgets it rather than retrying forever.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub uncertain: bool,
 }
 
 /// `volumes/<driver>/<encoded-name>.json`: one volume's mount and its holders.
@@ -223,6 +228,7 @@ impl VolumeRecord {
                 mountpoint: mount.mountpoint.clone(),
                 last_error: error,
                 attempts: 1,
+                uncertain: false,
             }),
         }
     }

@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 
 use super::{Isolator, IsolatorError, ReapReport};
 use crate::container_id::ContainerId;
+use crate::fault;
 use crate::ledger::{ContainerState, LedgerError, VolumeKey};
 
 /// Cleanup with the ledger lock already held (shared or exclusive).
@@ -40,6 +41,7 @@ pub(super) fn cleanup_locked(iso: &Isolator, id: &ContainerId) -> Result<(), Iso
         if record.state != ContainerState::Cleaning {
             record.state = ContainerState::Cleaning;
             iso.ledger.write_container(&record).map_err(ledger_err)?;
+            fault::point("cleanup.marked_cleaning");
         }
     } else {
         match iso.ledger.list_volumes() {
@@ -61,6 +63,7 @@ pub(super) fn cleanup_locked(iso: &Isolator, id: &ContainerId) -> Result<(), Iso
         }
     }
     // Whatever failed above is remembered in the volume records; the container is gone.
+    fault::point("cleanup.before_record_delete");
     if let Err(e) = iso.ledger.remove_container(id) {
         errors.push(ledger_err(e));
     }

@@ -9,6 +9,7 @@ use super::plan::{self, PlannedVolume};
 use super::volume::{Held, Joined};
 use super::{ContainerConfig, Isolator, IsolatorError};
 use crate::container_id::ContainerId;
+use crate::fault;
 use crate::launch::{LaunchInfo, LaunchMount};
 use crate::ledger::{ContainerRecord, ContainerState, VolumeUse};
 use crate::sys::MsFlags;
@@ -21,6 +22,7 @@ pub(super) fn prepare(
     let Some(planned) = plan::plan(iso, id, cfg)? else {
         return Ok(None);
     };
+    fault::point("prepare.validated");
     let _ledger = iso
         .ledger
         .lock_shared()
@@ -54,6 +56,7 @@ pub(super) fn prepare(
         cfg.holder,
     );
     iso.ledger.write_container(&record).map_err(ledger_err)?;
+    fault::point("prepare.intent_written");
 
     let mut held: Vec<Held> = Vec::with_capacity(planned.len());
     let outcome = join_all(iso, id, cfg, &planned, &mut held);
@@ -62,6 +65,7 @@ pub(super) fn prepare(
         Err(primary) => return Err(roll_back(iso, &mut record, &planned, &held, primary)),
     };
 
+    fault::point("prepare.before_prepared_write");
     record.state = ContainerState::Prepared;
     for (used, h) in record.volumes.iter_mut().zip(&held) {
         used.mount_id = Some(h.mount_id.clone());
@@ -81,7 +85,10 @@ fn join_all(
     planned: &[PlannedVolume],
     held: &mut Vec<Held>,
 ) -> Result<LaunchInfo, IsolatorError> {
-    for p in planned {
+    for (i, p) in planned.iter().enumerate() {
+        if i > 0 {
+            fault::point("prepare.between_volumes");
+        }
         let h = iso.join(
             id,
             &p.key,
@@ -115,6 +122,9 @@ fn join_all(
     for (i, p) in planned.iter().enumerate() {
         match &p.target {
             Some(target) => {
+                if i > 0 {
+                    fault::point("prepare.between_targets");
+                }
                 target
                     .make(iso.host.as_ref())
                     .map_err(|source| IsolatorError::ContainerPath {

@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Isolator, IsolatorError};
 use crate::container_id::ContainerId;
+use crate::fault;
 use crate::ledger::encode;
 use crate::ledger::{ContainerRecord, MountRecord, MountState, VolumeKey, VolumeRecord};
 
@@ -136,7 +137,10 @@ pub(super) fn recover(
         repair_volume(iso, &containers, key, record, loaded, &mut report);
     }
 
-    for (id, record) in &containers.released {
+    for (i, (id, record)) in containers.released.iter().enumerate() {
+        if i > 0 {
+            fault::point("recover.between_released");
+        }
         match iso.ledger.remove_container(id) {
             Ok(()) => {
                 report.cleaned_containers += 1;
@@ -340,7 +344,9 @@ fn repair_volume(
     if let Some(mount) = record.mount.take() {
         if record.holders.is_empty() || mount.state == MountState::Unmounting {
             let (id, state) = (mount.id.clone(), mount.state);
+            fault::point("recover.before_unheld_unmount");
             let result = iso.unmount_resolving(&mut record, mount);
+            fault::point("recover.after_unheld_unmount");
             match result {
                 Ok(()) => {
                     report.unmounted_volumes += 1;

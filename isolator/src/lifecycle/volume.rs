@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use super::{Isolator, IsolatorError};
 use crate::container_id::ContainerId;
 use crate::driver::{DriverError, VolumeDriver};
+use crate::fault;
 use crate::ledger::{MountRecord, MountState, VolumeKey, VolumeRecord};
 use crate::ops::{self, OpsError};
 use crate::plugin::{Endpoint, PluginError};
@@ -52,6 +53,34 @@ fn maybe_mounted(e: &OpsError) -> bool {
     }
 }
 
+/// Whether a call was delivered but got no usable answer (timeout, cut or unreadable reply):
+/// it may or may not have taken effect.
+fn unanswered(e: &DriverError) -> bool {
+    matches!(
+        e,
+        DriverError::Plugin(
+            PluginError::Timeout { .. }
+                | PluginError::Transport { .. }
+                | PluginError::BadReply { .. }
+                | PluginError::TooLarge { .. }
+        )
+    )
+}
+
+/// Whether the driver answered that it does not hold the volume for that mount id: a plugin
+/// that refused the call, or the `local` driver with no such volume or user. Only trusted for
+/// a mount an interrupted operation left uncertain (see [`Isolator::unmount_now`]).
+fn driver_lacks_mount(e: &DriverError) -> bool {
+    use crate::local::LocalError;
+    match e {
+        DriverError::Plugin(p) => p.is_refusal(),
+        DriverError::Local(l) => matches!(
+            l,
+            LocalError::NoSuchVolume { .. } | LocalError::UnknownUser { .. }
+        ),
+    }
+}
+
 impl Isolator {
     fn volume_ledger_error(
         key: &VolumeKey,
@@ -79,6 +108,14 @@ impl Isolator {
         let mut still = Vec::new();
         for mut failed in std::mem::take(&mut record.failed_unmounts) {
             match driver.unmount(&record.name, &failed.mount_id) {
+                Err(e) if failed.uncertain && driver_lacks_mount(&e) => {
+                    done += 1;
+                    self.config.log.warn(&format!(
+                        "{}: mount id {} (an earlier call with it got no answer) is not held by the driver ({e}); forgotten",
+                        record.key(),
+                        failed.mount_id
+                    ));
+                }
                 Ok(()) => {
                     done += 1;
                     self.config.log.info(&format!(
@@ -88,6 +125,7 @@ impl Isolator {
                     ));
                 }
                 Err(e) => {
+                    failed.uncertain |= unanswered(&e);
                     failed.attempts += 1;
                     failed.last_error = e.to_string();
                     still.push(format!(
@@ -108,25 +146,61 @@ impl Isolator {
 
     /// Unmounts `mount` (already taken out of `record`): state `unmounting` on disk before the
     /// call; on failure the mount goes to `failed_unmounts`. Writes the outcome.
+    ///
+    /// A mount an interrupted operation left `mounting` (its Mount may never have been sent)
+    /// or `unmounting` (its Unmount may already have succeeded) is uncertain: when the driver
+    /// answers that it does not hold that id, the mount is forgotten with a warning instead of
+    /// being retried forever (found by the crash matrix, `tests/crash`).
     pub(super) fn unmount_now(
+        &self,
+        record: &mut VolumeRecord,
+        mount: MountRecord,
+        driver: Result<&dyn VolumeDriver, DriverError>,
+    ) -> Result<(), IsolatorError> {
+        self.unmount_with(record, mount, driver, false)
+    }
+
+    /// [`Isolator::unmount_now`], or, with `in_flight`, right after a Mount of this process
+    /// that got no answer: that Mount may still be running in the plugin, so a refusal now
+    /// proves nothing and the Unmount is remembered (`uncertain`) for a later retry.
+    fn unmount_with(
         &self,
         record: &mut VolumeRecord,
         mut mount: MountRecord,
         driver: Result<&dyn VolumeDriver, DriverError>,
+        in_flight: bool,
     ) -> Result<(), IsolatorError> {
         let key = record.key();
+        // `mounting`/`unmounting` read from the ledger: left by a process that died mid-way.
+        let interrupted = (!in_flight && mount.state != MountState::Mounted).then_some(mount.state);
         mount.state = MountState::Unmounting;
         record.mount = Some(mount.clone());
         self.write_volume(record)?;
         record.mount = None;
+        fault::point("unmount.before_call");
         let result = driver.and_then(|d| d.unmount(&record.name, &mount.id));
+        fault::point("unmount.returned");
         match result {
             Ok(()) => {
                 self.write_volume(record)?;
                 Ok(())
             }
+            Err(source) if interrupted.is_some() && driver_lacks_mount(&source) => {
+                self.config.log.warn(&format!(
+                    "{key}: mount id {} was left {:?} by an interrupted operation and the driver does not hold it ({source}); forgotten",
+                    mount.id,
+                    interrupted.unwrap_or(MountState::Mounting)
+                ));
+                self.write_volume(record)?;
+                Ok(())
+            }
             Err(source) => {
                 record.remember_failed_unmount(&mount, source.to_string());
+                if in_flight || unanswered(&source) {
+                    for f in &mut record.failed_unmounts {
+                        f.uncertain |= f.mount_id == mount.id;
+                    }
+                }
                 self.write_volume(record)?;
                 Err(IsolatorError::Unmount {
                     volume: key,
@@ -163,7 +237,10 @@ impl Isolator {
                 "{key}: mount id {} was left {:?} by an interrupted operation; unmounting it before mounting anew",
                 stale.id, stale.state
             ));
-            record.remember_failed_unmount(&stale, "interrupted".into());
+            // A failure is remembered for retry by unmount_now; mounting anew goes ahead.
+            if let Err(e) = self.unmount_now(&mut record, stale, Ok(driver)) {
+                self.config.log.warn(&e.to_string());
+            }
         }
         if !record.failed_unmounts.is_empty() {
             self.retry_failed_unmounts(&mut record, driver);
@@ -182,6 +259,7 @@ impl Isolator {
             };
             record.holders.insert(container.clone());
             self.write_volume(&record)?;
+            fault::point("join.holder_added");
             return Ok(held);
         }
 
@@ -193,9 +271,11 @@ impl Isolator {
         });
         record.holders.insert(container.clone());
         self.write_volume(&record)?;
+        fault::point("join.mount_id_written");
 
         match ops::mount(driver, &key.name, opts, explicit_create, &mount_id) {
             Ok(mountpoint) => {
+                fault::point("join.mount_returned");
                 record.mount = Some(MountRecord {
                     id: mount_id.clone(),
                     state: MountState::Mounted,
@@ -216,6 +296,7 @@ impl Isolator {
                         rollback.into_iter().collect(),
                     ));
                 }
+                fault::point("join.mount_recorded");
                 Ok(held)
             }
             Err(source) => {
@@ -230,9 +311,9 @@ impl Isolator {
                 };
                 record.holders.remove(container);
                 let rollback = match record.mount.take() {
-                    Some(mount) if uncertain => {
-                        self.unmount_now(&mut record, mount, Ok(driver)).err()
-                    }
+                    Some(mount) if uncertain => self
+                        .unmount_with(&mut record, mount, Ok(driver), true)
+                        .err(),
                     _ => self.write_volume(&record).err(),
                 };
                 Err(IsolatorError::with_rollback(
@@ -266,6 +347,7 @@ impl Isolator {
         if !record.holders.is_empty() || record.mount.is_none() {
             if was_holder {
                 self.write_volume(&record)?;
+                fault::point("release.holder_dropped");
             }
             return Ok(());
         }

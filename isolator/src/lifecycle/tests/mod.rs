@@ -412,6 +412,26 @@ fn a_mount_that_timed_out_is_unmounted_with_its_id() {
     assert!(f.volume_files().is_empty());
 }
 
+/// A Mount with no answer may still be running in the plugin, so a refusal of the rollback
+/// Unmount right away proves nothing: it is remembered. Refused again by a later retry, it is
+/// forgotten, not retried forever (plugin fault matrix: hang, cut reply, malformed reply).
+#[test]
+fn a_refused_unmount_after_an_unanswered_mount_is_retried_once_then_forgotten() {
+    let f = Fixture::new();
+    f.driver
+        .fail(Endpoint::Mount, "data", Failure::Timeout, Some(1));
+    f.driver
+        .fail(Endpoint::Unmount, "data", Failure::Refuse, None);
+    f.prepare("c1", ONE).unwrap_err();
+    let rec = f.volume("data").unwrap();
+    assert!(rec.holders.is_empty());
+    assert!(rec.failed_unmounts[0].uncertain, "{rec:?}");
+    let report = f.restart().recover(&[], &[]).unwrap();
+    assert_eq!(report.failed_unmounts, 0, "{report:?}");
+    assert!(f.volume_files().is_empty());
+    assert_eq!(f.driver.calls_of("Unmount data").len(), 2);
+}
+
 #[test]
 fn a_failed_unmount_does_not_pin_the_volume() {
     let f = Fixture::new();
@@ -806,6 +826,61 @@ fn a_mount_with_no_holder_is_unmounted_whatever_its_state() {
         assert_eq!(report.unmounted_volumes, 2, "{state:?}: {report:?}");
         assert!(f.volume("data").is_none());
     }
+}
+
+/// Regression (crash matrix): a process killed after writing `mounting` but before sending
+/// Mount, or after Unmount succeeded but before recording it, leaves a mount id the driver
+/// does not hold. Its Unmount is refused; that must not become a failed unmount retried
+/// forever. A refused Unmount of a mount recorded `mounted` is still remembered.
+#[test]
+fn a_refused_unmount_of_an_uncertain_mount_is_forgotten_not_retried_forever() {
+    for (state, remembered) in [
+        (MountState::Mounting, false),
+        (MountState::Unmounting, false),
+        (MountState::Mounted, true),
+    ] {
+        let (f, id) = prepared();
+        let ledger = crate::ledger::Ledger::open(f.checkpoint()).unwrap();
+        let mut rec = ledger.read_volume(&key("data")).unwrap().unwrap();
+        rec.holders.clear();
+        rec.mount.as_mut().unwrap().state = state;
+        ledger.write_volume(&rec).unwrap();
+        ledger.remove_container(&cid("c1")).unwrap();
+        f.driver
+            .fail(Endpoint::Unmount, "data", Failure::Refuse, None);
+        let report = f.restart().recover(&[], &[]).unwrap();
+        assert!(
+            f.driver
+                .calls_of("Unmount data")
+                .contains(&format!("Unmount data {id}")),
+            "{state:?}"
+        );
+        let failed = f.volume("data").map(|r| r.failed_unmounts.len());
+        if remembered {
+            assert_eq!(failed, Some(1), "{state:?}: {report:?}");
+        } else {
+            assert_eq!(failed, None, "{state:?}: {report:?}");
+            assert_eq!(report.failed_unmounts, 0, "{state:?}: {report:?}");
+            assert!(f.logged("forgotten"), "{state:?}");
+        }
+    }
+}
+
+/// A timed-out Unmount of an uncertain mount proves nothing: it is remembered for retry.
+#[test]
+fn an_unanswered_unmount_of_an_uncertain_mount_is_remembered() {
+    let (f, id) = prepared();
+    let ledger = crate::ledger::Ledger::open(f.checkpoint()).unwrap();
+    let mut rec = ledger.read_volume(&key("data")).unwrap().unwrap();
+    rec.holders.clear();
+    rec.mount.as_mut().unwrap().state = MountState::Mounting;
+    ledger.write_volume(&rec).unwrap();
+    ledger.remove_container(&cid("c1")).unwrap();
+    f.driver
+        .fail(Endpoint::Unmount, "data", Failure::Timeout, None);
+    f.restart().recover(&[], &[]).unwrap();
+    let rec = f.volume("data").unwrap();
+    assert_eq!(rec.failed_unmounts[0].mount_id, id);
 }
 
 #[test]

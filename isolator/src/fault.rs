@@ -1,0 +1,154 @@
+//! Crash fault points: named places in prepare, cleanup, recover and the durable-write helper
+//! where the crash tests (`tests/crash`) kill the process with SIGKILL, to check that
+//! `recover` in a fresh process turns whatever was left into a consistent state (SPEC §5).
+//!
+//! With the cargo feature `fault-points` off (every release build of `dvdcli` or `dvdi-ffi`
+//! made with `-p`), [`point`] is an empty inline function and the points cost nothing. With it
+//! on, [`point`] reads two variables once per process:
+//!
+//! - `DVDI_FAULT_POINT=NAME` or `NAME@N`: at the first (or N-th) time the point `NAME` is
+//!   passed, the process raises SIGKILL on the spot.
+//! - `DVDI_FAULT_TRACE=FILE`: every point passed is appended to FILE, one name a line (how the
+//!   crash matrix learns which points a step reaches, and how often).
+//!
+//! Only the test crate `dvdi-crash` turns the feature on. Beware that `cargo build
+//! --workspace` unifies features, so *debug workspace builds* of the binaries contain the
+//! (inert unless the variable is set) points too; build release artefacts per package
+//! (`cargo build --release -p dvdcli -p dvdi-ffi`), as `packaging/` does.
+
+/// Every fault point, in the order a scenario meets them. A unit test checks that each is
+/// used exactly once in the library's source, and that the source uses no other.
+pub const POINTS: &[&str] = &[
+    // prepare
+    "prepare.validated",
+    "prepare.intent_written",
+    "join.mount_id_written",
+    "join.mount_returned",
+    "join.mount_recorded",
+    "join.holder_added",
+    "prepare.between_volumes",
+    "prepare.between_targets",
+    "prepare.before_prepared_write",
+    // cleanup (and release in general)
+    "cleanup.marked_cleaning",
+    "release.holder_dropped",
+    "unmount.before_call",
+    "unmount.returned",
+    "cleanup.before_record_delete",
+    // recover
+    "recover.between_released",
+    "recover.before_unheld_unmount",
+    "recover.after_unheld_unmount",
+    // the durable-write helper
+    "durable.temp_written",
+    "durable.renamed",
+];
+
+/// A crash point: kills the process here when `DVDI_FAULT_POINT` names it (feature on).
+#[cfg(not(feature = "fault-points"))]
+#[inline(always)]
+pub fn point(_name: &'static str) {}
+
+/// A crash point: kills the process here when `DVDI_FAULT_POINT` names it (feature on).
+#[cfg(feature = "fault-points")]
+pub fn point(name: &'static str) {
+    armed::point(name)
+}
+
+#[cfg(feature = "fault-points")]
+mod armed {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::OnceLock;
+
+    struct Plan {
+        target: Option<(String, usize)>,
+        trace: Option<std::path::PathBuf>,
+    }
+
+    static PLAN: OnceLock<Plan> = OnceLock::new();
+    static HITS: AtomicUsize = AtomicUsize::new(0);
+
+    fn plan() -> &'static Plan {
+        PLAN.get_or_init(|| {
+            let target = std::env::var("DVDI_FAULT_POINT").ok().map(|v| {
+                match v.rsplit_once('@').map(|(n, k)| (n, k.parse::<usize>())) {
+                    Some((name, Ok(k))) if k >= 1 => (name.to_owned(), k),
+                    _ => (v, 1),
+                }
+            });
+            let trace = std::env::var_os("DVDI_FAULT_TRACE").map(Into::into);
+            Plan { target, trace }
+        })
+    }
+
+    pub(super) fn point(name: &'static str) {
+        let plan = plan();
+        if let Some(path) = &plan.trace {
+            // One write on an O_APPEND descriptor: lines from threads do not interleave.
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
+                let _ = f.write_all(format!("{name}\n").as_bytes());
+            }
+        }
+        if let Some((target, nth)) = &plan.target {
+            if target == name && HITS.fetch_add(1, Ordering::SeqCst) + 1 == *nth {
+                let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::POINTS;
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                rust_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    /// Every fault point call in the library's source, with how often it appears.
+    fn used_points() -> BTreeMap<String, usize> {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        rust_files(&src, &mut files);
+        let needle = "fault::point(\"";
+        let mut used = BTreeMap::new();
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            for (at, _) in text.match_indices(needle) {
+                let rest = &text[at + needle.len()..];
+                let name = &rest[..rest.find('"').unwrap()];
+                *used.entry(name.to_owned()).or_insert(0) += 1;
+            }
+        }
+        used
+    }
+
+    #[test]
+    fn every_listed_point_is_used_once_and_no_other_is_used() {
+        let used = used_points();
+        for name in POINTS {
+            assert_eq!(used.get(*name), Some(&1), "{name} must appear once in src/");
+        }
+        for name in used.keys() {
+            assert!(POINTS.contains(&name.as_str()), "{name} is not in POINTS");
+        }
+        let mut sorted: Vec<_> = POINTS.to_vec();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), POINTS.len(), "POINTS lists a name twice");
+    }
+}

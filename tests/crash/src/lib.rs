@@ -1,0 +1,66 @@
+//! The crash matrix's fixed scenario, shared by the harness binary and the test: which
+//! containers exist, and which volumes each one asks for.
+//!
+//! - `A`: `shared` on the test plugin (driver [`PLUGIN_DRIVER`], container path `p`) and
+//!   `blk`, a `local` block volume (`size=32M`, container path `b/c`): two drivers, two bind
+//!   targets.
+//! - `B`: `shared` again (container path `p`): it joins A's mount instead of mounting.
+//!
+//! - `C`: `shared` (container path `p`) and `missing`, a `local` volume that does not exist,
+//!   with explicit create: its Mount fails after `shared` was mounted, so the prepare rolls
+//!   back (unmounts `shared` again) and fails.
+//!
+//! The scenario's steps, in order: prepare A, prepare B, cleanup A, cleanup B; and, on its
+//! own, prepare C (which fails and rolls back).
+
+/// The plugin driver's name: its socket is `<plugin dir>/crashplug.sock`.
+pub const PLUGIN_DRIVER: &str = "crashplug";
+
+/// The containers of the scenario, in the order they are prepared.
+pub const CONTAINERS: &[&str] = &["A", "B", "C"];
+
+/// The `DVDI_VOLUME_*` environment of container `id` (`None` for a container not in the
+/// scenario).
+pub fn env_of(id: &str) -> Option<Vec<(String, String)>> {
+    let pairs: &[(&str, &str)] = match id {
+        "A" => &[
+            ("DVDI_VOLUME_DRIVER", PLUGIN_DRIVER),
+            ("DVDI_VOLUME_NAME", "shared"),
+            ("DVDI_VOLUME_CONTAINERPATH", "p"),
+            ("DVDI_VOLUME_DRIVER1", "local"),
+            ("DVDI_VOLUME_NAME1", "blk"),
+            ("DVDI_VOLUME_OPTS1", "size=32M"),
+            ("DVDI_VOLUME_CONTAINERPATH1", "b/c"),
+        ],
+        "B" => &[
+            ("DVDI_VOLUME_DRIVER", PLUGIN_DRIVER),
+            ("DVDI_VOLUME_NAME", "shared"),
+            ("DVDI_VOLUME_CONTAINERPATH", "p"),
+        ],
+        "C" => &[
+            ("DVDI_VOLUME_DRIVER", PLUGIN_DRIVER),
+            ("DVDI_VOLUME_NAME", "shared"),
+            ("DVDI_VOLUME_CONTAINERPATH", "p"),
+            ("DVDI_VOLUME_DRIVER1", "local"),
+            ("DVDI_VOLUME_NAME1", "missing"),
+            ("DVDI_VOLUME_EXPLICITCREATE1", "true"),
+        ],
+        _ => return None,
+    };
+    Some(
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    )
+}
+
+/// The volumes (driver, name) container `id` uses.
+pub fn volumes_of(id: &str) -> &'static [(&'static str, &'static str)] {
+    match id {
+        "A" => &[(PLUGIN_DRIVER, "shared"), ("local", "blk")],
+        "B" => &[(PLUGIN_DRIVER, "shared")],
+        "C" => &[(PLUGIN_DRIVER, "shared"), ("local", "missing")],
+        _ => &[],
+    }
+}
