@@ -419,6 +419,20 @@ fn read_record<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, LedgerErro
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(corrupt("the file is empty".into()));
     }
+    // The common case, a well-formed record of our format, is parsed straight into its type
+    // (recover reads every record: no intermediate JSON tree); anything else goes the slow
+    // way below, which says what is wrong with it.
+    #[derive(serde::Deserialize)]
+    struct Format {
+        format: Option<u64>,
+    }
+    if let Ok(Format { format: Some(v) }) = serde_json::from_slice::<Format>(&bytes) {
+        if v == u64::from(FORMAT) {
+            if let Ok(record) = serde_json::from_slice(&bytes) {
+                return Ok(Some(record));
+            }
+        }
+    }
     let value: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("not JSON ({e})")))?;
     match value.get("format").and_then(serde_json::Value::as_u64) {
