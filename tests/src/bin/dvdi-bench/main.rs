@@ -241,6 +241,10 @@ fn main() {
         "runs: dvdcli {}, isolator {}, parallel rounds {}, recover repeats {}, RSS probes {}",
         plan.cli_runs, plan.isolator_runs, plan.parallel_rounds, plan.recover_reps, plan.rss_probes
     );
+    println!(
+        "ours and reference: medians; ratio: the median of per-iteration (per-round) ratios of \
+         ours to its reference measured back to back, except for the recover rows"
+    );
     println!();
     let all = stats::print_table(&rows);
     println!();

@@ -71,6 +71,14 @@ impl Row {
         }
     }
 
+    /// Judges the row by `ratio` (the median of per-iteration ratios: each iteration measures
+    /// ours and its reference back to back, so a load change hits both) against `at_most`.
+    pub fn with_paired_ratio(mut self, ratio: f64, at_most: f64) -> Row {
+        self.ratio = Some(ratio);
+        self.pass = Some(ratio <= at_most);
+        self
+    }
+
     /// Informational figures: no ratio, no target.
     pub fn info(name: impl Into<String>, ours: String, reference: String) -> Row {
         Row {
