@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Runs the benchmarks in release mode and prints their figures. `--quick` (CI) only proves they
-# still run; real figures come from a full run on an otherwise idle machine.
+# Runs the benchmarks in release mode and prints their table (see BENCHMARKS.md). `--quick`
+# (CI) only proves they still run; real figures come from a full run. Needs root. dvdcli is
+# measured as it ships in the .deb: linked statically (scripts/build-dvdcli-static.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --quiet --release -p dvdcli
+dvdcli=$(bash scripts/build-dvdcli-static.sh)
+cargo build --quiet --release -p dvdi-ffi
 cargo build --quiet --release -p dvdi-tests --bin dvdi-bench
-./target/release/dvdi-bench "$@"
+./target/release/dvdi-bench --dvdcli "$dvdcli" "$@"

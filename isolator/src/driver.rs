@@ -1,9 +1,15 @@
 //! The volume-driver interface: one trait served by Docker plugins (`PluginClient`) and by the
 //! embedded `local` driver (`LocalDriver`), and the resolver that picks one for a name.
+//!
+//! The resolver keeps each plugin it found for the life of the process (as Docker's plugin
+//! registry does): discovered once and activated once, not once per operation. A call that
+//! fails without an answer from the plugin (unreachable, timed out, garbled) forgets both, so
+//! a plugin that moved or restarted is discovered and activated again by the next operation.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::config::Settings;
 use crate::local::{LocalDriver, LocalError};
@@ -76,6 +82,67 @@ pub struct DriverResolver {
     settings: Settings,
     host: Arc<dyn Host>,
     overrides: BTreeMap<DriverName, Arc<dyn VolumeDriver>>,
+    /// Plugins found so far, shared by every clone of this resolver.
+    plugins: Arc<Mutex<BTreeMap<DriverName, Arc<KeptPlugin>>>>,
+}
+
+/// A discovered plugin kept for later operations: `activate` reaches the plugin only until it
+/// has succeeded once. Any failure that is not the plugin's own answer marks it stale.
+struct KeptPlugin {
+    client: PluginClient,
+    activated: AtomicBool,
+    stale: AtomicBool,
+}
+
+impl KeptPlugin {
+    fn watch<T>(&self, result: Result<T, DriverError>) -> Result<T, DriverError> {
+        if let Err(e) = &result {
+            if !e.is_refusal() {
+                self.activated.store(false, Ordering::Relaxed);
+                self.stale.store(true, Ordering::Relaxed);
+            }
+        }
+        result
+    }
+}
+
+impl VolumeDriver for KeptPlugin {
+    fn name(&self) -> &DriverName {
+        self.client.name()
+    }
+    fn activate(&self) -> Result<(), DriverError> {
+        if self.activated.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        // Threads racing here may each activate: harmless, and no lock is held over a call.
+        self.watch(self.client.activate())?;
+        self.activated.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+    fn create(&self, volume: &VolumeName, opts: &VolumeOpts) -> Result<(), DriverError> {
+        self.watch(self.client.create(volume, opts))
+    }
+    fn remove(&self, volume: &VolumeName) -> Result<(), DriverError> {
+        self.watch(self.client.remove(volume))
+    }
+    fn mount(&self, volume: &VolumeName, id: &str) -> Result<PathBuf, DriverError> {
+        self.watch(self.client.mount(volume, id))
+    }
+    fn unmount(&self, volume: &VolumeName, id: &str) -> Result<(), DriverError> {
+        self.watch(self.client.unmount(volume, id))
+    }
+    fn path(&self, volume: &VolumeName) -> Result<Option<PathBuf>, DriverError> {
+        self.watch(self.client.path(volume))
+    }
+    fn get(&self, volume: &VolumeName) -> Result<Option<VolumeInfo>, DriverError> {
+        self.watch(self.client.get(volume))
+    }
+    fn list(&self) -> Result<Vec<VolumeInfo>, DriverError> {
+        self.watch(self.client.list())
+    }
+    fn capabilities(&self) -> Result<Scope, DriverError> {
+        self.watch(self.client.capabilities())
+    }
 }
 
 impl DriverResolver {
@@ -89,6 +156,7 @@ impl DriverResolver {
             settings,
             host,
             overrides: BTreeMap::new(),
+            plugins: Arc::default(),
         }
     }
 
@@ -111,10 +179,27 @@ impl DriverResolver {
                 self.host.clone(),
             )))
         } else {
-            Ok(Arc::new(PluginClient::discover(
-                name.clone(),
-                &self.settings.client,
-            )?))
+            self.plugin(name)
         }
+    }
+
+    /// The kept plugin for `name`, discovered now if there is none or it went stale.
+    fn plugin(&self, name: &DriverName) -> Result<Arc<dyn VolumeDriver>, DriverError> {
+        let kept = self.plugins_locked().get(name).cloned();
+        if let Some(kept) = kept.filter(|k| !k.stale.load(Ordering::Relaxed)) {
+            return Ok(kept);
+        }
+        // Discovery reads the plugin directories: done without the lock held.
+        let found = Arc::new(KeptPlugin {
+            client: PluginClient::discover(name.clone(), &self.settings.client)?,
+            activated: AtomicBool::new(false),
+            stale: AtomicBool::new(false),
+        });
+        self.plugins_locked().insert(name.clone(), found.clone());
+        Ok(found)
+    }
+
+    fn plugins_locked(&self) -> std::sync::MutexGuard<'_, BTreeMap<DriverName, Arc<KeptPlugin>>> {
+        self.plugins.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

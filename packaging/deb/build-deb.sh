@@ -8,14 +8,16 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 out=${1:-$repo/target/deb}
 cd "$repo"
 
-cargo build --quiet --release -p dvdcli -p dvdi-ffi >&2
+cargo build --quiet --release -p dvdi-ffi >&2
+# dvdcli linked statically: it starts faster, and it runs once per task mount and unmount.
+dvdcli=$(bash scripts/build-dvdcli-static.sh)
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 arch=$(dpkg --print-architecture)
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 root=$stage/dvdi_${version}_${arch}
 
-install -D -m 0755 target/release/dvdcli "$root/usr/bin/dvdcli"
+install -D -m 0755 "$dvdcli" "$root/usr/bin/dvdcli"
 install -D -m 0644 target/release/libdvdi_ffi.so "$root/usr/lib/libdvdi_ffi.so"
 install -D -m 0644 ffi/include/dvdi.h "$root/usr/include/dvdi.h"
 for f in dvdi_isolator.cpp dvdi_isolator.hpp Makefile BUILDING.md; do

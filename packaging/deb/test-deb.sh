@@ -13,7 +13,7 @@ if dpkg -s dvdi >/dev/null 2>&1; then
 fi
 deb=$(bash "$repo/packaging/deb/build-deb.sh")
 echo "test-deb: built $deb"
-dpkg-deb --info "$deb" | grep -q "Package: dvdi"
+[ "$(dpkg-deb --field "$deb" Package)" = dvdi ]  # (grep -q in a pipe under pipefail: SIGPIPE)
 files=(/usr/bin/dvdcli /usr/lib/libdvdi_ffi.so /usr/include/dvdi.h /etc/mesos/dvdi-modules.json
        /usr/share/dvdi/mesos-module/dvdi_isolator.cpp /usr/share/dvdi/mesos-module/Makefile
        /usr/share/doc/dvdi/README.operators.md)

@@ -33,19 +33,28 @@ pub struct LockTable {
 }
 
 fn lock_file(path: &Path, how: FlockArg) -> io::Result<Flock<File>> {
-    if let Some(parent) = path.parent() {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(parent)?;
-    }
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)?;
+    let open = || {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+    };
+    // The directory exists but for a key's first lock: make it only then.
+    let file = match open() {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = path.parent() {
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(parent)?;
+            }
+            open()?
+        }
+        other => other?,
+    };
     Flock::lock(file, how).map_err(|(_, errno)| io::Error::from(errno))
 }
 

@@ -148,6 +148,7 @@ const JSON: &str = ".json";
 pub struct Ledger {
     root: PathBuf,
     locks: LockTable,
+    dirs: durable::DirHandles,
 }
 
 fn mkdir_private(path: &Path) -> Result<(), LedgerError> {
@@ -242,6 +243,7 @@ impl Ledger {
         Ok(Self {
             root,
             locks: LockTable::default(),
+            dirs: durable::DirHandles::default(),
         })
     }
 
@@ -312,11 +314,15 @@ impl Ledger {
     }
 
     pub fn write_container(&self, record: &ContainerRecord) -> Result<(), LedgerError> {
-        write_record(&self.container_path(&record.container_id), record)
+        write_record(
+            &self.dirs,
+            &self.container_path(&record.container_id),
+            record,
+        )
     }
 
     pub fn remove_container(&self, id: &ContainerId) -> Result<(), LedgerError> {
-        remove_record(&self.container_path(id))
+        remove_record(&self.dirs, &self.container_path(id))
     }
 
     /// Every container record file, read.
@@ -352,12 +358,18 @@ impl Ledger {
     pub fn write_volume(&self, record: &VolumeRecord) -> Result<(), LedgerError> {
         let path = self.volume_path(&record.key());
         if record.is_idle() {
-            return remove_record(&path);
+            return remove_record(&self.dirs, &path);
         }
+        // The driver's directory exists but for its first volume: make it only then. Either
+        // way it must be one only we can write (see *Trust*).
         let dir = self.volumes_dir(&record.driver);
-        mkdir_private(&dir)?;
-        check_dir_trusted(&dir)?;
-        write_record(&path, record)
+        match check_dir_trusted(&dir) {
+            Err(LedgerError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                mkdir_private(&dir)?
+            }
+            other => other?,
+        }
+        write_record(&self.dirs, &path, record)
     }
 
     /// Every volume record file, read.
@@ -416,7 +428,7 @@ impl Ledger {
             });
         };
         let aside = format!("{name}.corrupt");
-        durable::rename_durable(dir, name, &aside).map_err(LedgerError::io(path))?;
+        durable::rename_durable(&self.dirs, dir, name, &aside).map_err(LedgerError::io(path))?;
         Ok(dir.join(aside))
     }
 
@@ -525,6 +537,20 @@ fn read_record<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, LedgerErro
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(corrupt("the file is empty".into()));
     }
+    // The common case, a well-formed record of our format, is parsed straight into its type
+    // (recover reads every record: no intermediate JSON tree); anything else goes the slow
+    // way below, which says what is wrong with it.
+    #[derive(serde::Deserialize)]
+    struct Format {
+        format: Option<u64>,
+    }
+    if let Ok(Format { format: Some(v) }) = serde_json::from_slice::<Format>(&bytes) {
+        if v == u64::from(FORMAT) {
+            if let Ok(record) = serde_json::from_slice(&bytes) {
+                return Ok(Some(record));
+            }
+        }
+    }
     let value: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("not JSON ({e})")))?;
     match value.get("format").and_then(serde_json::Value::as_u64) {
@@ -541,7 +567,11 @@ fn read_record<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, LedgerErro
         .map_err(|e| corrupt(e.to_string()))
 }
 
-fn write_record<T: Serialize>(path: &Path, record: &T) -> Result<(), LedgerError> {
+fn write_record<T: Serialize>(
+    dirs: &durable::DirHandles,
+    path: &Path,
+    record: &T,
+) -> Result<(), LedgerError> {
     let mut bytes = serde_json::to_vec_pretty(record).map_err(|e| LedgerError::Io {
         path: path.into(),
         source: io::Error::other(e),
@@ -553,14 +583,14 @@ fn write_record<T: Serialize>(path: &Path, record: &T) -> Result<(), LedgerError
             source: io::Error::new(io::ErrorKind::InvalidInput, "not a record path"),
         });
     };
-    durable::write_atomic(dir, name, &bytes).map_err(LedgerError::io(path))
+    durable::write_atomic(dirs, dir, name, &bytes).map_err(LedgerError::io(path))
 }
 
-fn remove_record(path: &Path) -> Result<(), LedgerError> {
+fn remove_record(dirs: &durable::DirHandles, path: &Path) -> Result<(), LedgerError> {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
         return Ok(());
     };
-    durable::remove_durable(dir, name).map_err(LedgerError::io(path))
+    durable::remove_durable(dirs, dir, name).map_err(LedgerError::io(path))
 }
 
 /// The file must be the one its content names (also catches hash-form collisions).

@@ -21,8 +21,10 @@ pub(super) fn cleanup_locked(iso: &Isolator, id: &ContainerId) -> Result<(), Iso
     let _container = iso.ledger.lock_container(id).map_err(ledger_err)?;
     let mut errors = Vec::new();
 
-    // What the container holds: its record's uses, plus every volume record naming it as a
-    // holder (recover may have attributed volumes to a container whose record was lost).
+    // What the container holds: its record's uses or, when its record is lost or unreadable,
+    // every volume record naming it as a holder (recover attributes the mounts no valid record
+    // explains to such a container; a container with a valid record is only ever a holder of
+    // the volumes its record lists, so it needs no scan of every volume record).
     let mut volumes: BTreeSet<VolumeKey> = BTreeSet::new();
     let record = match iso.ledger.read_container(id) {
         Ok(record) => record,
@@ -41,16 +43,17 @@ pub(super) fn cleanup_locked(iso: &Isolator, id: &ContainerId) -> Result<(), Iso
             iso.ledger.write_container(&record).map_err(ledger_err)?;
             fault::point("cleanup.marked_cleaning");
         }
-    }
-    match iso.ledger.list_volumes() {
-        Ok(listed) => volumes.extend(listed.into_iter().filter_map(|v| {
-            v.entry
-                .record
-                .ok()
-                .filter(|r| r.holders.contains(id))
-                .map(|r| r.key())
-        })),
-        Err(e) => errors.push(IsolatorError::checkpoint(e)),
+    } else {
+        match iso.ledger.list_volumes() {
+            Ok(listed) => volumes.extend(listed.into_iter().filter_map(|v| {
+                v.entry
+                    .record
+                    .ok()
+                    .filter(|r| r.holders.contains(id))
+                    .map(|r| r.key())
+            })),
+            Err(e) => errors.push(IsolatorError::checkpoint(e)),
+        }
     }
 
     for key in &volumes {

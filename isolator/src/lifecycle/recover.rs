@@ -59,11 +59,35 @@ struct Containers {
     released: BTreeMap<ContainerId, ContainerRecord>,
     /// Alive ids whose records were unreadable.
     corrupt_alive: BTreeSet<ContainerId>,
+    /// Per volume, the kept containers holding it (an index of `kept`, so each volume's
+    /// repair costs its own holders, not a scan of every container).
+    holders: BTreeMap<VolumeKey, BTreeSet<ContainerId>>,
+    /// Every volume some valid record names.
+    named: BTreeSet<VolumeKey>,
 }
 
 impl Containers {
     fn valid(&self) -> impl Iterator<Item = &ContainerRecord> {
         self.kept.values().chain(self.released.values())
+    }
+
+    /// Builds the per-volume indexes once every record is sorted.
+    fn index(&mut self) {
+        for c in self.kept.values() {
+            for u in &c.volumes {
+                if c.holds(&u.key()) {
+                    self.holders
+                        .entry(u.key())
+                        .or_default()
+                        .insert(c.container_id.clone());
+                }
+            }
+        }
+        let named: BTreeSet<VolumeKey> = self
+            .valid()
+            .flat_map(|c| c.volumes.iter().map(|u| u.key()))
+            .collect();
+        self.named = named;
     }
 
     fn has_valid(&self, id: &ContainerId) -> bool {
@@ -109,8 +133,8 @@ pub(super) fn recover(
     let containers = sort_containers(iso, &agent, &mut report)?;
     let volumes = load_volumes(iso, &containers, &mut report)?;
 
-    for (key, record) in volumes {
-        repair_volume(iso, &containers, key, record, &mut report);
+    for (key, (record, loaded)) in volumes {
+        repair_volume(iso, &containers, key, record, loaded, &mut report);
     }
 
     for (i, (id, record)) in containers.released.iter().enumerate() {
@@ -197,6 +221,7 @@ fn sort_containers(
             }
         }
     }
+    sorted.index();
     Ok(sorted)
 }
 
@@ -204,7 +229,7 @@ fn load_volumes(
     iso: &Isolator,
     containers: &Containers,
     report: &mut RecoverReport,
-) -> Result<BTreeMap<VolumeKey, VolumeRecord>, IsolatorError> {
+) -> Result<BTreeMap<VolumeKey, (VolumeRecord, bool)>, IsolatorError> {
     let mut volumes = BTreeMap::new();
     for listed in iso
         .ledger
@@ -214,7 +239,7 @@ fn load_volumes(
         let entry = listed.entry;
         match entry.record {
             Ok(record) => {
-                volumes.insert(record.key(), record);
+                volumes.insert(record.key(), (record, true));
             }
             Err(e) => {
                 report.corrupt_records += 1;
@@ -245,7 +270,7 @@ fn load_volumes(
                     None => "no container record knows its mount id; if the driver still has it mounted, unmount it by hand".into(),
                 };
                 report.note(iso, format!("{e} ({aside}); {key}: {how}"));
-                volumes.insert(key, rebuilt);
+                volumes.insert(key, (rebuilt, false));
             }
         }
     }
@@ -262,7 +287,7 @@ fn load_volumes(
                         record.container_id
                     ),
                 );
-                volumes.insert(key, rebuilt);
+                volumes.insert(key, (rebuilt, false));
             }
         }
     }
@@ -274,15 +299,14 @@ fn repair_volume(
     containers: &Containers,
     key: VolumeKey,
     mut record: VolumeRecord,
+    loaded: bool,
     report: &mut RecoverReport,
 ) {
+    // As read from disk (`None`: rebuilt), so an unchanged record is not written again.
+    let stored = loaded.then(|| record.clone());
     // Holders: the live containers whose records say so …
-    let mut holders: BTreeSet<ContainerId> = containers
-        .kept
-        .values()
-        .filter(|c| c.holds(&key))
-        .map(|c| c.container_id.clone())
-        .collect();
+    let mut holders: BTreeSet<ContainerId> =
+        containers.holders.get(&key).cloned().unwrap_or_default();
     // … plus cached holders the agent knows but whose record is lost or unreadable …
     for h in &record.holders {
         if !containers.has_valid(h) && containers.corrupt_alive.contains(h) {
@@ -290,9 +314,7 @@ fn repair_volume(
         }
     }
     // … plus, for a mount no valid record explains, every live container with a lost record.
-    let explained = containers
-        .valid()
-        .any(|c| c.volumes.iter().any(|u| u.key() == key));
+    let explained = containers.named.contains(&key);
     if !explained && holders.is_empty() && record.mount.is_some() {
         holders.extend(containers.corrupt_alive.iter().cloned());
     }
@@ -355,6 +377,10 @@ fn repair_volume(
                 report.note(iso, format!("{key}: cannot retry failed unmounts: {e}"));
             }
         }
+    }
+    // Unchanged and on disk already: nothing to write (an idle one is still deleted).
+    if stored.as_ref() == Some(&record) && !record.is_idle() {
+        return;
     }
     if let Err(e) = iso.ledger.write_volume(&record) {
         report.note(iso, format!("{key}: cannot write its record: {e}"));
