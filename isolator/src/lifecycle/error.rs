@@ -40,6 +40,17 @@ pub enum PathError {
     },
 }
 
+/// A task's `DVDI_VOLUME_OPTS` gave the `local` driver options that mount a host path or
+/// device, and the operator did not allow them (`local_device_options`).
+#[derive(Debug, thiserror::Error)]
+#[error("{variable} sets {options}, the local driver's device options, which a task may not use here: they mount a host path or device (an operator allows them with the module parameter local_device_options, or DVDI_LOCAL_DEVICE_OPTIONS=true for dvdcli exec)")]
+pub struct DeviceOptionsRefused {
+    /// The `DVDI_VOLUME_OPTS…` variable.
+    pub variable: String,
+    /// The refused keys, comma-separated.
+    pub options: String,
+}
+
 /// Why the volume root could not be given to the task's user.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot give the volume root {} to user {user:?}: {reason}", .path.display())]
@@ -66,13 +77,11 @@ pub enum IsolatorError {
         driver: DriverName,
         allowed: String,
     },
-    #[error("container {container}: {volume}: {variable} sets {options}, the local driver's device options, which a task may not use here: they mount a host path or device (an operator allows them with the module parameter local_device_options, or DVDI_LOCAL_DEVICE_OPTIONS=true for dvdcli exec)")]
+    #[error("container {container}: {volume}: {source}")]
     LocalDeviceOptions {
         container: ContainerId,
         volume: VolumeKey,
-        /// The `DVDI_VOLUME_OPTS…` variable.
-        variable: String,
-        options: String,
+        source: Box<DeviceOptionsRefused>,
     },
     #[error("container {container}: {volume}: cannot use the driver: {source}")]
     Resolve {

@@ -27,7 +27,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use error::{ChownError, IsolatorError, PathError};
+pub use error::{ChownError, DeviceOptionsRefused, IsolatorError, PathError};
 pub use inspect::{ContainerView, Inspection, VolumeUseView, VolumeView};
 pub use recover::RecoverReport;
 

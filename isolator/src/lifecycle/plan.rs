@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
+use super::error::DeviceOptionsRefused;
 use super::{ContainerConfig, Isolator, IsolatorError, PathError};
 use crate::container_id::ContainerId;
 use crate::driver::VolumeDriver;
@@ -225,8 +226,10 @@ pub(super) fn plan(
                 return Err(IsolatorError::LocalDeviceOptions {
                     container: id.clone(),
                     volume: key,
-                    variable: grammar::opts_variable(request.slot),
-                    options: given.join(", "),
+                    source: Box::new(DeviceOptionsRefused {
+                        variable: grammar::opts_variable(request.slot),
+                        options: given.join(", "),
+                    }),
                 });
             }
         }
