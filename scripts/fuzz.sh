@@ -22,7 +22,7 @@ case "$secs" in
     exit 2
     ;;
 esac
-all_targets=(grammar_env http_reply plugin_reply plugin_spec names_opts)
+all_targets=(grammar_env http_reply plugin_reply plugin_spec names_opts ffi_json)
 if [ "$#" -gt 0 ]; then targets=("$@"); else targets=("${all_targets[@]}"); fi
 
 CARGO_FUZZ_VERSION=0.13.2
@@ -86,6 +86,8 @@ for t in "${targets[@]}"; do
   rows+=("$(printf '%-14s %6ss %12s %8s  %s' "$t" "$took" "${execs:-?}" "$crashes" "$verdict")")
 done
 
+# ffi_json's harmless handle lives in a temp dir named after the fuzzer's pid.
+rm -rf "${TMPDIR:-/tmp}"/dvdi-fuzz-ffi-*
 printf '%-14s %7s %12s %8s  %s\n' target time executions crashes result
 printf '%s\n' "${rows[@]}"
 echo "fuzz: $passed passed, $failed failed"

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use dvdi::{DriverResolver, Isolator, IsolatorConfig, IsolatorError, LogLevel};
 use serde_json::{json, Value};
 
-use boundary::{guard, into_c_string, out_arg, str_arg, Failure, Status};
+use boundary::{guard, into_c_string, out_arg, str_arg};
+pub use boundary::{Failure, Status};
 use mesos::{MesosContainerConfig, MesosContainerId, MesosContainerState};
 
 /// `DVDI_ABI_VERSION` of dvdi.h.
@@ -76,6 +77,23 @@ fn parameter_text(key: &str, value: &Value) -> Result<String, Failure> {
     }
 }
 
+/// The isolator configuration a `dvdi_isolator_new` JSON object describes (no side effects):
+/// values may be strings, numbers, bools or arrays of strings; the keys are the module
+/// parameters of `dvdi::parameters`. Also returns notes for the host's log.
+pub fn config_from_json(text: &str) -> Result<(IsolatorConfig, Vec<String>), Failure> {
+    let object: serde_json::Map<String, Value> = parse_json(text, "config_json")?;
+    let mut pairs = Vec::with_capacity(object.len());
+    for (key, value) in &object {
+        pairs.push((key.clone(), parameter_text(key, value)?));
+    }
+    let base = IsolatorConfig {
+        log: log::logger(),
+        ..IsolatorConfig::default()
+    };
+    dvdi::parameters::from_parameters(&pairs, base)
+        .map_err(|e| Failure::new(Status::Config, e.to_string()))
+}
+
 /// Wraps a handle reference; NULL is an error.
 ///
 /// # Safety
@@ -117,17 +135,7 @@ pub unsafe extern "C" fn dvdi_isolator_new(
         out_arg(out, "out")?;
         // SAFETY: forwarded contract of this function.
         let text = unsafe { str_arg(config_json, "config_json") }?;
-        let object: serde_json::Map<String, Value> = parse_json(text, "config_json")?;
-        let mut pairs = Vec::with_capacity(object.len());
-        for (key, value) in &object {
-            pairs.push((key.clone(), parameter_text(key, value)?));
-        }
-        let base = IsolatorConfig {
-            log: log::logger(),
-            ..IsolatorConfig::default()
-        };
-        let (config, notes) = dvdi::parameters::from_parameters(&pairs, base)
-            .map_err(|e| Failure::new(Status::Config, e.to_string()))?;
+        let (config, notes) = config_from_json(text)?;
         for note in notes {
             log::emit(LogLevel::Info, &note);
         }
