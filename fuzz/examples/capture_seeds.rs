@@ -307,6 +307,26 @@ fn capture_names(corpus: &Corpus) {
     }
 }
 
+fn capture_local_opts(corpus: &Corpus) {
+    let lists: [(&str, &str); 9] = [
+        ("block", "size=64M"),
+        ("block-xfs", "size=1G,fstype=xfs"),
+        ("block-too-small", "size=1K\nfstype=btrfs"),
+        ("block-huge", "size=18446744073709551615G"),
+        ("tmpfs", "type=tmpfs,device=tmpfs,o=size=64m,uid=1000"),
+        (
+            "nfs",
+            "type=nfs,o=addr=10.0.0.1,rw,nfsvers=4,device=:/export",
+        ),
+        ("bind", "type=none,device=/srv/data,o=bind,ro"),
+        ("conflict", "size=1G,type=tmpfs"),
+        ("unknown", "iops=150"),
+    ];
+    for (name, text) in lists {
+        corpus.write("local_opts", name, text.as_bytes());
+    }
+}
+
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
     let corpus = Corpus { root: &root };
@@ -314,5 +334,6 @@ fn main() {
     capture_specs(&corpus);
     capture_envs(&corpus);
     capture_names(&corpus);
+    capture_local_opts(&corpus);
     println!("seeds written under {}", root.display());
 }

@@ -8,6 +8,7 @@
 //! | `plugin_reply` | endpoint byte, status (2 bytes, big-endian), then the de-framed body |
 //! | `plugin_spec` | kind byte (even: `.spec`, odd: `.json`), then the file's text |
 //! | `names_opts` | text: checked as every kind of name, and as option lists (one a line) |
+//! | `local_opts` | text: option lists (one a line) for the embedded `local` driver |
 
 use std::io::{self, Read};
 
