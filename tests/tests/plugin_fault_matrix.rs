@@ -13,14 +13,13 @@
 //! empty ledger. Prints the table with the measured time to error
 //! (`cargo nextest run -p dvdi-tests --test plugin_fault_matrix --no-capture`).
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use dvdi::{ContainerConfig, ContainerId, Isolator, IsolatorConfig, Logger, Settings, Timeouts};
-use dvdi_testkit::env::{command, workspace_bin};
+use dvdi_testkit::env::spawn_plugin_process;
 use dvdi_testkit::plugin::{Fault, TestPlugin};
 
 const DEADLINE: Duration = Duration::from_secs(1);
@@ -94,22 +93,11 @@ impl World {
     }
 
     fn start_bad_process(&mut self) {
-        let mut child = command(&workspace_bin("dvdi-test-plugin"))
-            .arg("--socket")
-            .arg(self.bad_socket())
-            .arg("--mount-root")
-            .arg(self.path("bad-mnt"))
-            .arg("--record")
-            .arg(self.path("bad-record.jsonl"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "ready");
+        let child = spawn_plugin_process(
+            &self.bad_socket(),
+            &self.path("bad-mnt"),
+            &self.path("bad-record.jsonl"),
+        );
         self.bad_process = Some(child);
     }
 

@@ -21,7 +21,6 @@
 //! Prints the table (`cargo nextest run -p dvdi-crash --no-capture`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -29,7 +28,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use dvdi_testkit::env::{command, require_root, workspace_bin};
+use dvdi_testkit::env::{command, require_root, spawn_plugin_process};
 use serde_json::Value;
 
 const HARNESS: &str = env!("CARGO_BIN_EXE_dvdi-crash-harness");
@@ -147,25 +146,13 @@ impl World {
     }
 
     fn start_plugin(&mut self) {
-        let mut child = command(&workspace_bin("dvdi-test-plugin"))
-            .arg("--socket")
-            .arg(
-                self.path("plugins")
-                    .join(format!("{}.sock", dvdi_crash::PLUGIN_DRIVER)),
-            )
-            .arg("--mount-root")
-            .arg(self.path("plugin-mounts"))
-            .arg("--record")
-            .arg(self.path("plugin-record.jsonl"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "ready", "dvdi-test-plugin did not start");
+        let child = spawn_plugin_process(
+            &self
+                .path("plugins")
+                .join(format!("{}.sock", dvdi_crash::PLUGIN_DRIVER)),
+            &self.path("plugin-mounts"),
+            &self.path("plugin-record.jsonl"),
+        );
         self.plugin = Some(child);
     }
 

@@ -62,6 +62,33 @@ pub fn command(bin: &Path) -> Command {
     cmd
 }
 
+/// Starts the `dvdi-test-plugin` binary of this workspace as its own process on `socket`,
+/// appending every call to `record`, and returns once it has printed `ready`.
+pub fn spawn_plugin_process(
+    socket: &Path,
+    mount_root: &Path,
+    record: &Path,
+) -> std::process::Child {
+    use std::io::{BufRead, BufReader};
+    let mut child = command(&workspace_bin("dvdi-test-plugin"))
+        .arg("--socket")
+        .arg(socket)
+        .arg("--mount-root")
+        .arg(mount_root)
+        .arg("--record")
+        .arg(record)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start dvdi-test-plugin");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("piped stdout"))
+        .read_line(&mut line)
+        .expect("read dvdi-test-plugin's first line");
+    assert_eq!(line.trim(), "ready", "dvdi-test-plugin did not start");
+    child
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
