@@ -3,74 +3,156 @@
 //! - The **ledger lock** (`locks/ledger.lock`): every operation holds it shared; `recover` holds
 //!   it exclusive, so it sees and repairs a ledger nobody else is changing (`dvdcli exec` in a
 //!   shell shares the checkpoint dir with the agent).
-//! - A **key lock** per volume (`locks/volumes/<driver>/<stem>.lock`) and per container
-//!   (`locks/containers/<stem>.lock`): operations on the same volume are serialized, different
-//!   volumes proceed in parallel; a plugin call holds only its own volume's lock.
+//! - A **key lock** per container and per volume: operations on the same key are serialized,
+//!   different keys proceed in parallel; a plugin call holds only its own volume's lock.
 //!
-//! Each lock is an in-process part (a condition variable over the set of held keys, or an
-//! `RwLock`) taken first, then a `flock(2)` on the lock file; the ledger lock's `flock` is
-//! taken through a turnstile so that a waiting `recover` is not starved by shared holders in
-//! other processes. Lock order: ledger, container,
-//! then at most one volume at a time — so no two operations can wait on each other in a cycle.
-//! Lock files are never deleted: unlinking a lock file while another process waits on it would
-//! let a third process lock a new file of the same name.
+//! Each lock has an in-process part (an `RwLock` for the ledger, a condition variable over the
+//! set of held key slots) taken first, then a lock other processes see:
+//!
+//! - the ledger lock is a `flock(2)` on `ledger.lock`, taken through a turnstile (see
+//!   [`LockTable::shared`]) so that a waiting `recover` is not starved by shared holders in
+//!   other processes. Both files are opened once, when the ledger is opened; the shared
+//!   `flock` is taken by the first of this process's shared holders and released by the last.
+//! - a key lock is an open-file-description byte-range lock (`F_OFD_SETLKW`, Linux ≥ 3.15) on
+//!   one byte of `keys.lock`: the byte at the key's *slot*, a stable 64-bit FNV-1a hash of
+//!   the key (containers in the lower half of the range, volumes in the upper half). No file
+//!   per key: nothing to create per container, nothing that accumulates. Two keys whose
+//!   slots collide are merely serialized.
+//!
+//! Lock order: ledger, container, then at most one volume at a time — so no two operations can
+//! wait on each other in a cycle (a collision between a container and a volume slot cannot
+//! happen: their halves of the range are disjoint).
+//!
+//! Every process sharing a checkpoint dir must take the locks this way; the layout of the
+//! lock files is part of the ledger's format (a build that used one `flock` file per key would
+//! not see these locks).
 
 use std::collections::HashSet;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 use std::sync::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use nix::fcntl::{Flock, FlockArg};
-
-/// The in-process half of the locks, shared by every operation of one `Ledger`.
-#[derive(Debug, Default)]
-pub struct LockTable {
-    held: Mutex<HashSet<PathBuf>>,
-    released: Condvar,
-    ledger: RwLock<()>,
+/// Which half of the slot range a key's lock lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Container,
+    Volume,
 }
 
-fn lock_file(path: &Path, how: FlockArg) -> io::Result<Flock<File>> {
-    let open = || {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(path)
-    };
-    // The directory exists but for a key's first lock: make it only then.
-    let file = match open() {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if let Some(parent) = path.parent() {
-                fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o700)
-                    .create(parent)?;
-            }
-            open()?
+/// The slot (byte offset in `keys.lock`) of a key: FNV-1a over its parts, each followed by a
+/// NUL (no part contains one), folded into its kind's half of `[0, 2^62)`.
+pub fn slot(kind: KeyKind, parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for &b in part.as_bytes().iter().chain(&[0u8]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
         }
-        other => other?,
+    }
+    let half = h & ((1 << 61) - 1);
+    match kind {
+        KeyKind::Container => half,
+        KeyKind::Volume => (1 << 61) | half,
+    }
+}
+
+/// The lock files, open for the ledger's lifetime.
+#[derive(Debug)]
+struct Files {
+    ledger: File,
+    turnstile: File,
+    keys: File,
+}
+
+/// The locks of one open ledger: its lock files and the in-process halves.
+#[derive(Debug)]
+pub struct LockTable {
+    files: Files,
+    held: Mutex<HashSet<u64>>,
+    released: Condvar,
+    ledger: RwLock<()>,
+    /// This process's shared holders of the ledger `flock`.
+    shared_holders: Mutex<usize>,
+}
+
+fn open_lock_file(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+fn errno_result(ret: libc::c_int) -> io::Result<()> {
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `flock(2)`, retried on `EINTR`.
+fn flock(file: &File, op: libc::c_int) -> io::Result<()> {
+    loop {
+        // SAFETY: flock on a descriptor this File owns.
+        match errno_result(unsafe { libc::flock(file.as_raw_fd(), op) }) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// An open-file-description lock on byte `slot` of `file`: `F_WRLCK` waits for it, `F_UNLCK`
+/// releases it.
+fn ofd_lock(file: &File, slot: u64, kind: libc::c_short) -> io::Result<()> {
+    // SAFETY: all-zero is a valid `struct flock`; the fields that matter are set below.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = kind;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    lock.l_start = libc::off_t::try_from(slot)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "lock slot out of range"))?;
+    lock.l_len = 1;
+    let cmd = if kind == libc::F_UNLCK as libc::c_short {
+        libc::F_OFD_SETLK
+    } else {
+        libc::F_OFD_SETLKW
     };
-    Flock::lock(file, how).map_err(|(_, errno)| io::Error::from(errno))
+    loop {
+        // SAFETY: fcntl with a pointer to a `struct flock` that outlives the call.
+        match errno_result(unsafe { libc::fcntl(file.as_raw_fd(), cmd, &lock) }) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
 }
 
 /// A held key lock; released on drop.
 #[derive(Debug)]
 pub struct KeyGuard<'a> {
     table: &'a LockTable,
-    path: PathBuf,
-    file: Option<Flock<File>>,
+    slot: u64,
+    /// Whether the byte-range lock was taken (the in-process part always is).
+    locked: bool,
 }
 
 impl Drop for KeyGuard<'_> {
     fn drop(&mut self) {
-        drop(self.file.take());
+        if self.locked {
+            // Cannot fail for a lock we hold; if it did, closing the ledger releases it.
+            let _ = ofd_lock(
+                &self.table.files.keys,
+                self.slot,
+                libc::F_UNLCK as libc::c_short,
+            );
+        }
         let mut held = self.table.lock_held();
-        held.remove(&self.path);
+        held.remove(&self.slot);
         self.table.released.notify_all();
     }
 }
@@ -78,61 +160,110 @@ impl Drop for KeyGuard<'_> {
 /// The held ledger lock, shared or exclusive; released on drop.
 #[derive(Debug)]
 pub enum LedgerGuard<'a> {
-    Shared(RwLockReadGuard<'a, ()>, Flock<File>),
-    Exclusive(RwLockWriteGuard<'a, ()>, Flock<File>),
+    Shared(&'a LockTable, RwLockReadGuard<'a, ()>),
+    Exclusive(&'a LockTable, RwLockWriteGuard<'a, ()>),
+}
+
+impl Drop for LedgerGuard<'_> {
+    fn drop(&mut self) {
+        match self {
+            LedgerGuard::Shared(table, _) => {
+                let mut n = table.lock_shared_holders();
+                *n -= 1;
+                if *n == 0 {
+                    let _ = flock(&table.files.ledger, libc::LOCK_UN);
+                }
+            }
+            LedgerGuard::Exclusive(table, _) => {
+                let _ = flock(&table.files.ledger, libc::LOCK_UN);
+            }
+        }
+    }
 }
 
 impl LockTable {
-    fn lock_held(&self) -> MutexGuard<'_, HashSet<PathBuf>> {
+    /// Opens (creating) the lock files in `dir`, a directory only we can write.
+    pub fn open(dir: &Path) -> io::Result<Self> {
+        Ok(Self {
+            files: Files {
+                ledger: open_lock_file(&dir.join("ledger.lock"))?,
+                turnstile: open_lock_file(&dir.join("ledger.turnstile"))?,
+                keys: open_lock_file(&dir.join("keys.lock"))?,
+            },
+            held: Mutex::default(),
+            released: Condvar::new(),
+            ledger: RwLock::default(),
+            shared_holders: Mutex::new(0),
+        })
+    }
+
+    fn lock_held(&self) -> MutexGuard<'_, HashSet<u64>> {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Locks the key whose lock file is `path` (the file names the key).
-    pub fn key(&self, path: PathBuf) -> io::Result<KeyGuard<'_>> {
+    fn lock_shared_holders(&self) -> MutexGuard<'_, usize> {
+        self.shared_holders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Locks the key at `slot` (see [`slot`]).
+    pub fn key(&self, slot: u64) -> io::Result<KeyGuard<'_>> {
         {
             let mut held = self.lock_held();
-            while held.contains(&path) {
+            while held.contains(&slot) {
                 held = self.released.wait(held).unwrap_or_else(|e| e.into_inner());
             }
-            held.insert(path.clone());
+            held.insert(slot);
         }
         let mut guard = KeyGuard {
             table: self,
-            path,
-            file: None,
+            slot,
+            locked: false,
         };
         // On error the guard's drop gives the in-process part back.
-        guard.file = Some(lock_file(&guard.path, FlockArg::LockExclusive)?);
+        ofd_lock(&self.files.keys, slot, libc::F_WRLCK as libc::c_short)?;
+        guard.locked = true;
         Ok(guard)
     }
 
     /// Holds the ledger lock shared (every operation but `recover`).
-    pub fn shared(&self, path: &Path) -> io::Result<LedgerGuard<'_>> {
+    ///
+    /// `flock` gives a waiting exclusive lock no priority: shared holders in other processes
+    /// that overlap (threads of a busy `dvdcli exec` host, or of the agent) keep it waiting
+    /// for as long as they keep coming — the test below saw `recover` wait 45 s. So every
+    /// shared holder passes a turnstile, `ledger.turnstile`, which a waiting `recover` holds
+    /// exclusive: no new shared holder gets in, and `recover` gets the ledger lock once the
+    /// current holders are done. (The in-process `RwLock` already prefers writers.)
+    pub fn shared(&self) -> io::Result<LedgerGuard<'_>> {
         let inner = self.ledger.read().unwrap_or_else(|e| e.into_inner());
-        let file = through_turnstile(path, FlockArg::LockShared)?;
-        Ok(LedgerGuard::Shared(inner, file))
+        flock(&self.files.turnstile, libc::LOCK_EX)?;
+        let taken = {
+            let mut n = self.lock_shared_holders();
+            let taken = if *n == 0 {
+                flock(&self.files.ledger, libc::LOCK_SH)
+            } else {
+                Ok(())
+            };
+            if taken.is_ok() {
+                *n += 1;
+            }
+            taken
+        };
+        let _ = flock(&self.files.turnstile, libc::LOCK_UN);
+        taken?;
+        Ok(LedgerGuard::Shared(self, inner))
     }
 
     /// Holds the ledger lock exclusive (`recover`).
-    pub fn exclusive(&self, path: &Path) -> io::Result<LedgerGuard<'_>> {
+    pub fn exclusive(&self) -> io::Result<LedgerGuard<'_>> {
         let inner = self.ledger.write().unwrap_or_else(|e| e.into_inner());
-        let file = through_turnstile(path, FlockArg::LockExclusive)?;
-        Ok(LedgerGuard::Exclusive(inner, file))
+        flock(&self.files.turnstile, libc::LOCK_EX)?;
+        let taken = flock(&self.files.ledger, libc::LOCK_EX);
+        let _ = flock(&self.files.turnstile, libc::LOCK_UN);
+        taken?;
+        Ok(LedgerGuard::Exclusive(self, inner))
     }
-}
-
-/// `flock` gives a waiting exclusive lock no priority: shared holders in other processes
-/// that overlap (threads of a busy `dvdcli exec` host, or of the agent) keep it waiting for as
-/// long as they keep coming — the test below saw `recover` wait 45 s. So the ledger lock is
-/// taken through a turnstile, `<ledger lock>.turnstile`, held exclusive only while waiting for
-/// the ledger lock: a waiting `recover` holds it, so no new shared holder gets in, and it gets
-/// the ledger lock once the current holders are done. (The in-process `RwLock` already
-/// prefers writers.)
-fn through_turnstile(path: &Path, how: FlockArg) -> io::Result<Flock<File>> {
-    let turnstile = lock_file(&path.with_extension("turnstile"), FlockArg::LockExclusive)?;
-    let file = lock_file(path, how)?;
-    drop(turnstile);
-    Ok(file)
 }
 
 #[cfg(test)]
@@ -145,15 +276,15 @@ mod tests {
     #[test]
     fn same_key_is_serialized_across_threads_different_keys_are_not() {
         let dir = tempfile::tempdir().unwrap();
-        let table = Arc::new(LockTable::default());
+        let table = Arc::new(LockTable::open(dir.path()).unwrap());
         let inside = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
+        let a = slot(KeyKind::Volume, &["d", "a"]);
         let threads: Vec<_> = (0..4)
             .map(|_| {
                 let (table, inside, most) = (table.clone(), inside.clone(), most.clone());
-                let path = dir.path().join("locks/v/a.lock");
                 std::thread::spawn(move || {
-                    let _g = table.key(path).unwrap();
+                    let _g = table.key(a).unwrap();
                     let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
                     most.fetch_max(now, Ordering::SeqCst);
                     std::thread::sleep(Duration::from_millis(20));
@@ -165,59 +296,102 @@ mod tests {
             t.join().unwrap();
         }
         assert_eq!(most.load(Ordering::SeqCst), 1);
-        let a = table.key(dir.path().join("a.lock")).unwrap();
-        let b = table.key(dir.path().join("b.lock")).unwrap();
+        let a = table.key(a).unwrap();
+        let b = table.key(slot(KeyKind::Volume, &["d", "b"])).unwrap();
         drop((a, b));
     }
 
-    #[test]
-    fn flock_excludes_another_open_file_description() {
-        let dir = tempfile::tempdir().unwrap();
-        let table = LockTable::default();
-        let path = dir.path().join("k.lock");
-        let _g = table.key(path.clone()).unwrap();
-        // What another process would do.
-        let other = File::open(&path).unwrap();
-        assert!(Flock::lock(other, FlockArg::LockExclusiveNonblock).is_err());
+    /// What another process would do: its own open file description of `keys.lock`.
+    fn other_process_can_lock(dir: &Path, slot: u64) -> bool {
+        let other = open_lock_file(&dir.join("keys.lock")).unwrap();
+        // SAFETY: as in ofd_lock.
+        let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+        lock.l_type = libc::F_WRLCK as libc::c_short;
+        lock.l_whence = libc::SEEK_SET as libc::c_short;
+        lock.l_start = slot as libc::off_t;
+        lock.l_len = 1;
+        // SAFETY: fcntl with a valid struct flock.
+        let ok = unsafe { libc::fcntl(other.as_raw_fd(), libc::F_OFD_SETLK, &lock) } == 0;
+        ok
     }
 
     #[test]
-    fn shared_ledger_locks_coexist() {
+    fn a_key_lock_excludes_another_open_file_description_until_released() {
         let dir = tempfile::tempdir().unwrap();
-        let table = LockTable::default();
-        let path = dir.path().join("ledger.lock");
-        let a = table.shared(&path).unwrap();
-        let b = table.shared(&path).unwrap();
-        let other = File::open(&path).unwrap();
-        assert!(Flock::lock(other, FlockArg::LockExclusiveNonblock).is_err());
-        drop((a, b));
-        let _x = table.exclusive(&path).unwrap();
+        let table = LockTable::open(dir.path()).unwrap();
+        let s = slot(KeyKind::Container, &["c1"]);
+        let g = table.key(s).unwrap();
+        assert!(!other_process_can_lock(dir.path(), s));
+        // Only that byte: another key is free.
+        assert!(other_process_can_lock(
+            dir.path(),
+            slot(KeyKind::Container, &["c2"])
+        ));
+        drop(g);
+        assert!(other_process_can_lock(dir.path(), s));
+    }
+
+    #[test]
+    fn slots_are_stable_and_kinds_never_collide() {
+        // The slot is part of the ledger's format: every build must compute the same one.
+        // FNV-1a 64 of "c1\0" is 0xf686_3319_0d6f_4f3b (computed independently).
+        assert_eq!(slot(KeyKind::Container, &["c1"]), 0x1686_3319_0d6f_4f3b);
+        for parts in [&["a"][..], &["local", "data"][..], &[""][..]] {
+            let c = slot(KeyKind::Container, parts);
+            let v = slot(KeyKind::Volume, parts);
+            assert!(c < 1 << 61 && (1 << 61..1 << 62).contains(&v), "{parts:?}");
+        }
+        // The parts are delimited: ("ab", "c") is not ("a", "bc").
+        assert_ne!(
+            slot(KeyKind::Volume, &["ab", "c"]),
+            slot(KeyKind::Volume, &["a", "bc"])
+        );
+    }
+
+    #[test]
+    fn shared_ledger_locks_coexist_and_the_last_one_releases() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = LockTable::open(dir.path()).unwrap();
+        let other_can_lock_exclusive = || {
+            let other = File::open(dir.path().join("ledger.lock")).unwrap();
+            // SAFETY: flock on a descriptor we own.
+            unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+        };
+        let a = table.shared().unwrap();
+        let b = table.shared().unwrap();
+        assert!(!other_can_lock_exclusive());
+        drop(a);
+        assert!(!other_can_lock_exclusive(), "b still holds it");
+        drop(b);
+        assert!(other_can_lock_exclusive());
+        let _x = table.exclusive().unwrap();
+        assert!(!other_can_lock_exclusive());
     }
 
     #[test]
     fn recover_is_not_starved_by_a_stream_of_shared_holders_in_other_processes() {
-        // Each LockTable stands for a process: only the flocks are shared between them.
+        // Each LockTable stands for a process: only the lock files are shared between them.
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("locks/ledger.lock");
+        let path = dir.path().to_path_buf();
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let streams: Vec<_> = (0..4)
             .map(|i| {
                 let (path, stop) = (path.clone(), stop.clone());
                 std::thread::spawn(move || {
-                    let table = LockTable::default();
+                    let table = LockTable::open(&path).unwrap();
                     std::thread::sleep(Duration::from_millis(i * 2));
                     // Always at least one shared holder: the holds overlap.
                     while !stop.load(Ordering::SeqCst) {
-                        let _g = table.shared(&path).unwrap();
+                        let _g = table.shared().unwrap();
                         std::thread::sleep(Duration::from_millis(8));
                     }
                 })
             })
             .collect();
         std::thread::sleep(Duration::from_millis(50));
-        let recover = LockTable::default();
+        let recover = LockTable::open(&path).unwrap();
         let start = std::time::Instant::now();
-        let guard = recover.exclusive(&path).unwrap();
+        let guard = recover.exclusive().unwrap();
         let waited = start.elapsed();
         drop(guard);
         stop.store(true, Ordering::SeqCst);

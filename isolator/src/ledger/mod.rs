@@ -11,10 +11,10 @@
 //!   volumes/<driver>/<stem>.json       one VolumeRecord per volume with a mount, holders or a
 //!                                      failed unmount (deleted when it has none of them)
 //!   locks/ledger.lock                  flock: shared by every operation, exclusive for recover
-//!   locks/ledger.turnstile             flock held while waiting for ledger.lock, so a waiting
-//!                                      recover is not starved by other processes' operations
-//!   locks/containers/<stem>.lock       flock per container
-//!   locks/volumes/<driver>/<stem>.lock flock per volume (lock files are never deleted)
+//!   locks/ledger.turnstile             flock passed by every operation, held by a waiting
+//!                                      recover so other processes' operations cannot starve it
+//!   locks/keys.lock                    one byte-range lock (F_OFD_SETLKW) per container and
+//!                                      per volume, at the key's hashed slot (see [`locks`])
 //!   **/<file>.corrupt                  unreadable records moved aside by recover
 //!   **/.tmp-<pid>-<n>                  a write in progress (or a crash's leftover; recover
 //!                                      removes them)
@@ -67,8 +67,8 @@
 //! # Locks
 //!
 //! See [`locks`]: ledger (shared/exclusive), then one container, then at most one volume at a
-//! time; each is an in-process lock plus a `flock`, so threads and processes (`dvdcli exec`
-//! next to the agent) agree. A driver call holds only its own volume's lock.
+//! time; each is an in-process lock plus a lock on a file (`flock` for the ledger, a byte-range
+//! lock for a key), so threads and processes (`dvdcli exec` next to the agent) agree. A driver call holds only its own volume's lock.
 //!
 //! Every write is atomic and durable ([`durable`]). A record that cannot be read (empty,
 //! truncated, corrupt, foreign format, wrong file) is moved aside as `<file>.corrupt` by
@@ -99,7 +99,7 @@ use serde::Serialize;
 
 use crate::container_id::ContainerId;
 use crate::names::{DriverName, VolumeName};
-pub use locks::{KeyGuard, LedgerGuard, LockTable};
+pub use locks::{KeyGuard, KeyKind, LedgerGuard, LockTable};
 pub use records::{
     ContainerRecord, ContainerState, FailedUnmount, MountRecord, MountState, VolumeKey,
     VolumeRecord, VolumeState, VolumeUse, FORMAT,
@@ -240,9 +240,11 @@ impl Ledger {
         for sub in ["containers", "volumes", "locks"] {
             private_dir(&root.join(sub), false)?;
         }
+        let locks_dir = root.join("locks");
+        let locks = LockTable::open(&locks_dir).map_err(LedgerError::io(&locks_dir))?;
         Ok(Self {
             root,
-            locks: LockTable::default(),
+            locks,
             dirs: durable::DirHandles::default(),
         })
     }
@@ -275,31 +277,31 @@ impl Ledger {
 
     /// Every operation but `recover` holds this (shared).
     pub fn lock_shared(&self) -> Result<LedgerGuard<'_>, LedgerError> {
-        let path = self.root.join("locks/ledger.lock");
-        self.locks.shared(&path).map_err(LedgerError::io(path))
+        self.locks
+            .shared()
+            .map_err(LedgerError::io(self.root.join("locks/ledger.lock")))
     }
 
     /// `recover` holds this (exclusive).
     pub fn lock_exclusive(&self) -> Result<LedgerGuard<'_>, LedgerError> {
-        let path = self.root.join("locks/ledger.lock");
-        self.locks.exclusive(&path).map_err(LedgerError::io(path))
+        self.locks
+            .exclusive()
+            .map_err(LedgerError::io(self.root.join("locks/ledger.lock")))
     }
 
     pub fn lock_container(&self, id: &ContainerId) -> Result<KeyGuard<'_>, LedgerError> {
-        let path = self
-            .root
-            .join("locks/containers")
-            .join(format!("{}.lock", encode::encode(id.as_str())));
-        self.locks.key(path.clone()).map_err(LedgerError::io(path))
+        self.locks
+            .key(locks::slot(KeyKind::Container, &[id.as_str()]))
+            .map_err(LedgerError::io(self.root.join("locks/keys.lock")))
     }
 
     pub fn lock_volume(&self, key: &VolumeKey) -> Result<KeyGuard<'_>, LedgerError> {
-        let path = self
-            .root
-            .join("locks/volumes")
-            .join(key.driver.as_str())
-            .join(format!("{}.lock", encode::encode(key.name.as_str())));
-        self.locks.key(path.clone()).map_err(LedgerError::io(path))
+        self.locks
+            .key(locks::slot(
+                KeyKind::Volume,
+                &[key.driver.as_str(), key.name.as_str()],
+            ))
+            .map_err(LedgerError::io(self.root.join("locks/keys.lock")))
     }
 
     // ---- container records ----
@@ -732,10 +734,11 @@ mod tests {
         vol.holders.insert(cid("c1"));
         ledger.write_volume(&vol).unwrap();
         ledger.lock_volume(&key("rexray", "v")).unwrap();
-        for dir in ["volumes/rexray", "locks/volumes", "locks/volumes/rexray"] {
-            assert_eq!(mode(&root.join(dir)), 0o700, "{dir}");
-        }
+        assert_eq!(mode(&root.join("volumes/rexray")), 0o700);
         assert_eq!(mode(&root.join("volumes/rexray/v.json")), 0o600);
+        for file in ["ledger.lock", "ledger.turnstile", "keys.lock"] {
+            assert_eq!(mode(&root.join("locks").join(file)), 0o600, "{file}");
+        }
     }
 
     #[test]

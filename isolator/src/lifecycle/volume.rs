@@ -3,7 +3,6 @@
 //! (drop a holder; after the last one, Unmount with the mount's id, a failure remembered for
 //! retry without pinning the volume).
 
-use std::io::Read;
 use std::path::PathBuf;
 
 use super::{Isolator, IsolatorError};
@@ -36,9 +35,21 @@ pub(super) struct Held {
 /// A fresh mount id: random, so two agents or two `dvdcli exec` never reuse one.
 pub(super) fn new_mount_id() -> Result<String, IsolatorError> {
     let mut bytes = [0u8; 16];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(IsolatorError::MountId)?;
+    let mut filled = 0;
+    while filled < bytes.len() {
+        let rest = &mut bytes[filled..];
+        // SAFETY: getrandom(2) writes at most `rest.len()` bytes into the buffer it is given.
+        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        match usize::try_from(n) {
+            Ok(n) => filled += n,
+            Err(_) => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(IsolatorError::MountId(e));
+                }
+            }
+        }
+    }
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     Ok(format!("dvdi-{hex}"))
 }
