@@ -46,7 +46,7 @@ pub trait Host: Send + Sync {
     fn mkfs(&self, fstype: &str, image: &Path) -> io::Result<()>;
     /// Makes `base/rel` a directory, creating missing components (mode 0755 less the umask)
     /// without following any symlink below `base` ([`walk_beneath`] with [`Missing::Create`]).
-    fn mkdir_beneath(&self, base: &Path, rel: &Path) -> Result<(), WalkError>;
+    fn mkdir_beneath(&self, base: &Path, rel: &Path) -> Result<DirId, WalkError>;
     /// `lchown(2)`: changes the owner of `path` itself, never of a symlink's target.
     fn lchown(&self, path: &Path, uid: u32, gid: u32) -> io::Result<()>;
     /// `unshare(CLONE_NEWNS)`: gives the calling thread its own mount namespace.
@@ -134,7 +134,7 @@ fn is_symlink_at(dir: &OwnedFd, name: &OsStr) -> bool {
 /// `openat(O_DIRECTORY|O_NOFOLLOW)`, creating missing ones with `mkdirat` when `missing` says
 /// so. `base` itself is trusted and may be reached through symlinks; a symlink at or below
 /// it is an error (`ELOOP`) naming the component, so nothing is ever created through one.
-pub fn walk_beneath(base: &Path, rel: &Path, missing: Missing) -> Result<(), WalkError> {
+pub fn walk_beneath(base: &Path, rel: &Path, missing: Missing) -> Result<Option<DirId>, WalkError> {
     let mut dir = open_dir(None, base, true).map_err(|e| WalkError::new(base.into(), e))?;
     let mut here = base.to_path_buf();
     for component in rel.components() {
@@ -154,7 +154,7 @@ pub fn walk_beneath(base: &Path, rel: &Path, missing: Missing) -> Result<(), Wal
         here.push(name);
         let next = match open_dir(Some(&dir), Path::new(name), false) {
             Ok(fd) => fd,
-            Err(nix::errno::Errno::ENOENT) if missing == Missing::Stop => return Ok(()),
+            Err(nix::errno::Errno::ENOENT) if missing == Missing::Stop => return Ok(None),
             Err(nix::errno::Errno::ENOENT) if missing == Missing::Create => {
                 match nix::sys::stat::mkdirat(
                     Some(dir.as_raw_fd()),
@@ -171,7 +171,30 @@ pub fn walk_beneath(base: &Path, rel: &Path, missing: Missing) -> Result<(), Wal
         };
         dir = next;
     }
-    Ok(())
+    let st = nix::sys::stat::fstat(dir.as_raw_fd()).map_err(|e| WalkError::new(here, e))?;
+    Ok(Some(DirId::of(&st)))
+}
+
+/// A directory's identity (device and inode): what the walk reached, to compare with what a
+/// path resolves to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DirId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl DirId {
+    fn of(st: &libc::stat) -> Self {
+        Self {
+            dev: st.st_dev,
+            ino: st.st_ino,
+        }
+    }
+
+    /// The identity of what `path` resolves to (following symlinks, as a mount on it would).
+    pub fn resolve(path: &Path) -> io::Result<Self> {
+        Ok(Self::of(&nix::sys::stat::stat(path)?))
+    }
 }
 
 fn walk_failure(dir: &OwnedFd, name: &OsStr, path: PathBuf, e: nix::errno::Errno) -> WalkError {
@@ -183,6 +206,16 @@ fn walk_failure(dir: &OwnedFd, name: &OsStr, path: PathBuf, e: nix::errno::Errno
         return WalkError::new(path, io::Error::from_raw_os_error(libc::ELOOP));
     }
     WalkError::new(path, e)
+}
+
+/// [`walk_beneath`] creating what is missing: it always reaches the last component.
+fn created(base: &Path, rel: &Path) -> Result<DirId, WalkError> {
+    walk_beneath(base, rel, Missing::Create)?.ok_or_else(|| {
+        WalkError::new(
+            base.join(rel),
+            io::Error::other("the walk stopped before the last component"),
+        )
+    })
 }
 
 /// The real kernel.
@@ -341,8 +374,8 @@ impl Host for RealHost {
         Ok(())
     }
 
-    fn mkdir_beneath(&self, base: &Path, rel: &Path) -> Result<(), WalkError> {
-        walk_beneath(base, rel, Missing::Create)
+    fn mkdir_beneath(&self, base: &Path, rel: &Path) -> Result<DirId, WalkError> {
+        created(base, rel)
     }
 
     fn lchown(&self, path: &Path, uid: u32, gid: u32) -> io::Result<()> {
@@ -539,7 +572,7 @@ impl Host for RecordingHost {
         Ok(())
     }
 
-    fn mkdir_beneath(&self, base: &Path, rel: &Path) -> Result<(), WalkError> {
+    fn mkdir_beneath(&self, base: &Path, rel: &Path) -> Result<DirId, WalkError> {
         drop(
             self.record(HostCall::MkdirBeneath {
                 base: base.to_path_buf(),
@@ -547,7 +580,7 @@ impl Host for RecordingHost {
             })
             .map_err(|e| WalkError::new(base.join(rel), e))?,
         );
-        walk_beneath(base, rel, Missing::Create)
+        created(base, rel)
     }
 
     fn lchown(&self, path: &Path, uid: u32, gid: u32) -> io::Result<()> {
@@ -572,8 +605,15 @@ mod tests {
     #[test]
     fn walk_creates_missing_directories() {
         let tmp = tempfile::tempdir().unwrap();
-        walk_beneath(tmp.path(), Path::new("a/b/c"), Missing::Create).unwrap();
+        let reached = walk_beneath(tmp.path(), Path::new("a/b/c"), Missing::Create).unwrap();
         assert!(tmp.path().join("a/b/c").is_dir());
+        // The walk says which directory it reached.
+        let c = DirId::resolve(&tmp.path().join("a/b/c")).unwrap();
+        assert_eq!(reached, Some(c));
+        assert_ne!(
+            Some(DirId::resolve(&tmp.path().join("a/b")).unwrap()),
+            reached
+        );
         // Existing ones are fine.
         walk_beneath(tmp.path(), Path::new("a/b"), Missing::Refuse).unwrap();
     }
@@ -603,7 +643,9 @@ mod tests {
         let err = walk_beneath(tmp.path(), Path::new("a/b"), Missing::Refuse).unwrap_err();
         assert!(err.is_missing());
         assert_eq!(err.path, tmp.path().join("a"));
-        walk_beneath(tmp.path(), Path::new("a/b"), Missing::Stop).unwrap();
+        // A dry run stops (reaching nothing) where the rest would be created.
+        let reached = walk_beneath(tmp.path(), Path::new("a/b"), Missing::Stop).unwrap();
+        assert_eq!(reached, None);
         assert!(!tmp.path().join("a").exists());
     }
 

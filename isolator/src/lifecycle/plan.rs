@@ -20,7 +20,7 @@ use crate::driver::VolumeDriver;
 use crate::grammar::{self, ContainerPath, GrammarConfig, VolumeRequest};
 use crate::ledger::VolumeKey;
 use crate::names::DriverName;
-use crate::sys::{walk_beneath, Missing};
+use crate::sys::{walk_beneath, DirId, Missing};
 
 /// Where a container path lands on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,13 +42,14 @@ impl Target {
     /// Makes the target directory (creating what may be created), then checks it resolves
     /// inside its base.
     pub fn make(&self, host: &dyn crate::sys::Host) -> Result<(), PathError> {
-        if self.create {
+        let reached = if self.create {
             host.mkdir_beneath(&self.base, &self.rel)
-                .map_err(|e| self.walk_error(e))?;
+                .map_err(|e| self.walk_error(e))?
         } else {
-            walk_beneath(&self.base, &self.rel, Missing::Refuse).map_err(|e| self.walk_error(e))?;
-        }
-        self.check_resolves_inside()
+            self.walk(Missing::Refuse)?
+                .ok_or_else(|| self.unreached())?
+        };
+        self.check_resolves_inside(reached)
     }
 
     /// The read-only dry run of [`Target::make`].
@@ -58,11 +59,21 @@ impl Target {
         } else {
             Missing::Refuse
         };
-        walk_beneath(&self.base, &self.rel, missing).map_err(|e| self.walk_error(e))?;
-        if self.path().exists() {
-            self.check_resolves_inside()?;
+        if let Some(reached) = self.walk(missing)? {
+            self.check_resolves_inside(reached)?;
         }
         Ok(())
+    }
+
+    fn walk(&self, missing: Missing) -> Result<Option<DirId>, PathError> {
+        walk_beneath(&self.base, &self.rel, missing).map_err(|e| self.walk_error(e))
+    }
+
+    fn unreached(&self) -> PathError {
+        PathError::Missing {
+            path: self.container_path.clone(),
+            missing: self.path(),
+        }
     }
 
     fn walk_error(&self, e: crate::sys::WalkError) -> PathError {
@@ -79,8 +90,11 @@ impl Target {
         }
     }
 
-    /// The launcher mounts on the *path*: it must resolve inside the base.
-    pub(super) fn check_resolves_inside(&self) -> Result<(), PathError> {
+    /// The launcher mounts on the *path*: it must resolve to the directory the walk reached
+    /// (`reached`), which lies inside the base, since the walk follows no symlink below it and
+    /// takes no `..`. One `stat` of the path says so; only when it does not are both resolved
+    /// (realpath), for the error.
+    pub(super) fn check_resolves_inside(&self, reached: DirId) -> Result<(), PathError> {
         let target = self.path();
         let resolve = |p: &Path| {
             std::fs::canonicalize(p).map_err(|source| PathError::Resolve {
@@ -89,18 +103,25 @@ impl Target {
                 source,
             })
         };
+        match DirId::resolve(&target) {
+            Ok(id) if id == reached => return Ok(()),
+            Ok(_) => {}
+            Err(source) => {
+                return Err(PathError::Resolve {
+                    path: self.container_path.clone(),
+                    target,
+                    source,
+                })
+            }
+        }
         let base = resolve(&self.base)?;
         let resolved = resolve(&target)?;
-        if resolved.starts_with(&base) {
-            Ok(())
-        } else {
-            Err(PathError::Escapes {
-                path: self.container_path.clone(),
-                target,
-                resolved,
-                base,
-            })
-        }
+        Err(PathError::Escapes {
+            path: self.container_path.clone(),
+            target,
+            resolved,
+            base,
+        })
     }
 }
 
