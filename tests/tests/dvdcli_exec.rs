@@ -296,6 +296,8 @@ fn container_records(env: &Env) -> Vec<String> {
     std::fs::read_dir(env.dir.path().join("ckpt/containers"))
         .map(|d| {
             d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                // Not the temp files the ledger keeps for reuse.
+                .filter(|n| !n.starts_with(".tmp-"))
                 .collect()
         })
         .unwrap_or_default()

@@ -173,7 +173,8 @@ fn distrust(meta: &fs::Metadata) -> Option<String> {
 
 /// Why `meta`'s owner is not the user running the isolator (root, for the agent), if not.
 fn foreign_owner(meta: &fs::Metadata) -> Option<String> {
-    let euid = nix::unistd::geteuid().as_raw();
+    static EUID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let euid = *EUID.get_or_init(|| nix::unistd::geteuid().as_raw());
     if meta.uid() == euid {
         return None;
     }
@@ -522,9 +523,20 @@ fn read_trusted(path: &Path) -> Result<Option<Vec<u8>>, LedgerError> {
     if let Some(dir) = path.parent() {
         check_dir_trusted(dir)?;
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.read_to_end(&mut bytes)
-        .map_err(LedgerError::io(path))?;
+    // Records are replaced by rename, never changed in place: the size `fstat` gave is the
+    // content's. Read exactly that (one `read`, usually; no end-of-file probe).
+    let len = usize::try_from(meta.len()).unwrap_or(usize::MAX);
+    let mut bytes = vec![0; len];
+    let mut filled = 0;
+    while filled < len {
+        match file.read(&mut bytes[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(LedgerError::io(path)(e)),
+        }
+    }
+    bytes.truncate(filled);
     Ok(Some(bytes))
 }
 
