@@ -540,7 +540,7 @@ fn read_trusted(path: &Path) -> Result<Option<Vec<u8>>, LedgerError> {
     Ok(Some(bytes))
 }
 
-fn read_record<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, LedgerError> {
+fn read_record<T: DeserializeOwned + Versioned>(path: &Path) -> Result<Option<T>, LedgerError> {
     let Some(bytes) = read_trusted(path)? else {
         return Ok(None);
     };
@@ -551,18 +551,13 @@ fn read_record<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, LedgerErro
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(corrupt("the file is empty".into()));
     }
-    // The common case, a well-formed record of our format, is parsed straight into its type
-    // (recover reads every record: no intermediate JSON tree); anything else goes the slow
-    // way below, which says what is wrong with it.
-    #[derive(serde::Deserialize)]
-    struct Format {
-        format: Option<u64>,
-    }
-    if let Ok(Format { format: Some(v) }) = serde_json::from_slice::<Format>(&bytes) {
-        if v == u64::from(FORMAT) {
-            if let Ok(record) = serde_json::from_slice(&bytes) {
-                return Ok(Some(record));
-            }
+    // The common case, a well-formed record of our format, is parsed once, straight into its
+    // type (recover reads every record: no intermediate JSON tree); anything else — including
+    // a record of another format that happens to have the same fields — goes the slow way
+    // below, which says what is wrong with it.
+    if let Ok(record) = serde_json::from_slice::<T>(&bytes) {
+        if record.format() == FORMAT {
+            return Ok(Some(record));
         }
     }
     let value: serde_json::Value =
@@ -579,6 +574,23 @@ fn read_record<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, LedgerErro
     serde_json::from_value(value)
         .map(Some)
         .map_err(|e| corrupt(e.to_string()))
+}
+
+/// A record that says which format it is in.
+trait Versioned {
+    fn format(&self) -> u32;
+}
+
+impl Versioned for ContainerRecord {
+    fn format(&self) -> u32 {
+        self.format
+    }
+}
+
+impl Versioned for VolumeRecord {
+    fn format(&self) -> u32 {
+        self.format
+    }
 }
 
 fn write_record<T: Serialize>(
@@ -702,6 +714,8 @@ mod tests {
             ("  \n", "empty"),
             (&good[..good.len() / 2], "not JSON"),
             ("{\"format\":2}", "format 2"),
+            // Every field of ours, but another format: not taken for ours.
+            (&good.replace("\"format\":1", "\"format\":2"), "format 2"),
             ("{\"x\":1}", "no record format"),
             (&good.replace("c1", "c2"), "belongs in"),
         ] {
