@@ -21,7 +21,6 @@
 pub const POINTS: &[&str] = &[
     // prepare
     "prepare.validated",
-    "prepare.intent_written",
     "join.mount_id_written",
     "join.mount_returned",
     "join.mount_recorded",
@@ -30,7 +29,7 @@ pub const POINTS: &[&str] = &[
     "prepare.between_targets",
     "prepare.before_prepared_write",
     // cleanup (and release in general)
-    "cleanup.marked_cleaning",
+    "cleanup.references_dropped",
     "release.holder_dropped",
     "unmount.before_call",
     "unmount.returned",

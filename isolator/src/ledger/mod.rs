@@ -28,7 +28,8 @@
 //!
 //! # Records (JSON, `"format": 1`)
 //!
-//! A **container record**: `container_id`; `state` `preparing` → `prepared` → `cleaning`;
+//! A **container record**: `container_id`; `state` `preparing` → `prepared` → `cleaning` (an
+//! agent container's record is only ever written `prepared`, see *Write order*);
 //! `volumes`: per volume its driver, name, container path, host bind target, read-only flag
 //! and, once joined, the mount id and mount point it joined; optionally `holder {pid,
 //! start_time}` for a `dvdcli exec` container (such a container is alive while that process
@@ -48,21 +49,30 @@
 //! A container holds a volume when its record lists the volume and is not `cleaning`. The
 //! `holders` set in the volume record is a cache of exactly that, kept under the volume lock by
 //! `prepare`/`cleanup` and rebuilt from the container records by `recover`; there is no
-//! counter that could drift. Over-counting is the only possible error after a crash (a
-//! container whose intent names a volume it never reached), and it only delays an unmount until
-//! that container's cleanup — the safe direction.
+//! counter that could drift. While an agent container's prepare runs (see *Write order*), the
+//! holder entry its join wrote is its only trace; `recover` — which follows any crash of the
+//! agent, and runs alone — drops a holder no container record explains, and unmounts what it
+//! alone held. Over-counting is the only other possible error after a crash (a `dvdcli exec`
+//! container whose intent names a volume it never reached), and it only delays an unmount
+//! until that container's cleanup — the safe direction.
 //!
 //! # Write order
 //!
-//! 1. prepare: container record (`preparing`) before any driver call; then per volume, under
-//!    its lock, the volume record with the new mount id in state `mounting` *before* Mount, and
-//!    `mounted` after; finally the container record `prepared` (with the mount ids, so a lost
-//!    volume record can be rebuilt). A failed prepare writes `cleaning` and releases, like
-//!    cleanup.
-//! 2. cleanup: container record `cleaning` first (the references are gone, durably); then per
-//!    volume the holder is removed, and if it was the last one: `unmounting` before Unmount,
-//!    then the mount is dropped, or, when Unmount fails, moved to `failed_unmounts`; finally
-//!    the container record is deleted.
+//! 1. prepare: per volume, under its lock, the volume record with the container as a holder
+//!    and the new mount id in state `mounting` *before* Mount (the container's intent, on disk
+//!    before any driver call that could mount), and `mounted` after; a shared volume only
+//!    gets the new holder; finally the container record `prepared` (with the mount ids, so a
+//!    lost volume record can be rebuilt). A failed prepare releases what it joined, like
+//!    cleanup. A `dvdcli exec` container (one with a `holder`) also writes its record
+//!    (`preparing`) first: no agent recover follows its crash, and the next `dvdcli` reaps it
+//!    through that record; its failed prepare marks it `cleaning` before releasing.
+//! 2. cleanup: the container's references are dropped first, durably — an agent container's
+//!    record is deleted, a `dvdcli exec` container's marked `cleaning` (and deleted last);
+//!    then per volume the holder is removed, and if it was the last one: `unmounting` before
+//!    Unmount, then the mount is dropped, or, when Unmount fails, moved to `failed_unmounts`.
+//!
+//! An agent container thus costs four record writes and two removals per prepare+cleanup of
+//! a volume it mounts alone (the intent-first order cost six and two).
 //!
 //! # Locks
 //!

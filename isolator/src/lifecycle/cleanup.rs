@@ -1,7 +1,7 @@
 //! `cleanup` and the reaping of dead `dvdcli exec` holders.
 //!
-//! Cleanup drops the container's references first, durably (its record goes to `cleaning`),
-//! then releases each volume: the holder is removed and, after the last one, the volume is
+//! Cleanup drops the container's references first, durably (its record is deleted, or, for a
+//! `dvdcli exec` container, goes to `cleaning`), then releases each volume: the holder is removed and, after the last one, the volume is
 //! unmounted with the id of its Mount. A failed Unmount is reported and remembered for retry
 //! in the volume record, which keeps no holder: it never pins the volume (MESOS-10126).
 
@@ -38,10 +38,16 @@ pub(super) fn cleanup_locked(iso: &Isolator, id: &ContainerId) -> Result<(), Iso
     };
     if let Some(mut record) = record {
         volumes.extend(record.volumes.iter().map(|u| u.key()));
-        if record.state != ContainerState::Cleaning {
+        // The references go first, durably. An agent container's record is simply deleted:
+        // after a crash from here on, the agent's recover drops the holder entries no record
+        // explains and unmounts what they alone held. A `dvdcli exec` container's is marked
+        // `cleaning` and deleted last: the next `dvdcli` finishes the job through it.
+        if record.holder.is_none() {
+            iso.ledger.remove_container(id).map_err(ledger_err)?;
+            fault::point("cleanup.references_dropped");
+        } else if record.state != ContainerState::Cleaning {
             record.state = ContainerState::Cleaning;
             iso.ledger.write_container(&record).map_err(ledger_err)?;
-            fault::point("cleanup.marked_cleaning");
         }
     } else {
         match iso.ledger.list_volumes() {

@@ -55,14 +55,31 @@ pub(super) fn prepare(
             .collect(),
         cfg.holder,
     );
-    iso.ledger.write_container(&record).map_err(ledger_err)?;
-    fault::point("prepare.intent_written");
+    // A `dvdcli exec` container's intent is written first: no agent recover follows its
+    // crash, and the next `dvdcli` finds what it left only through its record. An agent
+    // container's is not: until its record is written below, the holder entries its joins put
+    // in the volume records are its only trace, and the agent's recover, which follows any
+    // crash of the agent, drops holders no container record explains (and unmounts what they
+    // alone held) — the same outcome an intent record would have had.
+    let intent = record.holder.is_some();
+    if intent {
+        iso.ledger.write_container(&record).map_err(ledger_err)?;
+    }
 
     let mut held: Vec<Held> = Vec::with_capacity(planned.len());
     let outcome = join_all(iso, id, cfg, &planned, &mut held);
     let launch = match outcome {
         Ok(launch) => launch,
-        Err(primary) => return Err(roll_back(iso, &mut record, &planned, &held, primary)),
+        Err(primary) => {
+            return Err(roll_back(
+                iso,
+                &mut record,
+                intent,
+                &planned,
+                &held,
+                primary,
+            ))
+        }
     };
 
     fault::point("prepare.before_prepared_write");
@@ -72,7 +89,14 @@ pub(super) fn prepare(
         used.mountpoint = Some(h.mountpoint.clone());
     }
     if let Err(e) = iso.ledger.write_container(&record) {
-        return Err(roll_back(iso, &mut record, &planned, &held, ledger_err(e)));
+        return Err(roll_back(
+            iso,
+            &mut record,
+            intent,
+            &planned,
+            &held,
+            ledger_err(e),
+        ));
     }
     Ok(Some(launch))
 }
@@ -188,11 +212,13 @@ fn chown_root(
         .map_err(|e| bad(e.to_string()))
 }
 
-/// Releases what a failed prepare joined, newest first, and removes its intent. Returns the
-/// primary error, with the rollback's own failures if any.
+/// Releases what a failed prepare joined, newest first, and removes its record (`intent`:
+/// one was written before the joins). Returns the primary error, with the rollback's own
+/// failures if any.
 fn roll_back(
     iso: &Isolator,
     record: &mut ContainerRecord,
+    intent: bool,
     planned: &[PlannedVolume],
     held: &[Held],
     primary: IsolatorError,
@@ -200,13 +226,16 @@ fn roll_back(
     let id = &record.container_id.clone();
     let mut errors = Vec::new();
     // As in cleanup: the references go first, durably, so a crash mid-rollback is finished
-    // by recover whatever the agent still knows.
-    record.state = ContainerState::Cleaning;
-    if let Err(source) = iso.ledger.write_container(record) {
-        errors.push(IsolatorError::Ledger {
-            container: id.clone(),
-            source: Box::new(source),
-        });
+    // by recover whatever the agent still knows. (Without an intent record there is nothing
+    // to write: the final record was not written, or its write failed.)
+    if intent {
+        record.state = ContainerState::Cleaning;
+        if let Err(source) = iso.ledger.write_container(record) {
+            errors.push(IsolatorError::Ledger {
+                container: id.clone(),
+                source: Box::new(source),
+            });
+        }
     }
     for (p, h) in planned.iter().zip(held).rev() {
         if let Err(e) = iso.release(id, &h.key, Some(p.driver.as_ref())) {
