@@ -311,8 +311,7 @@ mod tests {
         lock.l_start = slot as libc::off_t;
         lock.l_len = 1;
         // SAFETY: fcntl with a valid struct flock.
-        let ok = unsafe { libc::fcntl(other.as_raw_fd(), libc::F_OFD_SETLK, &lock) } == 0;
-        ok
+        unsafe { libc::fcntl(other.as_raw_fd(), libc::F_OFD_SETLK, &lock) == 0 }
     }
 
     #[test]
