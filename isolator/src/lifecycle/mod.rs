@@ -164,6 +164,9 @@ pub struct Isolator {
     resolver: DriverResolver,
     host: Arc<dyn Host>,
     ledger: Ledger,
+    /// Volumes this handle has seen exist (a `Get` found one, a `Create` or `Mount`
+    /// succeeded): their next Mount needs no `Get` first (see `volume::Isolator::mount_new`).
+    seen: std::sync::Mutex<std::collections::HashSet<crate::ledger::VolumeKey>>,
 }
 
 impl fmt::Debug for Isolator {
@@ -188,6 +191,7 @@ impl Isolator {
             resolver,
             host,
             ledger,
+            seen: Default::default(),
         })
     }
 

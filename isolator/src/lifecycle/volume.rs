@@ -238,6 +238,45 @@ impl Isolator {
         }
     }
 
+    fn seen(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<VolumeKey>> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Mounts a volume nobody holds, with mount id `id`: `Get` (is it there?), `Create` when
+    /// it is missing (or the error, with explicit creation), `Mount` — as `dvdcli mount` does.
+    ///
+    /// A volume this handle has already seen exist, for a container that does not ask for
+    /// explicit creation, is mounted straight away, as Docker mounts a volume it knows: the
+    /// `Get` could only say "it is there". Should it have been removed since, the plugin
+    /// refuses the Mount — a refusal mounts nothing, so the full sequence then runs with the
+    /// same id. A container asking for explicit creation always gets its `Get`: that check
+    /// is the point of the flag.
+    fn mount_new(
+        &self,
+        driver: &dyn VolumeDriver,
+        key: &VolumeKey,
+        opts: &crate::opts::VolumeOpts,
+        explicit_create: bool,
+        id: &str,
+    ) -> Result<PathBuf, OpsError> {
+        if !explicit_create && self.seen().contains(key) {
+            driver.activate()?;
+            match driver.mount(&key.name, id) {
+                Ok(mountpoint) => return Ok(mountpoint),
+                Err(e) if e.is_refusal() => {
+                    self.seen().remove(key);
+                    self.config.log.info(&format!(
+                        "{key}: Mount (id {id}) refused ({e}); checking the volume and mounting again"
+                    ));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let mountpoint = ops::mount(driver, &key.name, opts, explicit_create, id)?;
+        self.seen().insert(key.clone());
+        Ok(mountpoint)
+    }
+
     /// Makes `container` a holder of the volume: shares its current mount, or mounts it.
     pub(super) fn join(
         &self,
@@ -300,7 +339,7 @@ impl Isolator {
         self.write_volume(&record)?;
         fault::point("join.mount_id_written");
 
-        match ops::mount(driver, &key.name, opts, explicit_create, &mount_id) {
+        match self.mount_new(driver, key, opts, explicit_create, &mount_id) {
             Ok(mountpoint) => {
                 fault::point("join.mount_returned");
                 record.mount = Some(MountRecord {

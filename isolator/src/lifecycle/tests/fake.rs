@@ -141,11 +141,17 @@ impl VolumeDriver for FakeDriver {
     fn mount(&self, volume: &VolumeName, id: &str) -> Result<PathBuf, DriverError> {
         let v = volume.as_str();
         self.call(Endpoint::Mount, v, format!("Mount {v} {id}"))?;
-        self.lock()
-            .volumes
-            .entry(v.to_owned())
-            .or_default()
-            .insert(id.to_owned());
+        // Like Docker's drivers: no Mount of a volume that does not exist.
+        let mut s = self.lock();
+        let Some(ids) = s.volumes.get_mut(v) else {
+            return Err(DriverError::Plugin(PluginError::Refused {
+                driver: self.name.to_string(),
+                endpoint: Endpoint::Mount,
+                status: 500,
+                message: format!("no such volume: {v}"),
+            }));
+        };
+        ids.insert(id.to_owned());
         Ok(Self::mountpoint(v))
     }
 

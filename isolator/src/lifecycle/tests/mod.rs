@@ -288,6 +288,81 @@ fn explicit_create_never_creates() {
 }
 
 #[test]
+fn a_volume_seen_before_is_mounted_without_get_unless_it_is_gone_or_explicit() {
+    let f = Fixture::new();
+    let since = |n: usize| f.driver.calls()[n..].to_vec();
+    // First time: is it there? No: Create, then Mount.
+    f.prepare("c1", ONE).unwrap();
+    let id1 = mount_id_of(&f.driver.calls_of("Mount data")[0]);
+    assert_eq!(
+        since(0),
+        [
+            "Activate",
+            "Get data",
+            "Create data",
+            &format!("Mount data {id1}")
+        ]
+    );
+    f.iso.cleanup(&cid("c1")).unwrap();
+
+    // Seen by this handle: Mount straight away.
+    let n = f.driver.calls().len();
+    f.prepare("c2", ONE).unwrap();
+    let id2 = mount_id_of(&f.driver.calls_of("Mount data")[1]);
+    assert_eq!(since(n), ["Activate", &format!("Mount data {id2}")]);
+    f.iso.cleanup(&cid("c2")).unwrap();
+
+    // Removed behind our back: the Mount is refused (nothing mounted), then the full
+    // sequence runs with the same id.
+    crate::driver::VolumeDriver::remove(
+        f.driver.as_ref(),
+        &crate::names::VolumeName::new("data").unwrap(),
+    )
+    .unwrap();
+    let n = f.driver.calls().len();
+    f.prepare("c3", ONE).unwrap();
+    let calls = since(n);
+    let id3 = mount_id_of(&calls[1]);
+    assert_eq!(
+        calls,
+        [
+            "Activate".to_owned(),
+            format!("Mount data {id3}"),
+            "Activate".into(),
+            "Get data".into(),
+            "Create data".into(),
+            format!("Mount data {id3}"),
+        ]
+    );
+    assert!(f.logged("refused"), "{:?}", f.logs.lock().unwrap());
+    assert_eq!(f.driver.mounted_ids("data"), [id3.clone()].into());
+    f.iso.cleanup(&cid("c3")).unwrap();
+    let n = f.driver.calls().len() + 1; // after the test's own Remove
+
+    // Explicit creation is a check the container asked for: always a Get.
+    let n = n - 1;
+    f.prepare(
+        "c4",
+        &[
+            ("DVDI_VOLUME_NAME", "data"),
+            ("DVDI_VOLUME_EXPLICITCREATE", "true"),
+        ],
+    )
+    .unwrap();
+    let id4 = mount_id_of(&f.driver.calls_of("Mount data").pop().unwrap());
+    assert_eq!(
+        since(n),
+        ["Activate", "Get data", &format!("Mount data {id4}")]
+    );
+    // A fresh handle (the agent restarted) has seen nothing yet.
+    f.iso.cleanup(&cid("c4")).unwrap();
+    let iso = f.restart();
+    let n = f.driver.calls().len();
+    iso.prepare(&cid("c5"), &f.config("c5", ONE)).unwrap();
+    assert_eq!(since(n)[..2], ["Activate", "Get data"]);
+}
+
+#[test]
 fn two_containers_share_one_mount_and_the_last_one_unmounts_it() {
     let f = Fixture::new();
     let a = f.prepare("c1", ONE).unwrap().unwrap();
