@@ -91,6 +91,14 @@ impl Row {
         }
     }
 
+    /// Two figures and their (paired) ratio, shown for information: no target.
+    pub fn compared(name: impl Into<String>, ours: String, reference: String, ratio: f64) -> Row {
+        Row {
+            ratio: Some(ratio),
+            ..Row::info(name, ours, reference)
+        }
+    }
+
     /// A row that could not be measured.
     pub fn failed(name: impl Into<String>, why: String) -> Row {
         Row {
