@@ -1,8 +1,20 @@
-//! A minimal blocking HTTP/1.1 client for plugin calls: one POST per connection, over a Unix
-//! socket or TCP, with a connect-retry window, a per-request deadline and a reply-size cap.
+//! A minimal blocking HTTP/1.1 client for plugin calls: a POST over a Unix socket or TCP, with
+//! a connect-retry window, a per-request deadline and a reply-size cap.
 //!
 //! No async runtime: this code runs inside a Mesos agent process. Replies may be framed by
 //! `Content-Length`, chunked encoding or connection close; `httparse` reads the head.
+//!
+//! # Kept connections
+//!
+//! With an [`Idle`] set, a connection whose reply allows it (HTTP/1.1, no `Connection: close`,
+//! a body framed by length or chunks, nothing sent after it) is kept for the next request, as
+//! Docker's own plugin client does. A kept connection is only used again within [`IDLE_REUSE`]
+//! of its last reply — far below any plugin server's idle timeout, so the plugin does not close
+//! it just as a request goes out — and only if `poll` shows the plugin has not closed it or
+//! sent anything since. Should writing the request to it still fail, the plugin cannot have
+//! acted on an incomplete request, and it is sent once on a new connection. A request whose
+//! reply is lost *after* it was sent is never sent again (a `Mount` need not be idempotent):
+//! that is reported as the call getting no answer, exactly as on a new connection.
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -53,12 +65,34 @@ pub struct Limits {
     pub max_body: usize,
 }
 
+#[derive(Debug)]
 enum Stream {
     Unix(UnixStream),
     Tcp(TcpStream),
 }
 
 impl Stream {
+    fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        match self {
+            Stream::Unix(s) => s.as_raw_fd(),
+            Stream::Tcp(s) => s.as_raw_fd(),
+        }
+    }
+
+    /// Whether the peer has neither closed the connection nor sent anything on it: nothing to
+    /// read, no hang-up, no error, right now.
+    fn quiet(&self) -> bool {
+        let mut pfd = libc::pollfd {
+            fd: self.raw_fd(),
+            events: libc::POLLIN | libc::POLLRDHUP,
+            revents: 0,
+        };
+        // SAFETY: poll on one pollfd we own, with a zero timeout.
+        let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+        n == 0
+    }
+
     fn set_timeouts(&self, t: Duration) -> io::Result<()> {
         // A zero timeout means "block forever" to the OS; never pass it.
         let t = Some(t.max(Duration::from_millis(1)));
@@ -171,39 +205,121 @@ fn connect(addr: &PluginAddr, limits: &Limits) -> Result<Stream, HttpError> {
     }
 }
 
-/// Sends `POST path` with a JSON `body` and reads the whole reply.
+/// How long after its last reply a kept connection may carry another request.
+pub const IDLE_REUSE: Duration = Duration::from_secs(1);
+
+/// Kept connections per plugin.
+const MAX_IDLE: usize = 4;
+
+/// Connections to one plugin kept for the next request (see the module's *Kept connections*).
+#[derive(Debug, Default)]
+pub struct Idle(std::sync::Mutex<Vec<(Stream, Instant)>>);
+
+impl Idle {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Stream, Instant)>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A kept connection fit for a request now, if any (the others are closed).
+    fn take(&self) -> Option<Stream> {
+        loop {
+            let (stream, since) = self.lock().pop()?;
+            if since.elapsed() < IDLE_REUSE && stream.quiet() {
+                return Some(stream);
+            }
+        }
+    }
+
+    fn keep(&self, stream: Stream) {
+        let mut kept = self.lock();
+        if kept.len() < MAX_IDLE {
+            kept.push((stream, Instant::now()));
+        }
+    }
+
+    /// How many connections are kept now (tests).
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn write_request(stream: &mut Stream, request: &[u8], limits: &Limits) -> Result<(), HttpError> {
+    stream
+        .set_timeouts(remaining(limits.deadline)?)
+        .map_err(HttpError::Io)?;
+    stream.write_all(request).map_err(|e| {
+        if is_timeout(&e) {
+            HttpError::Timeout
+        } else {
+            HttpError::Io(e)
+        }
+    })
+}
+
+/// Sends `POST path` with a JSON `body` on a new connection and reads the whole reply.
 pub fn post(
     addr: &PluginAddr,
     path: &str,
     body: &[u8],
     limits: &Limits,
 ) -> Result<Response, HttpError> {
-    let mut stream = connect(addr, limits)?;
+    post_keeping(None, addr, path, body, limits)
+}
+
+/// [`post`], on a connection kept in `idle` if there is one fit for it, keeping the
+/// connection there afterwards if the reply allows.
+pub fn post_keeping(
+    idle: Option<&Idle>,
+    addr: &PluginAddr,
+    path: &str,
+    body: &[u8],
+    limits: &Limits,
+) -> Result<Response, HttpError> {
+    let connection = if idle.is_some() {
+        ""
+    } else {
+        "Connection: close\r\n"
+    };
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: plugin\r\nUser-Agent: dvdi/{}\r\nAccept: {PLUGIN_MEDIA_TYPE}\r\n\
-         Content-Type: {PLUGIN_MEDIA_TYPE}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+         Content-Type: {PLUGIN_MEDIA_TYPE}\r\nContent-Length: {}\r\n{connection}\r\n",
         env!("CARGO_PKG_VERSION"),
         body.len()
     );
     let mut request = head.into_bytes();
     request.extend_from_slice(body);
-    stream
-        .set_timeouts(remaining(limits.deadline)?)
-        .map_err(HttpError::Io)?;
-    stream.write_all(&request).map_err(|e| {
-        if is_timeout(&e) {
-            HttpError::Timeout
-        } else {
-            HttpError::Io(e)
+    let mut stream = match idle.and_then(Idle::take) {
+        Some(mut kept) => match write_request(&mut kept, &request, limits) {
+            Ok(()) => kept,
+            Err(HttpError::Io(_)) => {
+                // Closed under us before the request was whole: nothing was acted on.
+                let mut fresh = connect(addr, limits)?;
+                write_request(&mut fresh, &request, limits)?;
+                fresh
+            }
+            Err(e) => return Err(e),
+        },
+        None => {
+            let mut fresh = connect(addr, limits)?;
+            write_request(&mut fresh, &request, limits)?;
+            fresh
         }
-    })?;
-    read_reply(
+    };
+    let (response, reusable) = read_reply_keeping(
         &mut DeadlineReader {
             stream: &mut stream,
             deadline: limits.deadline,
         },
         limits.max_body,
-    )
+    )?;
+    if let Some(idle) = idle.filter(|_| reusable) {
+        idle.keep(stream);
+    }
+    Ok(response)
 }
 
 /// A connection read under a deadline: each read gets the time left as its timeout, and a read
@@ -242,6 +358,16 @@ enum Framing {
 /// body larger than `max_body`. A read that times out (`WouldBlock`/`TimedOut`) is
 /// [`HttpError::Timeout`]. [`post`] reads the connection with it; [`parse_reply`] a byte slice.
 pub fn read_reply<R: Read>(stream: &mut R, max_body: usize) -> Result<Response, HttpError> {
+    read_reply_keeping(stream, max_body).map(|(response, _)| response)
+}
+
+/// [`read_reply`], also saying whether the connection may carry another request: an HTTP/1.1
+/// reply without `Connection: close`, its body framed by length or chunks, and nothing read
+/// beyond it.
+fn read_reply_keeping<R: Read>(
+    stream: &mut R,
+    max_body: usize,
+) -> Result<(Response, bool), HttpError> {
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
     let mut chunk = [0u8; 16 * 1024];
     let mut eof = false;
@@ -257,7 +383,7 @@ pub fn read_reply<R: Read>(stream: &mut R, max_body: usize) -> Result<Response, 
     };
 
     // The head.
-    let (status, framing, head_len) = loop {
+    let (status, framing, head_len, keep_alive) = loop {
         let mut headers = [httparse::EMPTY_HEADER; 64];
         let mut resp = httparse::Response::new(&mut headers);
         match resp.parse(&buf) {
@@ -269,7 +395,8 @@ pub fn read_reply<R: Read>(stream: &mut R, max_body: usize) -> Result<Response, 
                     buf.drain(..n);
                     continue;
                 }
-                break (status, framing, n);
+                let keep_alive = resp.version == Some(1) && !closes(resp.headers);
+                break (status, framing, n, keep_alive);
             }
             Ok(httparse::Status::Partial) => {
                 if buf.len() > MAX_HEAD_BYTES {
@@ -290,6 +417,7 @@ pub fn read_reply<R: Read>(stream: &mut R, max_body: usize) -> Result<Response, 
     buf.drain(..head_len);
 
     // The body.
+    let framed = !matches!(framing, Framing::Close);
     let body = match framing {
         Framing::Length(n) => {
             if n > max_body {
@@ -304,7 +432,12 @@ pub fn read_reply<R: Read>(stream: &mut R, max_body: usize) -> Result<Response, 
                 }
                 read_more(&mut buf, &mut eof)?;
             }
+            let beyond = buf.len() > n;
             buf.truncate(n);
+            if beyond {
+                // Bytes after the reply: the connection is not clean.
+                return Ok((Response { status, body: buf }, false));
+            }
             buf
         }
         Framing::Close => {
@@ -323,6 +456,7 @@ pub fn read_reply<R: Read>(stream: &mut R, max_body: usize) -> Result<Response, 
             let mut chunked = ChunkedBody::default();
             loop {
                 match chunked.decode(&mut buf, max_body)? {
+                    Some(body) if !buf.is_empty() => return Ok((Response { status, body }, false)),
                     Some(body) => break body,
                     None if eof => {
                         return Err(HttpError::Malformed(
@@ -334,7 +468,17 @@ pub fn read_reply<R: Read>(stream: &mut R, max_body: usize) -> Result<Response, 
             }
         }
     };
-    Ok(Response { status, body })
+    Ok((Response { status, body }, framed && keep_alive && !eof))
+}
+
+/// Whether the reply's `Connection` header says the connection closes after it.
+fn closes(headers: &[httparse::Header<'_>]) -> bool {
+    headers.iter().any(|h| {
+        h.name.eq_ignore_ascii_case("connection")
+            && String::from_utf8_lossy(h.value)
+                .split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("close"))
+    })
 }
 
 fn framing_of(headers: &[httparse::Header<'_>]) -> Result<Framing, HttpError> {

@@ -14,6 +14,7 @@ use crate::driver::{DriverError, Scope, VolumeDriver, VolumeInfo};
 use crate::http::{self, HttpError, Limits};
 use crate::names::{DriverName, VolumeName};
 use crate::opts::VolumeOpts;
+use std::sync::Arc;
 
 /// A protocol endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -153,6 +154,9 @@ pub struct PluginClient {
     driver: DriverName,
     location: PluginLocation,
     config: ClientConfig,
+    /// Connections kept for the next call (see `http`'s *Kept connections*); shared by
+    /// clones. `None`: a new connection per call.
+    idle: Option<Arc<http::Idle>>,
 }
 
 #[derive(Deserialize)]
@@ -357,6 +361,7 @@ impl PluginClient {
             driver,
             location,
             config: config.clone(),
+            idle: Some(Arc::default()),
         })
     }
 
@@ -370,7 +375,19 @@ impl PluginClient {
             driver,
             location: PluginLocation { addr, found_at },
             config: config.clone(),
+            idle: Some(Arc::default()),
         }
+    }
+
+    /// This client, making a new connection for every call (benchmark references, tests).
+    pub fn without_kept_connections(mut self) -> Self {
+        self.idle = None;
+        self
+    }
+
+    /// How many connections are kept for the next call now.
+    pub fn kept_connections(&self) -> usize {
+        self.idle.as_ref().map_or(0, |i| i.len())
     }
 
     pub fn location(&self) -> &PluginLocation {
@@ -402,30 +419,35 @@ impl PluginClient {
         };
         let body = body.map(|b| b.to_string()).unwrap_or_default();
         let path = format!("/{}", endpoint.as_str());
-        let reply = http::post(&self.location.addr, &path, body.as_bytes(), &limits).map_err(
-            |e| match e {
-                HttpError::Timeout => PluginError::Timeout {
-                    driver: driver(),
-                    endpoint,
-                    limit,
-                },
-                HttpError::TooLarge(limit) => PluginError::TooLarge {
-                    driver: driver(),
-                    endpoint,
-                    limit,
-                },
-                e @ HttpError::Connect { .. } => PluginError::Connect {
-                    driver: driver(),
-                    endpoint,
-                    source: e,
-                },
-                e => PluginError::Transport {
-                    driver: driver(),
-                    endpoint,
-                    source: e,
-                },
+        let reply = http::post_keeping(
+            self.idle.as_deref(),
+            &self.location.addr,
+            &path,
+            body.as_bytes(),
+            &limits,
+        )
+        .map_err(|e| match e {
+            HttpError::Timeout => PluginError::Timeout {
+                driver: driver(),
+                endpoint,
+                limit,
             },
-        )?;
+            HttpError::TooLarge(limit) => PluginError::TooLarge {
+                driver: driver(),
+                endpoint,
+                limit,
+            },
+            e @ HttpError::Connect { .. } => PluginError::Connect {
+                driver: driver(),
+                endpoint,
+                source: e,
+            },
+            e => PluginError::Transport {
+                driver: driver(),
+                endpoint,
+                source: e,
+            },
+        })?;
         decode(&self.driver, endpoint, reply.status, &reply.body)
     }
 

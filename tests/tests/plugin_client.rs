@@ -338,3 +338,176 @@ fn discovery_refuses_bad_driver_names_before_any_file() {
         "{err}"
     );
 }
+
+// ---- kept connections (HTTP/1.1 keep-alive) ----
+
+#[test]
+fn calls_share_one_kept_connection() {
+    let f = fixture(Duration::from_secs(10));
+    let v = vol("data");
+    f.client.activate().unwrap();
+    assert_eq!(f.client.get(&v).unwrap(), None);
+    f.client.create(&v, &VolumeOpts::new()).unwrap();
+    f.client.mount(&v, "id-1").unwrap();
+    f.client.unmount(&v, "id-1").unwrap();
+    assert_eq!(f.plugin.connections_accepted(), 1);
+    assert_eq!(f.client.kept_connections(), 1);
+    // Clones share it; a client that keeps none makes one per call.
+    let clone = f.client.clone();
+    clone.get(&v).unwrap();
+    assert_eq!(f.plugin.connections_accepted(), 1);
+    let plain = f.client.clone().without_kept_connections();
+    plain.get(&v).unwrap();
+    plain.get(&v).unwrap();
+    assert_eq!(f.plugin.connections_accepted(), 3);
+    assert_eq!(plain.kept_connections(), 0);
+}
+
+#[test]
+fn a_kept_connection_the_plugin_closed_is_not_used() {
+    let f = fixture(Duration::from_secs(10));
+    let v = vol("data");
+    f.client.create(&v, &VolumeOpts::new()).unwrap();
+    assert_eq!(f.client.kept_connections(), 1);
+    // What a plugin server closing idle connections does.
+    f.plugin.close_idle_connections();
+    f.client.mount(&v, "id-1").unwrap();
+    assert_eq!(f.plugin.connections_accepted(), 2);
+    assert_eq!(f.plugin.mount_ids("data"), ["id-1"]);
+    assert_eq!(f.plugin.count("VolumeDriver.Mount"), 1);
+}
+
+#[test]
+fn a_kept_connection_is_not_used_after_its_reuse_window() {
+    let f = fixture(Duration::from_secs(10));
+    let v = vol("data");
+    f.client.get(&v).unwrap();
+    std::thread::sleep(dvdi::http::IDLE_REUSE + Duration::from_millis(50));
+    f.client.get(&v).unwrap();
+    assert_eq!(f.plugin.connections_accepted(), 2);
+}
+
+#[test]
+fn a_mount_whose_reply_is_lost_on_a_kept_connection_is_not_sent_again() {
+    let f = fixture(Duration::from_secs(10));
+    let v = vol("data");
+    f.client.create(&v, &VolumeOpts::new()).unwrap();
+    f.plugin
+        .set_fault("VolumeDriver.Mount", Fault::DropConnection, Some(1));
+    let err = plugin_err(f.client.mount(&v, "id-1").unwrap_err());
+    assert!(
+        matches!(err, PluginError::Transport { .. }),
+        "no answer, as on a new connection: {err}"
+    );
+    // The plugin read it once: a Mount that may have acted is never repeated.
+    assert_eq!(f.plugin.count("VolumeDriver.Mount"), 1);
+    assert_eq!(f.client.kept_connections(), 0);
+}
+
+/// A bare server on `sock` answering every request with `reply` (raw bytes), on the same
+/// connection for as long as the client keeps it (or closing after each reply with
+/// `close_after`). Returns its count of accepted connections.
+fn raw_server(
+    sock: &std::path::Path,
+    reply: &'static [u8],
+    close_after: bool,
+) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
+    use std::io::{Read, Write};
+    use std::sync::atomic::Ordering;
+    let listener = UnixListener::bind(sock).unwrap();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            count.fetch_add(1, Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    // One request: a head, then Content-Length bytes.
+                    let head_end = loop {
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        match conn.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |v| v.trim().parse().unwrap());
+                    while buf.len() < head_end + len {
+                        match conn.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    buf.drain(..head_end + len);
+                    if conn.write_all(reply).is_err() || close_after {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    accepted
+}
+
+#[test]
+fn only_replies_that_allow_it_leave_a_kept_connection() {
+    const BODY: &str = "{\"Volume\":null,\"Err\":\"\"}";
+    let cases: [(&str, &'static [u8], bool, usize); 4] = [
+        (
+            "HTTP/1.1, Content-Length",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 24\r\n\r\n{\"Volume\":null,\"Err\":\"\"}",
+            false,
+            1,
+        ),
+        (
+            "HTTP/1.1, Connection: close",
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 24\r\n\r\n{\"Volume\":null,\"Err\":\"\"}",
+            false,
+            3,
+        ),
+        (
+            "HTTP/1.0",
+            b"HTTP/1.0 200 OK\r\nContent-Length: 24\r\n\r\n{\"Volume\":null,\"Err\":\"\"}",
+            false,
+            3,
+        ),
+        (
+            "close-delimited body",
+            b"HTTP/1.1 200 OK\r\n\r\n{\"Volume\":null,\"Err\":\"\"}",
+            true,
+            3,
+        ),
+    ];
+    assert_eq!(BODY.len(), 24);
+    for (what, reply, close_after, connections) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("raw.sock");
+        let accepted = raw_server(&sock, reply, close_after);
+        let client = PluginClient::at(
+            driver(),
+            PluginAddr::Unix(sock),
+            &config(Duration::from_secs(5)),
+        );
+        for _ in 0..3 {
+            assert_eq!(client.get(&vol("v")).unwrap(), None, "{what}");
+        }
+        assert_eq!(
+            accepted.load(std::sync::atomic::Ordering::SeqCst),
+            connections,
+            "{what}"
+        );
+        assert_eq!(
+            client.kept_connections(),
+            usize::from(connections == 1),
+            "{what}"
+        );
+    }
+}

@@ -271,6 +271,11 @@ fn run(name: &'static str, kind: &Kind, succeeds: bool, phase: Phase) -> Row {
         if phase == Phase::Cleanup {
             iso.prepare(&c1, &world.config("c1"))
                 .map_err(|e| format!("prepare before the fault failed: {e}"))?;
+            if matches!(kind, Kind::SocketMissing | Kind::Refused) {
+                // The plugin process keeps running here, so the connection the prepare left
+                // kept would still reach it; past its reuse window cleanup connects anew.
+                std::thread::sleep(dvdi::http::IDLE_REUSE + Duration::from_millis(50));
+            }
         }
         match kind {
             Kind::SocketMissing if phase == Phase::Prepare => {

@@ -139,6 +139,17 @@ impl TestPlugin {
         &self.mount_root
     }
 
+    /// How many connections the plugin has accepted so far.
+    pub fn connections_accepted(&self) -> u64 {
+        self.shared.accepted()
+    }
+
+    /// Closes every open connection, as a plugin server closing idle connections does, and
+    /// waits (up to a second) for their threads to finish. The plugin keeps listening.
+    pub fn close_idle_connections(&self) {
+        self.shared.close_connections(Duration::from_secs(1));
+    }
+
     /// Injects `fault` into the next `times` requests on `endpoint` (`None`: all of them),
     /// replacing a fault already set there. `endpoint` is `"VolumeDriver.Mount"` (a leading
     /// `/` is allowed) or [`ANY_ENDPOINT`], which an endpoint's own fault overrides.

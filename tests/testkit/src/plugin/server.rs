@@ -126,6 +126,11 @@ impl Shared {
         self.connection_closed.notify_all();
     }
 
+    /// Connections accepted so far.
+    pub(crate) fn accepted(&self) -> u64 {
+        lock(&self.connections).next_id
+    }
+
     /// Shuts every open connection down (unblocking its reads and writes) and waits up to
     /// `limit` for their threads to finish.
     pub(crate) fn close_connections(&self, limit: Duration) {
