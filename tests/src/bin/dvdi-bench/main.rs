@@ -49,8 +49,12 @@ pub struct Env {
     pub ffi: PathBuf,
     /// The instant plugin, driver `bench`.
     pub plugin: TestPlugin,
-    /// An in-process client of it.
+    /// An in-process client of it making a new connection per call: the references'
+    /// "bare round trips", as a plain client of the protocol makes them.
     pub client: PluginClient,
+    /// The same client keeping its connection between calls, as ours do (`dvdi::http`'s
+    /// *Kept connections*): the reference of the rows that show our own overhead alone.
+    pub kept_client: PluginClient,
 }
 
 struct Plan {
@@ -164,11 +168,12 @@ fn main() {
         },
     )
     .expect("plugin");
-    let client = PluginClient::at(
+    let kept_client = PluginClient::at(
         DriverName::new("bench").expect("name"),
         PluginAddr::Unix(socket),
         &ClientConfig::default(),
     );
+    let client = kept_client.clone().without_kept_connections();
     let dvdcli = match args.iter().position(|a| a == "--dvdcli") {
         Some(i) => PathBuf::from(args.get(i + 1).expect("--dvdcli PATH")),
         None => sibling("dvdcli"),
@@ -181,6 +186,7 @@ fn main() {
         checkpoint,
         plugin,
         client,
+        kept_client,
     };
 
     let started = Instant::now();
@@ -201,6 +207,18 @@ fn main() {
     rows.push(Row::info(
         "instant test plugin: one call (Get) in-process, round trip",
         us(median(&gets)),
+        String::new(),
+    ));
+    let kept_gets: Vec<_> = (0..200.max(plan.isolator_runs))
+        .map(|_| {
+            let t = Instant::now();
+            env.kept_client.get(&vol).expect("get");
+            t.elapsed()
+        })
+        .collect();
+    rows.push(Row::info(
+        "  … on a kept connection",
+        us(median(&kept_gets)),
         String::new(),
     ));
 
