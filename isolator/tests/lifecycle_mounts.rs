@@ -88,7 +88,7 @@ fn elasticsearch_node_lifecycle_keeps_its_data_across_containers() {
     iso.cleanup(&cid("es-run-1")).unwrap();
     assert!(world.volume_mounts().is_empty());
     assert!(
-        world.loops().is_empty(),
+        world.loops_settled().is_empty(),
         "the last unmount detaches the loop device"
     );
     world.assert_ledger_matches_mounts();
@@ -110,7 +110,7 @@ fn elasticsearch_node_lifecycle_keeps_its_data_across_containers() {
     assert_eq!(got[1].ok(), "doc-1");
     iso.cleanup(&cid("es-run-2")).unwrap();
     assert!(world.volume_mounts().is_empty());
-    assert!(world.loops().is_empty());
+    assert!(world.loops_settled().is_empty());
 }
 
 #[test]
@@ -166,7 +166,7 @@ fn two_containers_share_a_volume_mounted_once() {
     world.assert_ledger_matches_mounts();
     iso.cleanup(&cid("b")).unwrap();
     assert!(world.volume_mounts().is_empty());
-    assert!(world.loops().is_empty());
+    assert!(world.loops_settled().is_empty());
     assert!(
         world.driver_mount_ids("shared").is_empty(),
         "its Unmount used the same id"
@@ -249,7 +249,7 @@ fn a_prepare_failing_on_its_second_volume_leaves_nothing_mounted() {
         "{:?}",
         world.volume_mounts()
     );
-    assert!(world.loops().is_empty());
+    assert!(world.loops_settled().is_empty());
     let ledger = dvdi::ledger::Ledger::open(world.checkpoint()).unwrap();
     assert!(ledger.list_containers().unwrap().is_empty());
     assert!(ledger.list_volumes().unwrap().is_empty());
@@ -296,7 +296,7 @@ fn a_driver_failing_unmount_does_not_pin_the_volume() {
     world.assert_ledger_matches_mounts();
     iso.cleanup(&cid("f2")).unwrap();
     assert!(world.volume_mounts().is_empty());
-    assert!(world.loops().is_empty());
+    assert!(world.loops_settled().is_empty());
 }
 
 #[test]
@@ -445,5 +445,5 @@ fn two_processes_sharing_a_ledger_mount_a_volume_once() {
         iso.cleanup(&cid(id)).unwrap();
     }
     assert!(world.volume_mounts().is_empty());
-    assert!(world.loops().is_empty());
+    assert!(world.loops_settled().is_empty());
 }

@@ -64,7 +64,7 @@ fn assert_all_released(world: &World) {
         "{:?}",
         world.volume_mounts()
     );
-    assert!(world.loops().is_empty());
+    assert!(world.loops_settled().is_empty());
     world.assert_ledger_matches_mounts();
     let ledger = dvdi::ledger::Ledger::open(world.checkpoint()).unwrap();
     assert!(ledger.list_containers().unwrap().is_empty());
