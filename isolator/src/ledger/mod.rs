@@ -341,17 +341,22 @@ impl Ledger {
     /// Every container record file, read.
     pub fn list_containers(&self) -> Result<Vec<Listed<ContainerRecord>>, LedgerError> {
         let dir = self.containers_dir();
-        Ok(list_stems(&dir)?
+        let stems = list_stems(&dir)?;
+        // Checked once for all its records (an untrusted one: per record, which says so).
+        let opened = listing_dir(&dir);
+        Ok(stems
             .into_iter()
             .map(|stem| {
                 let path = dir.join(format!("{stem}{JSON}"));
-                let record = read_record::<ContainerRecord>(&path).and_then(|r| match r {
-                    Some(r) => check_container(&path, r),
-                    None => Err(LedgerError::Corrupt {
-                        path: path.clone(),
-                        reason: "vanished while listed".into(),
-                    }),
-                });
+                let record = read_record_in::<ContainerRecord>(&path, opened.as_ref()).and_then(
+                    |r| match r {
+                        Some(r) => check_container(&path, r),
+                        None => Err(LedgerError::Corrupt {
+                            path: path.clone(),
+                            reason: "vanished while listed".into(),
+                        }),
+                    },
+                );
                 Listed { path, stem, record }
             })
             .collect())
@@ -404,20 +409,23 @@ impl Ledger {
         drivers.sort();
         for driver in drivers {
             let dir = self.volumes_dir(&driver);
-            for stem in list_stems(&dir)? {
+            let stems = list_stems(&dir)?;
+            let opened = listing_dir(&dir);
+            for stem in stems {
                 let path = dir.join(format!("{stem}{JSON}"));
                 let name = encode::decode(&stem).and_then(|n| VolumeName::new(&n).ok());
-                let record = read_record::<VolumeRecord>(&path).and_then(|r| match r {
-                    Some(r) if r.driver != driver => Err(LedgerError::Corrupt {
-                        path: path.clone(),
-                        reason: format!("it names driver {}, not {driver}", r.driver),
-                    }),
-                    Some(r) => check_volume(&path, r),
-                    None => Err(LedgerError::Corrupt {
-                        path: path.clone(),
-                        reason: "vanished while listed".into(),
-                    }),
-                });
+                let record =
+                    read_record_in::<VolumeRecord>(&path, opened.as_ref()).and_then(|r| match r {
+                        Some(r) if r.driver != driver => Err(LedgerError::Corrupt {
+                            path: path.clone(),
+                            reason: format!("it names driver {}, not {driver}", r.driver),
+                        }),
+                        Some(r) => check_volume(&path, r),
+                        None => Err(LedgerError::Corrupt {
+                            path: path.clone(),
+                            reason: "vanished while listed".into(),
+                        }),
+                    });
                 out.push(ListedVolume {
                     driver: driver.clone(),
                     name,
@@ -503,14 +511,54 @@ fn list_stems(dir: &Path) -> Result<Vec<String>, LedgerError> {
 
 /// The bytes of the record at `path`, `None` when there is none; refused when it (or its
 /// directory) is not trusted.
-fn read_trusted(path: &Path) -> Result<Option<Vec<u8>>, LedgerError> {
+/// Opens `path` for reading, never through a symlink and never blocking on a FIFO: relative
+/// to `dir` (its directory, open) when given, saving the walk of the whole path.
+fn open_record(path: &Path, dir: Option<&fs::File>) -> io::Result<fs::File> {
+    const FLAGS: libc::c_int = libc::O_NOFOLLOW | libc::O_NONBLOCK;
+    match (dir, path.file_name()) {
+        (Some(dir), Some(name)) => {
+            use std::os::fd::{AsRawFd, FromRawFd};
+            use std::os::unix::ffi::OsStrExt;
+            let name = std::ffi::CString::new(name.as_bytes())
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a name"))?;
+            // SAFETY: openat with a NUL-terminated name; the descriptor is ours alone.
+            let fd = unsafe {
+                libc::openat(
+                    dir.as_raw_fd(),
+                    name.as_ptr(),
+                    libc::O_RDONLY | libc::O_CLOEXEC | FLAGS,
+                )
+            };
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: just opened, owned by nobody else.
+            Ok(unsafe { fs::File::from_raw_fd(fd) })
+        }
+        _ => fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(FLAGS)
+            .open(path),
+    }
+}
+
+/// A listing's directory: open, and already found trusted (`None`: check per record, which
+/// says why it is not).
+fn listing_dir(dir: &Path) -> Option<fs::File> {
+    check_dir_trusted(dir).ok()?;
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(dir)
+        .ok()
+}
+
+/// `dir`: the record's directory, open and already found trusted (a listing checks it once,
+/// not once per record).
+fn read_trusted(path: &Path, dir: Option<&fs::File>) -> Result<Option<Vec<u8>>, LedgerError> {
     // Never through a symlink, and never blocking on a FIFO planted in a record's place (it
     // is refused below as not a regular file).
-    let mut file = match fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-    {
+    let mut file = match open_record(path, dir) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
@@ -530,8 +578,8 @@ fn read_trusted(path: &Path) -> Result<Option<Vec<u8>>, LedgerError> {
     if let Some(reason) = distrust(&meta) {
         return Err(untrusted(path, reason));
     }
-    if let Some(dir) = path.parent() {
-        check_dir_trusted(dir)?;
+    if let Some(parent) = path.parent().filter(|_| dir.is_none()) {
+        check_dir_trusted(parent)?;
     }
     // Records are replaced by rename, never changed in place: the size `fstat` gave is the
     // content's. Read exactly that (one `read`, usually; no end-of-file probe).
@@ -551,7 +599,15 @@ fn read_trusted(path: &Path) -> Result<Option<Vec<u8>>, LedgerError> {
 }
 
 fn read_record<T: DeserializeOwned + Versioned>(path: &Path) -> Result<Option<T>, LedgerError> {
-    let Some(bytes) = read_trusted(path)? else {
+    read_record_in(path, None)
+}
+
+/// [`read_record`] of a record in `dir`, open and found trusted by a listing.
+fn read_record_in<T: DeserializeOwned + Versioned>(
+    path: &Path,
+    dir: Option<&fs::File>,
+) -> Result<Option<T>, LedgerError> {
+    let Some(bytes) = read_trusted(path, dir)? else {
         return Ok(None);
     };
     let corrupt = |reason: String| LedgerError::Corrupt {
