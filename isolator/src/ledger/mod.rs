@@ -344,7 +344,7 @@ impl Ledger {
         let stems = list_stems(&dir)?;
         // Checked once for all its records (an untrusted one: per record, which says so).
         let opened = listing_dir(&dir);
-        Ok(stems
+        let listed = stems
             .into_iter()
             .map(|stem| {
                 let path = dir.join(format!("{stem}{JSON}"));
@@ -359,8 +359,8 @@ impl Ledger {
                 );
                 Listed { path, stem, record }
             })
-            .collect::<Vec<_>>())
-        .map(sorted_by_stem)
+            .collect();
+        Ok(sorted_by_stem(listed))
     }
 
     // ---- volume records ----
