@@ -366,5 +366,18 @@ pub fn recover(env: &Env, api: &Api, sizes: &[usize], reps: usize) -> Vec<Row> {
         (per(first) * 1e6, us(Duration::from_secs_f64(per(first)))),
         Target::RatioAtMost(2.0),
     ));
+    // The same growth as an exponent: time ∝ n^k between the smallest and the largest size.
+    if last.0 > first.0 {
+        let k = (last.1.as_secs_f64() / first.1.as_secs_f64()).ln()
+            / (last.0 as f64 / first.0 as f64).ln();
+        rows.push(Row::info(
+            format!(
+                "  … as an exponent k, time ∝ n^k from {} to {} containers",
+                first.0, last.0
+            ),
+            format!("{k:.2}"),
+            "1 linear, 2 quadratic".into(),
+        ));
+    }
     rows
 }
