@@ -130,6 +130,20 @@ fn is_symlink_at(dir: &OwnedFd, name: &OsStr) -> bool {
     .unwrap_or(false)
 }
 
+/// Opens (creating, mode 0600) the lock file `path` for `flock`/byte-range locks, never
+/// through a symlink; an existing file's content is left alone.
+pub fn open_lock_file(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
 /// Walks `rel` (plain components only) from the directory `base`, one component at a time with
 /// `openat(O_DIRECTORY|O_NOFOLLOW)`, creating missing ones with `mkdirat` when `missing` says
 /// so. `base` itself is trusted and may be reached through symlinks; a symlink at or below

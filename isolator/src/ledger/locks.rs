@@ -28,12 +28,13 @@
 //! not see these locks).
 
 use std::collections::HashSet;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::sys::open_lock_file;
 
 /// Which half of the slot range a key's lock lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,17 +77,6 @@ pub struct LockTable {
     ledger: RwLock<()>,
     /// This process's shared holders of the ledger `flock`.
     shared_holders: Mutex<usize>,
-}
-
-fn open_lock_file(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
 }
 
 fn errno_result(ret: libc::c_int) -> io::Result<()> {

@@ -67,38 +67,27 @@ pub(super) fn prepare(
     }
 
     let mut held: Vec<Held> = Vec::with_capacity(planned.len());
-    let outcome = join_all(iso, id, cfg, &planned, &mut held);
-    let launch = match outcome {
-        Ok(launch) => launch,
-        Err(primary) => {
-            return Err(roll_back(
-                iso,
-                &mut record,
-                intent,
-                &planned,
-                &held,
-                primary,
-            ))
+    let outcome = join_all(iso, id, cfg, &planned, &mut held).and_then(|launch| {
+        fault::point("prepare.before_prepared_write");
+        record.state = ContainerState::Prepared;
+        for (used, h) in record.volumes.iter_mut().zip(&held) {
+            used.mount_id = Some(h.mount_id.clone());
+            used.mountpoint = Some(h.mountpoint.clone());
         }
-    };
-
-    fault::point("prepare.before_prepared_write");
-    record.state = ContainerState::Prepared;
-    for (used, h) in record.volumes.iter_mut().zip(&held) {
-        used.mount_id = Some(h.mount_id.clone());
-        used.mountpoint = Some(h.mountpoint.clone());
-    }
-    if let Err(e) = iso.ledger.write_container(&record) {
-        return Err(roll_back(
+        iso.ledger.write_container(&record).map_err(ledger_err)?;
+        Ok(launch)
+    });
+    match outcome {
+        Ok(launch) => Ok(Some(launch)),
+        Err(primary) => Err(roll_back(
             iso,
             &mut record,
             intent,
             &planned,
             &held,
-            ledger_err(e),
-        ));
+            primary,
+        )),
     }
-    Ok(Some(launch))
 }
 
 /// Joins every volume, makes the targets, and builds the launch info.

@@ -6,9 +6,9 @@
 //! after `remove`. It is never deleted: removing it would let a process that already opened it
 //! lock an orphaned file while another locks a new one.
 
-use std::fs::{DirBuilder, File, OpenOptions};
+use std::fs::{DirBuilder, File};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
 use nix::errno::Errno;
@@ -34,15 +34,11 @@ impl VolumeLock {
             Err(e) => return Err(io_err(volume.as_str(), "create lock directory", dir)(e)),
         }
         let path = dir.join(volume.as_str());
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-            .map_err(io_err(volume.as_str(), "open lock file", &path))?;
+        let mut file = crate::sys::open_lock_file(&path).map_err(io_err(
+            volume.as_str(),
+            "open lock file",
+            &path,
+        ))?;
         loop {
             match Flock::lock(file, FlockArg::LockExclusive) {
                 Ok(lock) => return Ok(VolumeLock { _lock: lock }),

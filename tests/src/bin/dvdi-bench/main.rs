@@ -197,30 +197,23 @@ fn main() {
     env.client
         .create(&vol, &Default::default())
         .expect("create");
-    let gets: Vec<_> = (0..200.max(plan.isolator_runs))
-        .map(|_| {
-            let t = Instant::now();
-            env.client.get(&vol).expect("get");
-            t.elapsed()
-        })
-        .collect();
-    rows.push(Row::info(
-        "instant test plugin: one call (Get) in-process, round trip",
-        us(median(&gets)),
-        String::new(),
-    ));
-    let kept_gets: Vec<_> = (0..200.max(plan.isolator_runs))
-        .map(|_| {
-            let t = Instant::now();
-            env.kept_client.get(&vol).expect("get");
-            t.elapsed()
-        })
-        .collect();
-    rows.push(Row::info(
-        "  … on a kept connection",
-        us(median(&kept_gets)),
-        String::new(),
-    ));
+    let calls = 200.max(plan.isolator_runs);
+    for (name, client) in [
+        (
+            "instant test plugin: one call (Get) in-process, round trip",
+            &env.client,
+        ),
+        ("  … on a kept connection", &env.kept_client),
+    ] {
+        let gets: Vec<_> = (0..calls)
+            .map(|_| {
+                let t = Instant::now();
+                client.get(&vol).expect("get");
+                t.elapsed()
+            })
+            .collect();
+        rows.push(Row::info(name, us(median(&gets)), String::new()));
+    }
 
     if part("cli") {
         rows.extend(cli::measure(&env, plan.cli_runs));
