@@ -15,8 +15,8 @@ use dvdi::plugin::Endpoint;
 use dvdi_fuzz::{endpoint_byte, ReplyControl};
 use dvdi_testkit::plugin::{Fault, TestPlugin};
 
-/// Sends one request as `dvdi::http::post` does (`Connection: close`) and returns every byte of
-/// the answer, up to the close.
+/// Sends one request as `dvdi::http::post` does without kept connections (`Connection:
+/// close`) and returns every byte of the answer, up to the close.
 fn raw_call(socket: &Path, endpoint: Endpoint, body: &str) -> Vec<u8> {
     let mut s = UnixStream::connect(socket).expect("connect to the test plugin");
     s.set_read_timeout(Some(Duration::from_secs(5)))

@@ -260,19 +260,10 @@ fn write_request(stream: &mut Stream, request: &[u8], limits: &Limits) -> Result
     })
 }
 
-/// Sends `POST path` with a JSON `body` on a new connection and reads the whole reply.
+/// Sends `POST path` with a JSON `body` and reads the whole reply: on a connection kept in
+/// `idle` if there is one fit for it, keeping the connection there afterwards if the reply
+/// allows; with no `idle`, on a new connection closed after the reply.
 pub fn post(
-    addr: &PluginAddr,
-    path: &str,
-    body: &[u8],
-    limits: &Limits,
-) -> Result<Response, HttpError> {
-    post_keeping(None, addr, path, body, limits)
-}
-
-/// [`post`], on a connection kept in `idle` if there is one fit for it, keeping the
-/// connection there afterwards if the reply allows.
-pub fn post_keeping(
     idle: Option<&Idle>,
     addr: &PluginAddr,
     path: &str,

@@ -419,7 +419,7 @@ impl PluginClient {
         };
         let body = body.map(|b| b.to_string()).unwrap_or_default();
         let path = format!("/{}", endpoint.as_str());
-        let reply = http::post_keeping(
+        let reply = http::post(
             self.idle.as_deref(),
             &self.location.addr,
             &path,

@@ -174,11 +174,6 @@ impl DirHandles {
         });
         Ok(lock().entry(dir.to_path_buf()).or_insert(d).clone())
     }
-
-    /// `fsync` on a directory, so a rename or unlink in it survives a crash.
-    pub fn sync(&self, dir: &Path) -> io::Result<()> {
-        self.get(dir)?.sync()
-    }
 }
 
 /// Replaces `dir/name` with `bytes`, atomically and durably (mode 0600).
