@@ -5,7 +5,7 @@
 //! the shapes that would be ambiguous or special as a file name: empty components (a leading or
 //! trailing `.`, or `..`), which also rules out `.` and `..` themselves.
 
-use std::fmt;
+use crate::names::validated_string;
 
 /// Longest container id we accept, in bytes.
 pub const MAX_CONTAINER_ID_BYTES: usize = 255;
@@ -55,29 +55,14 @@ impl ContainerId {
     pub fn child(&self, id: &str) -> Result<Self, ContainerIdError> {
         Self::new(&format!("{}.{id}", self.0))
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl fmt::Display for ContainerId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+validated_string!(ContainerId);
 
 impl std::str::FromStr for ContainerId {
     type Err = ContainerIdError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::new(s)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for ContainerId {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Self::new(&s).map_err(serde::de::Error::custom)
     }
 }
 

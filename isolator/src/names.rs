@@ -4,7 +4,33 @@
 //! build is ever handed to a shell. A `DriverName` is safe to use as a file name in the plugin
 //! directories; a `VolumeName` is safe to use as one path component under the local driver root.
 
-use std::fmt;
+/// What every validated string type of the crate (`DriverName`, `VolumeName`, `ContainerId`,
+/// `ContainerPath`: a newtype over `String` whose `new` checks the value) has in common:
+/// `as_str`, `Display` as the string itself, and `Deserialize` through `new`, so a value read
+/// from a record or JSON is checked exactly as one built in code.
+macro_rules! validated_string {
+    ($ty:ident) => {
+        impl $ty {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                Self::new(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+pub(crate) use validated_string;
 
 /// Why a driver or volume name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,28 +73,13 @@ impl DriverName {
         Ok(Self(name.to_owned()))
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
     /// The embedded in-process driver (SPEC §8).
     pub fn is_local(&self) -> bool {
         self.0 == "local"
     }
 }
 
-impl fmt::Display for DriverName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for DriverName {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Self::new(&s).map_err(serde::de::Error::custom)
-    }
-}
+validated_string!(DriverName);
 
 /// A volume name: 1–255 bytes of printable characters, no `/`, not `.` or `..`, not starting
 /// with `-`. Plugins judge the rest.
@@ -102,24 +113,9 @@ impl VolumeName {
         }
         Ok(Self(name.to_owned()))
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl fmt::Display for VolumeName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for VolumeName {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Self::new(&s).map_err(serde::de::Error::custom)
-    }
-}
+validated_string!(VolumeName);
 
 #[cfg(test)]
 mod tests {

@@ -3,8 +3,9 @@
 //! Only the shape is checked here (pure logic); whether the path exists, may be created or hides
 //! a symlink is the planner's business, on the host.
 
-use std::fmt;
 use std::path::Path;
+
+use crate::names::validated_string;
 
 /// Longest container path we accept, in bytes (`PATH_MAX` less the terminating NUL).
 pub const MAX_CONTAINER_PATH_BYTES: usize = 4095;
@@ -71,10 +72,6 @@ impl ContainerPath {
         Ok(Self(normal))
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
     pub fn as_path(&self) -> &Path {
         Path::new(&self.0)
     }
@@ -85,18 +82,7 @@ impl ContainerPath {
     }
 }
 
-impl fmt::Display for ContainerPath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for ContainerPath {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Self::new(&s).map_err(serde::de::Error::custom)
-    }
-}
+validated_string!(ContainerPath);
 
 #[cfg(test)]
 mod tests {
