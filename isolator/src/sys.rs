@@ -269,6 +269,7 @@ impl Host for RealHost {
         flags: MsFlags,
         data: Option<&str>,
     ) -> io::Result<()> {
+        crate::fault::io("host.mount")?;
         nix::mount::mount(source, target, fstype, flags, data).map_err(io::Error::from)
     }
 
@@ -283,6 +284,7 @@ impl Host for RealHost {
     }
 
     fn loop_attach(&self, image: &Path) -> io::Result<PathBuf> {
+        crate::fault::io("host.loop_attach")?;
         let backing = OpenOptions::new().read(true).write(true).open(image)?;
         let control = OpenOptions::new()
             .read(true)
@@ -359,6 +361,7 @@ impl Host for RealHost {
     }
 
     fn mkfs(&self, fstype: &str, image: &Path) -> io::Result<()> {
+        crate::fault::io("host.mkfs")?;
         let (program, force) = match fstype {
             "ext4" => ("mkfs.ext4", "-F"),
             "xfs" => ("mkfs.xfs", "-f"),
@@ -389,6 +392,7 @@ impl Host for RealHost {
     }
 
     fn mkdir_beneath(&self, base: &Path, rel: &Path) -> Result<DirId, WalkError> {
+        crate::fault::io("host.mkdir").map_err(|e| WalkError::new(base.join(rel), e))?;
         created(base, rel)
     }
 

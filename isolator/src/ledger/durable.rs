@@ -90,6 +90,7 @@ impl Dir {
     }
 
     fn rename(&self, from: &str, to: &str, flags: libc::c_uint) -> io::Result<()> {
+        crate::fault::io("durable.rename")?;
         let (from, to) = (c_name(from)?, c_name(to)?);
         // SAFETY: renameat2 with two NUL-terminated names relative to our directory.
         check(unsafe { libc::renameat2(self.raw(), from.as_ptr(), self.raw(), to.as_ptr(), flags) })
@@ -97,12 +98,14 @@ impl Dir {
     }
 
     fn unlink(&self, name: &str) -> io::Result<()> {
+        crate::fault::io("durable.unlink")?;
         let c = c_name(name)?;
         // SAFETY: unlinkat with a NUL-terminated name relative to our directory.
         check(unsafe { libc::unlinkat(self.raw(), c.as_ptr(), 0) }).map(drop)
     }
 
     fn sync(&self) -> io::Result<()> {
+        crate::fault::io("durable.dir_fsync")?;
         self.fd.sync_all()
     }
 
@@ -134,13 +137,15 @@ impl Dir {
             Some(found) => found,
             None => {
                 let name = temp_name();
+                crate::fault::io("durable.create_temp")?;
                 let file = self.open(&name, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL)?;
                 (name, file)
             }
         };
-        let written = file
-            .write_all(bytes)
+        let written = crate::fault::io("durable.write")
+            .and_then(|()| file.write_all(bytes))
             .and_then(|()| file.set_len(bytes.len() as u64))
+            .and_then(|()| crate::fault::io("durable.fsync"))
             .and_then(|()| file.sync_all());
         match written {
             Ok(()) => Ok(name),

@@ -162,10 +162,13 @@ pub struct Ledger {
 }
 
 fn mkdir_private(path: &Path) -> Result<(), LedgerError> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(path)
+    crate::fault::io("ledger.mkdir")
+        .and_then(|()| {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(path)
+        })
         .map_err(LedgerError::io(path))
 }
 

@@ -20,6 +20,7 @@ pub fn create_image(
     fstype: FsType,
 ) -> Result<(), LocalError> {
     let v = volume.as_str();
+    crate::fault::io("local.image_create").map_err(io_err(v, "create", image))?;
     let file = OpenOptions::new()
         .read(true)
         .write(true)

@@ -171,9 +171,8 @@ impl LocalDriver {
         opts: &VolumeOpts,
     ) -> Result<(), LocalError> {
         let v = volume.as_str();
-        DirBuilder::new()
-            .mode(0o755)
-            .create(&paths.dir)
+        crate::fault::io("local.mkdir")
+            .and_then(|()| DirBuilder::new().mode(0o755).create(&paths.dir))
             .map_err(io_err(v, "create directory", &paths.dir))?;
         mounting::ensure_dir(volume, &paths.data)?;
         if let VolumeKind::Block { size, fstype } = kind {

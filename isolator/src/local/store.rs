@@ -186,6 +186,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .create(true)
         .truncate(true)
         .open(&tmp)?;
+    crate::fault::io("local.state_write")?;
     f.write_all(bytes)?;
     f.sync_all()?;
     drop(f);
