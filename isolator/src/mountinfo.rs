@@ -3,6 +3,53 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+/// What a volume's mount point was on the host when the driver's Mount returned: the mount
+/// it belongs to (the kernel's mount id, unique while that mount exists, and the mount
+/// namespace that id is from) and whether it was that mount's root. Kept in the ledger so that
+/// a prepare sharing the volume can check, with one `statx`, that the mount is still there
+/// ([`MountIdentity::gone_since`]) instead of binding a bare directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MountIdentity {
+    /// The kernel's id of the mount the directory is on (`STATX_MNT_ID`); `None` where the
+    /// kernel does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mnt_id: Option<u64>,
+    /// The inode of the mount namespace `mnt_id` was read in (ids differ across namespaces).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mnt_ns: Option<u64>,
+    /// Whether the directory was the root of its mount (a filesystem mounted right there).
+    pub mount_root: bool,
+    /// Whether it was a directory (a symlink or anything else is not).
+    #[serde(skip)]
+    pub is_dir: bool,
+}
+
+impl MountIdentity {
+    /// Why the mount recorded as `self` is not what `now` shows at its mount point, if it is
+    /// not: the mount point is missing or no directory, was a mount's root and is not any
+    /// more, or is on another mount than it was (read in the same namespace). `None` when it is
+    /// still there as far as one `statx` can tell.
+    pub fn gone_since(&self, now: &io::Result<MountIdentity>) -> Option<String> {
+        let now = match now {
+            Ok(now) => now,
+            Err(e) => return Some(format!("the mount point cannot be read: {e}")),
+        };
+        if !now.is_dir {
+            return Some("the mount point is no directory".to_owned());
+        }
+        if self.mount_root && !now.mount_root {
+            return Some("it is no longer a mount point".to_owned());
+        }
+        let same_ns = self.mnt_ns.is_some() && self.mnt_ns == now.mnt_ns;
+        match (self.mnt_id, now.mnt_id) {
+            (Some(then), Some(now)) if same_ns && then != now => Some(format!(
+                "another mount is there now (mount id {now}, was {then})"
+            )),
+            _ => None,
+        }
+    }
+}
+
 /// One line of `mountinfo`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountEntry {

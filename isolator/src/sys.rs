@@ -13,13 +13,14 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
 pub use nix::mount::{MntFlags, MsFlags};
 
-use crate::mountinfo;
+use crate::mountinfo::{self, MountIdentity};
 
 /// The host calls the library makes. Errors are plain `io::Error`s; callers add the context.
 pub trait Host: Send + Sync {
@@ -36,6 +37,9 @@ pub trait Host: Send + Sync {
     fn umount(&self, target: &Path, flags: MntFlags) -> io::Result<()>;
     /// Whether `path` is a mount point in this mount namespace.
     fn is_mountpoint(&self, path: &Path) -> io::Result<bool>;
+    /// What `path` is now, without following a symlink: the mount it is on, whether it is that
+    /// mount's root, whether it is a directory (one `statx`; see [`MountIdentity`]).
+    fn mount_identity(&self, path: &Path) -> io::Result<MountIdentity>;
     /// Attaches `image` to a free loop device and returns the device path.
     fn loop_attach(&self, image: &Path) -> io::Result<PathBuf>;
     /// Detaches a loop device.
@@ -283,6 +287,43 @@ impl Host for RealHost {
             .any(|m| m.mount_point == path))
     }
 
+    fn mount_identity(&self, path: &Path) -> io::Result<MountIdentity> {
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a path"))?;
+        // SAFETY: all-zero is a valid `struct statx`; the kernel fills what the mask asks.
+        let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+        // SAFETY: statx with a NUL-terminated path and a buffer that outlives the call.
+        let ret = unsafe {
+            libc::statx(
+                libc::AT_FDCWD,
+                c.as_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW | libc::AT_NO_AUTOMOUNT,
+                libc::STATX_TYPE | libc::STATX_MNT_ID,
+                &mut stx,
+            )
+        };
+        if ret != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let is_dir = u32::from(stx.stx_mode) & libc::S_IFMT == libc::S_IFDIR;
+        let root_bit = libc::STATX_ATTR_MOUNT_ROOT as u64;
+        let mount_root = if stx.stx_attributes_mask & root_bit != 0 {
+            stx.stx_attributes & root_bit != 0
+        } else {
+            // Kernels before 5.8 do not say: a mount's root is on another device than its
+            // parent (bind mounts of the same filesystem aside).
+            let parent = std::fs::metadata(path.join(".."))?;
+            std::fs::symlink_metadata(path)?.dev() != parent.dev()
+        };
+        let mnt_id = (stx.stx_mask & libc::STATX_MNT_ID != 0).then_some(stx.stx_mnt_id);
+        Ok(MountIdentity {
+            mnt_id,
+            mnt_ns: mount_namespace(),
+            mount_root,
+            is_dir,
+        })
+    }
+
     fn loop_attach(&self, image: &Path) -> io::Result<PathBuf> {
         crate::fault::io("host.loop_attach")?;
         let backing = OpenOptions::new().read(true).write(true).open(image)?;
@@ -429,6 +470,12 @@ fn set_loop_name(loop_file: &File, image: &Path) {
     };
 }
 
+/// The inode of this process's mount namespace, read once.
+fn mount_namespace() -> Option<u64> {
+    static NS: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *NS.get_or_init(|| std::fs::metadata("/proc/self/ns/mnt").ok().map(|m| m.ino()))
+}
+
 /// One call seen by a `RecordingHost`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostCall {
@@ -467,6 +514,8 @@ pub enum HostCall {
 struct Recorded {
     calls: Vec<HostCall>,
     mounted: Vec<PathBuf>,
+    /// Paths [`RecordingHost::vanish`] made disappear.
+    vanished: Vec<PathBuf>,
     loops: Vec<(PathBuf, PathBuf)>,
     fail_call: Option<usize>,
     next_loop: usize,
@@ -502,6 +551,14 @@ impl RecordingHost {
         self.lock().mounted.clone()
     }
 
+    /// Makes `path` disappear behind the library's back (an operator's unmount, a plugin that
+    /// restarted): no longer mounted, and [`Host::mount_identity`] finds nothing there.
+    pub fn vanish(&self, path: &Path) {
+        let mut s = self.lock();
+        s.mounted.retain(|m| m != path);
+        s.vanished.push(path.to_path_buf());
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Recorded> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -517,6 +574,21 @@ impl RecordingHost {
 }
 
 impl Host for RecordingHost {
+    /// Every path is a directory on one mount and, when this host mounted it, that mount's
+    /// root — until [`RecordingHost::vanish`] and the next mount there.
+    fn mount_identity(&self, path: &Path) -> io::Result<MountIdentity> {
+        let s = self.lock();
+        if s.vanished.iter().any(|v| v == path) {
+            return Err(io::Error::from_raw_os_error(libc::ENOENT));
+        }
+        Ok(MountIdentity {
+            mnt_id: None,
+            mnt_ns: None,
+            mount_root: s.mounted.iter().any(|m| m == path),
+            is_dir: true,
+        })
+    }
+
     fn mount(
         &self,
         source: Option<&Path>,
@@ -533,6 +605,7 @@ impl Host for RecordingHost {
         })?;
         if !flags.intersects(MsFlags::MS_REMOUNT | MsFlags::MS_SLAVE | MsFlags::MS_PRIVATE) {
             s.mounted.push(target.to_path_buf());
+            s.vanished.retain(|v| v != target);
         }
         Ok(())
     }

@@ -447,3 +447,66 @@ fn two_processes_sharing_a_ledger_mount_a_volume_once() {
     assert!(world.volume_mounts().is_empty());
     assert!(world.loops_settled().is_empty());
 }
+
+/// Issue 10, finding 2: a volume whose mount went away behind the ledger's back (here a lazy
+/// unmount, as an operator freeing a stuck volume would do) is mounted anew by the next
+/// prepare that would share it — the task's writes land on the volume, never on the bare
+/// mount-point directory of the host's disk.
+#[test]
+fn a_mount_gone_behind_the_ledgers_back_is_mounted_anew_not_shared() {
+    if !require_root("a_mount_gone_behind_the_ledgers_back_is_mounted_anew_not_shared") {
+        return;
+    }
+    let world = World::new();
+    let iso = world.isolator();
+    let env = [
+        ("DVDI_VOLUME_DRIVER", "local"),
+        ("DVDI_VOLUME_NAME", "vanishing"),
+        ("DVDI_VOLUME_OPTS", BLOCK),
+        ("DVDI_VOLUME_CONTAINERPATH", "data"),
+    ];
+    iso.prepare(&cid("a"), &world.config("a", &env))
+        .unwrap()
+        .unwrap();
+    let mounted = world.volume_mounts();
+    assert_eq!(mounted.len(), 1);
+    let first_id = world.ledger_mount_id("local", "vanishing").unwrap();
+    nix::mount::umount2(&mounted[0], nix::mount::MntFlags::MNT_DETACH).unwrap();
+    assert!(world.volume_mounts().is_empty());
+
+    let b = iso
+        .prepare(&cid("b"), &world.config("b", &env))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        world.volume_mounts(),
+        mounted,
+        "mounted again at the same place"
+    );
+    let second_id = world.ledger_mount_id("local", "vanishing").unwrap();
+    assert_ne!(first_id, second_id, "a fresh Mount, recorded");
+    assert_eq!(world.driver_mount_ids("vanishing"), vec![second_id]);
+    world.assert_ledger_matches_mounts();
+    let got = in_container(
+        &world,
+        &b,
+        vec![Step::Write {
+            path: world.sandbox("b").join("data/doc"),
+            content: "on the volume".into(),
+        }],
+    );
+    got[0].ok();
+    // The write is on the volume's filesystem: gone from the directory once it is unmounted.
+    assert_eq!(
+        std::fs::read_to_string(mounted[0].join("doc")).unwrap(),
+        "on the volume"
+    );
+    iso.cleanup(&cid("a")).unwrap();
+    iso.cleanup(&cid("b")).unwrap();
+    assert!(world.volume_mounts().is_empty());
+    assert!(
+        !mounted[0].join("doc").exists(),
+        "the write landed on the host's disk"
+    );
+    assert!(world.loops_settled().is_empty());
+}

@@ -27,12 +27,13 @@
 //! lock files is part of the ledger's format (a build that used one `flock` file per key would
 //! not see these locks).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::sync::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::thread::ThreadId;
 
 use crate::sys::open_lock_file;
 
@@ -72,7 +73,8 @@ struct Files {
 #[derive(Debug)]
 pub struct LockTable {
     files: Files,
-    held: Mutex<HashSet<u64>>,
+    /// The key slots held in this process, and by which thread.
+    held: Mutex<HashMap<u64, ThreadId>>,
     released: Condvar,
     ledger: RwLock<()>,
     /// This process's shared holders of the ledger `flock`.
@@ -187,7 +189,7 @@ impl LockTable {
         })
     }
 
-    fn lock_held(&self) -> MutexGuard<'_, HashSet<u64>> {
+    fn lock_held(&self) -> MutexGuard<'_, HashMap<u64, ThreadId>> {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -198,13 +200,21 @@ impl LockTable {
     }
 
     /// Locks the key at `slot` (see [`slot`]).
+    ///
+    /// A thread that asks again for a key it holds would wait for itself forever (an agent
+    /// thread hung, every later operation on the key blocked behind it): that is refused with
+    /// an error instead (`EDEADLK`), so such a bug fails one call and wedges nothing.
     pub fn key(&self, slot: u64) -> io::Result<KeyGuard<'_>> {
+        let me = std::thread::current().id();
         {
             let mut held = self.lock_held();
-            while held.contains(&slot) {
+            while let Some(owner) = held.get(&slot) {
+                if *owner == me {
+                    return Err(io::Error::from_raw_os_error(libc::EDEADLK));
+                }
                 held = self.released.wait(held).unwrap_or_else(|e| e.into_inner());
             }
-            held.insert(slot);
+            held.insert(slot, me);
         }
         let mut guard = KeyGuard {
             table: self,
@@ -391,5 +401,18 @@ mod tests {
             waited < Duration::from_millis(500),
             "the exclusive lock waited {waited:?} behind shared holders"
         );
+    }
+
+    #[test]
+    fn a_thread_taking_a_key_it_holds_gets_an_error_not_a_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = LockTable::open(dir.path()).unwrap();
+        let at = slot(KeyKind::Volume, &["local", "v"]);
+        let held = table.key(at).unwrap();
+        let again = table.key(at).unwrap_err();
+        assert_eq!(again.raw_os_error(), Some(libc::EDEADLK), "{again}");
+        // The refusal gave nothing away: the key is still held, and free once dropped.
+        drop(held);
+        drop(table.key(at).unwrap());
     }
 }

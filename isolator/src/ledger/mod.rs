@@ -759,6 +759,7 @@ mod tests {
             id: "m1".into(),
             state: MountState::Mounted,
             mountpoint: Some("/mnt/x".into()),
+            identity: None,
         });
         vol.holders.insert(cid("c1"));
         ledger.write_volume(&vol).unwrap();

@@ -133,6 +133,10 @@ pub struct MountRecord {
     pub id: String,
     pub state: MountState,
     pub mountpoint: Option<PathBuf>,
+    /// What the mount point was when Mount returned (absent in records of older versions and
+    /// while `mounting`): checked before the mount is shared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<crate::mountinfo::MountIdentity>,
 }
 
 /// A mount whose Unmount failed: no holder pins it; its Unmount is retried (same id) on the

@@ -106,6 +106,7 @@ impl Containers {
                 id: u.mount_id.clone().unwrap_or_default(),
                 state: MountState::Mounted,
                 mountpoint: u.mountpoint.clone(),
+                identity: None,
             });
         }
         record

@@ -3,7 +3,7 @@
 //! (drop a holder; after the last one, Unmount with the mount's id, a failure remembered for
 //! retry without pinning the volume).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{Isolator, IsolatorError};
 use crate::container_id::ContainerId;
@@ -238,6 +238,20 @@ impl Isolator {
         }
     }
 
+    /// Why the recorded mount is not at its mount point any more, if it is not (one `statx`).
+    /// A record without a mount point or identity (older versions) is checked for a directory.
+    fn mount_gone(&self, mount: &MountRecord) -> Option<String> {
+        let mountpoint = mount.mountpoint.as_deref()?;
+        let now = self.host.mount_identity(mountpoint);
+        let then = mount.identity.unwrap_or(crate::mountinfo::MountIdentity {
+            mnt_id: None,
+            mnt_ns: None,
+            mount_root: false,
+            is_dir: true,
+        });
+        then.gone_since(&now)
+    }
+
     fn seen(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<VolumeKey>> {
         self.seen.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -312,6 +326,33 @@ impl Isolator {
             self.retry_failed_unmounts(&mut record, driver);
         }
 
+        // A mount the record says is there may have gone behind the ledger's back (an
+        // operator's unmount, a plugin restart, a lazy unmount): sharing it would bind the
+        // bare mount-point directory, and the task's writes would land on the host's disk.
+        if let Some(why) = record
+            .mount
+            .as_ref()
+            .filter(|m| m.state == MountState::Mounted)
+            .and_then(|m| self.mount_gone(m))
+        {
+            if let Some(mut gone) = record.mount.take() {
+                self.config.log.warn(&format!(
+                    "{key}: mount id {} at {} is gone ({why}); unmounting it and mounting anew",
+                    gone.id,
+                    gone.mountpoint
+                        .as_deref()
+                        .unwrap_or(Path::new("?"))
+                        .display()
+                ));
+                // Known gone: the driver answering that it does not hold the id proves that
+                // (as for an interrupted operation's mount), so it is forgotten, not retried.
+                gone.state = MountState::Unmounting;
+                if let Err(e) = self.unmount_now(&mut record, gone, Ok(driver)) {
+                    self.config.log.warn(&e.to_string());
+                }
+            }
+        }
+
         if let Some(mount) = record
             .mount
             .as_ref()
@@ -334,6 +375,7 @@ impl Isolator {
             id: mount_id.clone(),
             state: MountState::Mounting,
             mountpoint: None,
+            identity: None,
         });
         record.holders.insert(container.clone());
         self.write_volume(&record)?;
@@ -345,6 +387,7 @@ impl Isolator {
                 record.mount = Some(MountRecord {
                     id: mount_id.clone(),
                     state: MountState::Mounted,
+                    identity: self.host.mount_identity(&mountpoint).ok(),
                     mountpoint: Some(mountpoint.clone()),
                 });
                 let held = Held {
@@ -354,9 +397,9 @@ impl Isolator {
                     joined: Joined::Mounted,
                 };
                 if let Err(e) = self.write_volume(&record) {
-                    // Mounted but not recorded as such: undo now rather than leave it to
-                    // recover (the record still says `mounting` with this id, so recover could).
-                    let rollback = self.release(container, key, Some(driver)).err();
+                    // Mounted but not recorded as such: undo now, under the lock this join
+                    // holds, rather than leave it to recover.
+                    let rollback = self.undo_unrecorded_mount(&mut record, container, driver);
                     return Err(IsolatorError::with_rollback(
                         e,
                         rollback.into_iter().collect(),
@@ -387,6 +430,42 @@ impl Isolator {
                     rollback.into_iter().collect(),
                 ))
             }
+        }
+    }
+
+    /// Undoes the Mount a join just made (the volume's lock held) when its `mounted` record
+    /// could not be written. The record on disk still says `mounting` with the mount's id,
+    /// which already covers an Unmount (the next join, release or recover sends one for a
+    /// `mounting` mount), so the Unmount goes out without writing `unmounting` first — a write
+    /// that would most likely fail again (a full or failing checkpoint disk). Then the record
+    /// is written without the holder and the mount; when that write fails too, the disk keeps
+    /// saying `mounting`, and the later Unmount of the same id, which the driver refuses, is
+    /// the safe direction. Returns the first error of the undo.
+    fn undo_unrecorded_mount(
+        &self,
+        record: &mut VolumeRecord,
+        container: &ContainerId,
+        driver: &dyn VolumeDriver,
+    ) -> Option<IsolatorError> {
+        record.holders.remove(container);
+        if !record.holders.is_empty() {
+            // Others hold this mount (not a case a join creates, but never unmount under them).
+            return self.write_volume(record).err();
+        }
+        let mount = record.mount.take()?;
+        let unmounted = driver.unmount(&record.name, &mount.id);
+        let error = unmounted.as_ref().err().map(ToString::to_string);
+        if let Some(reason) = &error {
+            record.remember_failed_unmount(&mount, reason.clone());
+        }
+        let written = self.write_volume(record).err();
+        match unmounted {
+            Ok(()) => written,
+            Err(source) => Some(IsolatorError::Unmount {
+                volume: record.key(),
+                mount_id: mount.id,
+                source: Box::new(source),
+            }),
         }
     }
 

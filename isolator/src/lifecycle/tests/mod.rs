@@ -3,6 +3,7 @@
 
 mod fake;
 mod policy;
+mod stale;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
