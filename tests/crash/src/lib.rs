@@ -10,6 +10,8 @@
 //!   with explicit create: its Mount fails after `shared` was mounted, so the prepare rolls
 //!   back (unmounts `shared` again) and fails.
 //!
+//! - `E`: the volumes of `A`, for a `dvdcli exec`-style container (held by the harness process).
+//!
 //! The scenario's steps, in order: prepare A, prepare B, cleanup A, cleanup B; and, on its
 //! own, prepare C (which fails and rolls back).
 
@@ -19,11 +21,15 @@ pub const PLUGIN_DRIVER: &str = "crashplug";
 /// The containers of the scenario, in the order they are prepared.
 pub const CONTAINERS: &[&str] = &["A", "B", "C"];
 
+/// The I/O fault matrix's probe container: the volumes of `A`, prepared and cleaned up right
+/// after a faulted step, in the same process.
+pub const PROBE: &str = "P";
+
 /// The `DVDI_VOLUME_*` environment of container `id` (`None` for a container not in the
 /// scenario).
 pub fn env_of(id: &str) -> Option<Vec<(String, String)>> {
     let pairs: &[(&str, &str)] = match id {
-        "A" => &[
+        "A" | "E" | PROBE => &[
             ("DVDI_VOLUME_DRIVER", PLUGIN_DRIVER),
             ("DVDI_VOLUME_NAME", "shared"),
             ("DVDI_VOLUME_CONTAINERPATH", "p"),
@@ -58,7 +64,7 @@ pub fn env_of(id: &str) -> Option<Vec<(String, String)>> {
 /// The volumes (driver, name) container `id` uses.
 pub fn volumes_of(id: &str) -> &'static [(&'static str, &'static str)] {
     match id {
-        "A" => &[(PLUGIN_DRIVER, "shared"), ("local", "blk")],
+        "A" | "E" | PROBE => &[(PLUGIN_DRIVER, "shared"), ("local", "blk")],
         "B" => &[(PLUGIN_DRIVER, "shared")],
         "C" => &[(PLUGIN_DRIVER, "shared"), ("local", "missing")],
         _ => &[],

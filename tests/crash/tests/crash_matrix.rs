@@ -22,16 +22,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use dvdi_testkit::env::{command, require_root, spawn_plugin_process};
+use dvdi_testkit::env::require_root;
 use serde_json::Value;
 
-const HARNESS: &str = env!("CARGO_BIN_EXE_dvdi-crash-harness");
+mod common;
+use common::World;
 
 /// One step of the scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,161 +121,6 @@ impl Step {
             (Step::Recover, Mode::Dropped) => (BTreeSet::new(), BTreeSet::new()),
         };
         (known.into_iter().collect(), must_hold)
-    }
-}
-
-/// One test world: temp dirs, a plugin process recording its calls.
-struct World {
-    tmp: tempfile::TempDir,
-    plugin: Option<Child>,
-}
-
-impl World {
-    fn new() -> World {
-        let tmp = tempfile::Builder::new()
-            .prefix("dvdi-crash-")
-            .tempdir()
-            .unwrap();
-        std::fs::create_dir_all(tmp.path().join("plugins")).unwrap();
-        let mut world = World { tmp, plugin: None };
-        world.start_plugin();
-        world
-    }
-
-    fn path(&self, sub: &str) -> PathBuf {
-        self.tmp.path().join(sub)
-    }
-
-    fn start_plugin(&mut self) {
-        let child = spawn_plugin_process(
-            &self
-                .path("plugins")
-                .join(format!("{}.sock", dvdi_crash::PLUGIN_DRIVER)),
-            &self.path("plugin-mounts"),
-            &self.path("plugin-record.jsonl"),
-        );
-        self.plugin = Some(child);
-    }
-
-    fn harness(&self, step: &[&str], fault: Option<&str>, trace: Option<&Path>) -> Command {
-        let mut cmd = command(Path::new(HARNESS));
-        cmd.arg("--checkpoint")
-            .arg(self.path("checkpoint"))
-            .arg("--local-root")
-            .arg(self.path("volumes"))
-            .arg("--plugin-dir")
-            .arg(self.path("plugins"))
-            .arg("--sandboxes")
-            .arg(self.path("sandboxes"))
-            .args(step)
-            .stdin(Stdio::null());
-        if let Some(point) = fault {
-            cmd.env("DVDI_FAULT_POINT", point);
-        }
-        if let Some(trace) = trace {
-            cmd.env("DVDI_FAULT_TRACE", trace);
-        }
-        cmd
-    }
-
-    /// Runs a step that must succeed; its `ok` value.
-    fn run_ok(&self, step: &[&str]) -> Result<Value, String> {
-        let out = self.harness(step, None, None).output().unwrap();
-        let value: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        if out.status.success() {
-            Ok(value["ok"].clone())
-        } else {
-            Err(format!(
-                "`{}` failed ({}): {}",
-                step.join(" "),
-                out.status,
-                value["error"].as_str().unwrap_or("")
-            ))
-        }
-    }
-
-    fn inspect(&self) -> Value {
-        self.run_ok(&["inspect"]).unwrap()
-    }
-
-    /// Mount points under this world's directory.
-    fn mounts(&self) -> Vec<PathBuf> {
-        dvdi::mountinfo::read_self()
-            .unwrap()
-            .into_iter()
-            .map(|m| m.mount_point)
-            .filter(|m| m.starts_with(self.tmp.path()))
-            .collect()
-    }
-
-    /// Loop devices whose backing file is under this world's directory.
-    fn loops(&self) -> Vec<String> {
-        let mut found = Vec::new();
-        for entry in std::fs::read_dir("/sys/block").unwrap().flatten() {
-            let backing = entry.path().join("loop/backing_file");
-            if let Ok(file) = std::fs::read_to_string(&backing) {
-                if Path::new(file.trim()).starts_with(self.tmp.path()) {
-                    found.push(entry.file_name().to_string_lossy().into_owned());
-                }
-            }
-        }
-        found
-    }
-
-    /// [`World::loops`], after waiting (up to 5 s) for detaches the kernel deferred: a test
-    /// running in parallel that made its own mount namespace while our volume was mounted
-    /// keeps a copy of the mount, so `LOOP_CLR_FD` only sets autoclear and the device goes
-    /// when that process exits. A device still there without autoclear is a real leak.
-    fn loops_settled(&self) -> Vec<String> {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let loops = self.loops();
-            let deferred = loops.iter().all(|dev| {
-                std::fs::read_to_string(format!("/sys/block/{dev}/loop/autoclear"))
-                    .is_ok_and(|v| v.trim() == "1")
-            });
-            if loops.is_empty() || !deferred || Instant::now() > deadline {
-                return loops;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// (Mount ids, Unmount ids) from the plugin's record file, in order.
-    fn plugin_calls(&self) -> (Vec<String>, Vec<String>) {
-        let text = std::fs::read_to_string(self.path("plugin-record.jsonl")).unwrap_or_default();
-        let (mut mounts, mut unmounts) = (Vec::new(), Vec::new());
-        for line in text.lines() {
-            let call: Value = serde_json::from_str(line).unwrap();
-            let id = call["body"]["ID"].as_str().unwrap_or("").to_owned();
-            match call["endpoint"].as_str() {
-                Some("VolumeDriver.Mount") => mounts.push(id),
-                Some("VolumeDriver.Unmount") => unmounts.push(id),
-                _ => {}
-            }
-        }
-        (mounts, unmounts)
-    }
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.plugin.take() {
-            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-            let _ = child.wait();
-        }
-        let mut mounts = self.mounts();
-        mounts.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
-        for m in mounts {
-            let _ = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH);
-        }
-        for dev in self.loops() {
-            let _ = Command::new("losetup")
-                .arg("-d")
-                .arg(format!("/dev/{dev}"))
-                .status();
-        }
     }
 }
 
