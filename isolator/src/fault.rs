@@ -70,7 +70,7 @@ pub const IO_POINTS: &[&str] = &[
 ];
 
 /// An I/O fault point: `Ok(())`, or, with the feature on and `DVDI_FAULT_IO` naming this pass
-/// of it, the named errno. Call it right before the step it stands for: `fault::io("x")?;`.
+/// of it, the named errno. Call it right before the step it stands for (`fault::io(NAME)?`).
 #[cfg(not(feature = "fault-points"))]
 #[inline(always)]
 pub fn io(_name: &'static str) -> std::io::Result<()> {
@@ -78,7 +78,7 @@ pub fn io(_name: &'static str) -> std::io::Result<()> {
 }
 
 /// An I/O fault point: `Ok(())`, or, with the feature on and `DVDI_FAULT_IO` naming this pass
-/// of it, the named errno. Call it right before the step it stands for: `fault::io("x")?;`.
+/// of it, the named errno. Call it right before the step it stands for (`fault::io(NAME)?`).
 #[cfg(feature = "fault-points")]
 pub fn io(name: &'static str) -> std::io::Result<()> {
     armed::io(name)
