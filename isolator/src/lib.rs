@@ -43,7 +43,7 @@ pub use driver::{DriverError, DriverResolver, Scope, VolumeDriver, VolumeInfo};
 pub use launch::{LaunchInfo, LaunchMount};
 pub use lifecycle::{
     ContainerConfig, Inspection, Isolator, IsolatorConfig, IsolatorError, LogLevel, Logger,
-    RecoverReport,
+    RecoverReport, ExecRecoverReport,
 };
 pub use names::{DriverName, NameError, VolumeName};
 pub use opts::{OptsError, VolumeOpts};

@@ -3,6 +3,7 @@
 
 mod fake;
 mod policy;
+mod repair;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
