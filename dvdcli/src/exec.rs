@@ -51,8 +51,12 @@ fn run_inner(command: &[OsString]) -> anyhow::Result<i32> {
     for e in &reaped.errors {
         eprintln!("dvdcli: warning: releasing a dead dvdcli exec's volumes: {e}");
     }
+    for e in &reaped.repair.errors {
+        eprintln!("dvdcli: warning: repairing the checkpoint: {e}");
+    }
     let holder = Holder::current().context("cannot read this process's start time")?;
-    let id = ContainerId::new(&format!("dvdcli-exec-{}-{}", holder.pid, holder.start_time))?;
+    // The id names the holder, so even a damaged record of it is reaped once it is gone.
+    let id = ContainerId::new(&holder.exec_container_id())?;
     let env: Vec<(String, String)> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();

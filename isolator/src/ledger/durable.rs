@@ -106,7 +106,9 @@ fn writer() -> (u32, u64) {
 /// `getrandom`): unpredictable across processes, never repeated within one.
 fn next_random() -> u64 {
     let state = random_state();
-    mix(state.fetch_add(GOLDEN, Ordering::Relaxed).wrapping_add(GOLDEN))
+    mix(state
+        .fetch_add(GOLDEN, Ordering::Relaxed)
+        .wrapping_add(GOLDEN))
 }
 
 const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;

@@ -15,9 +15,12 @@
 //!                                      recover so other processes' operations cannot starve it
 //!   locks/keys.lock                    one byte-range lock (F_OFD_SETLKW) per container and
 //!                                      per volume, at the key's hashed slot (see [`locks`])
-//!   **/<file>.corrupt                  unreadable records moved aside by recover
-//!   **/.tmp-<pid>-<n>                  a write in progress (or a crash's leftover; recover
-//!                                      removes them)
+//!   **/<file>.corrupt                  unreadable records moved aside (by recover, by the
+//!                                      reap every `dvdcli exec`/`inspect` runs, by cleanup)
+//!   **/.tmp-<pid>-<start>-<hex>        a write in progress, or a temp file kept for reuse by a
+//!                                      live ledger (at most 4 per directory); deleted when the
+//!                                      ledger is dropped; a dead writer's are swept by recover,
+//!                                      `dvdcli recover`, `exec` and `inspect` (see [`durable`])
 //! ```
 //!
 //! `<stem>` is the container id or volume name encoded reversibly ([`encode`]): bytes of
@@ -80,9 +83,14 @@
 //! time; each is an in-process lock plus a lock on a file (`flock` for the ledger, a byte-range
 //! lock for a key), so threads and processes (`dvdcli exec` next to the agent) agree. A driver call holds only its own volume's lock.
 //!
-//! Every write is atomic and durable ([`durable`]). A record that cannot be read (empty,
-//! truncated, corrupt, foreign format, wrong file) is moved aside as `<file>.corrupt` by
-//! `recover` and handled conservatively; it never aborts recovery.
+//! Every write is atomic and durable ([`durable`]); a failed step names itself and the file
+//! (`checkpoint PATH: fsync: …`). A record that cannot be read (empty, truncated, corrupt,
+//! foreign format, wrong file, a symlink) is moved aside as `<file>.corrupt` by `recover` and
+//! handled conservatively; it never aborts recovery. Where no agent recover follows (a host
+//! running only `dvdcli exec`), the reap every `dvdcli exec`/`inspect` runs first — and
+//! `dvdcli recover` — repair what they can attribute: a damaged volume record is rebuilt from
+//! the container records, a damaged container record whose file name is the id of a
+//! `dvdcli exec` that is gone is reaped (see `lifecycle/repair.rs`).
 //!
 //! # Trust
 //!
@@ -276,8 +284,8 @@ impl Ledger {
             private_dir(&root.join(sub), false)?;
         }
         let locks_dir = root.join("locks");
-        let locks = LockTable::open(&locks_dir)
-            .map_err(LedgerError::io(&locks_dir, "open lock files"))?;
+        let locks =
+            LockTable::open(&locks_dir).map_err(LedgerError::io(&locks_dir, "open lock files"))?;
         Ok(Self {
             root,
             locks,

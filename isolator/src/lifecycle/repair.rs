@@ -31,8 +31,7 @@ use super::{Isolator, IsolatorError};
 use crate::container_id::ContainerId;
 use crate::holder::Holder;
 use crate::ledger::{
-    encode, ContainerRecord, LedgerError, Listed, MountRecord, MountState, VolumeKey,
-    VolumeRecord,
+    encode, ContainerRecord, LedgerError, Listed, MountRecord, MountState, VolumeKey, VolumeRecord,
 };
 use crate::local::LocalDriver;
 
@@ -81,7 +80,10 @@ impl ExecRecoverReport {
 
 /// Whether a ledger error means the record is damaged (as opposed to an I/O failure).
 pub(super) fn is_damage(e: &LedgerError) -> bool {
-    matches!(e, LedgerError::Corrupt { .. } | LedgerError::Untrusted { .. })
+    matches!(
+        e,
+        LedgerError::Corrupt { .. } | LedgerError::Untrusted { .. }
+    )
 }
 
 /// The `dvdcli exec` container a record's file name (`stem`) names, when its process is gone.

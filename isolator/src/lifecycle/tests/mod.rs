@@ -1077,7 +1077,11 @@ fn stale_temp_files_are_removed_by_recover() {
     let mut child = std::process::Command::new("true").spawn().unwrap();
     let dead = child.id();
     child.wait().unwrap();
-    std::fs::write(f.checkpoint().join(format!("containers/.tmp-{dead}-1")), b"{").unwrap();
+    std::fs::write(
+        f.checkpoint().join(format!("containers/.tmp-{dead}-1")),
+        b"{",
+    )
+    .unwrap();
     let live = format!(".tmp-{}-0", std::process::id());
     std::fs::write(f.checkpoint().join("containers").join(&live), b"{").unwrap();
     let report = f.restart().recover(&[cid("c1")], &[]).unwrap();

@@ -94,7 +94,8 @@ fn a_damaged_record_of_a_dead_exec_is_reaped_and_its_volumes_released() {
 fn a_damaged_record_of_a_live_exec_or_of_an_agent_container_is_left_alone() {
     let f = Fixture::new();
     let (live, _) = exec_prepared(&f, Holder::current().unwrap());
-    f.prepare("agent", &[("DVDI_VOLUME_NAME", "other")]).unwrap();
+    f.prepare("agent", &[("DVDI_VOLUME_NAME", "other")])
+        .unwrap();
     damage(&f.iso.ledger.container_path(&live), "garbage");
     damage(&f.iso.ledger.container_path(&cid("agent")), "garbage");
     let report = f.iso.reap_dead_holders().unwrap();
@@ -168,7 +169,8 @@ fn recover_exec_releases_dead_execs_and_leaves_agent_containers_alone() {
     shared.holders.insert(gone.clone());
     f.iso.ledger.write_volume(&shared).unwrap();
     // A stuck unmount of another volume.
-    f.prepare("stuck", &[("DVDI_VOLUME_NAME", "stuck")]).unwrap();
+    f.prepare("stuck", &[("DVDI_VOLUME_NAME", "stuck")])
+        .unwrap();
     f.driver
         .fail(Endpoint::Unmount, "stuck", Failure::Refuse, Some(1));
     f.iso.cleanup(&cid("stuck")).unwrap_err();
