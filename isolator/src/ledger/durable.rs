@@ -481,10 +481,18 @@ pub fn remove_durable(dirs: &DirHandles, dir: &Path, name: &str) -> Result<()> {
     }
 }
 
-/// Renames `dir/from` to `dir/to` durably (moving a corrupt record aside).
-pub fn rename_durable(dirs: &DirHandles, dir: &Path, from: &str, to: &str) -> Result<()> {
+/// Renames `dir/from` to `dir/to` durably (moving a corrupt record aside); unless `replace`,
+/// never over an existing `to` (the error is then `EEXIST`).
+pub fn rename_durable(
+    dirs: &DirHandles,
+    dir: &Path,
+    from: &str,
+    to: &str,
+    replace: bool,
+) -> Result<()> {
     let d = dirs.get(dir)?;
-    d.rename(from, to, 0)?;
+    let flags = if replace { 0 } else { libc::RENAME_NOREPLACE };
+    d.rename(from, to, flags)?;
     d.sync()
 }
 

@@ -182,6 +182,9 @@ pub struct ListedVolume {
 
 const JSON: &str = ".json";
 
+/// The longest file name (Linux `NAME_MAX`).
+const NAME_MAX: usize = 255;
+
 /// The checkpoint directory and its locks.
 #[derive(Debug)]
 pub struct Ledger {
@@ -473,8 +476,9 @@ impl Ledger {
 
     // ---- repair ----
 
-    /// Moves an unreadable record aside (`<file>.corrupt`), so it is kept for the operator and
-    /// no longer read. Returns the new path.
+    /// Moves an unreadable record aside (`<file>.corrupt`, or `<file>.corrupt.N` when earlier
+    /// ones are there: none is overwritten), so it is kept for the operator and no longer read.
+    /// Returns the new path.
     pub fn move_aside(&self, path: &Path) -> Result<PathBuf, LedgerError> {
         let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str()))
         else {
@@ -484,10 +488,25 @@ impl Ledger {
                 error: io::Error::new(io::ErrorKind::InvalidInput, "not a record path"),
             });
         };
-        let aside = format!("{name}.corrupt");
-        durable::rename_durable(&self.dirs, dir, name, &aside)
-            .map_err(LedgerError::durable(path))?;
-        Ok(dir.join(aside))
+        let first = format!("{name}.corrupt");
+        let mut n = 1;
+        loop {
+            let aside = match n {
+                1 => first.clone(),
+                n => format!("{first}.{n}"),
+            };
+            // No room for a numbered name (a long stem, or a thousand kept): the last one wins.
+            let (to, replace) = if aside.len() > NAME_MAX || n > 1000 {
+                (first.clone(), true)
+            } else {
+                (aside, false)
+            };
+            match durable::rename_durable(&self.dirs, dir, name, &to, replace) {
+                Ok(()) => return Ok(dir.join(to)),
+                Err(e) if !replace && e.error.raw_os_error() == Some(libc::EEXIST) => n += 1,
+                Err(e) => return Err(LedgerError::durable(path)(e)),
+            }
+        }
     }
 
     /// Removes the temp files of writers that are gone (a crash's leftovers, never a live
@@ -816,6 +835,12 @@ mod tests {
         }
         let aside = ledger.move_aside(&path).unwrap();
         assert!(aside.ends_with("c1.json.corrupt"));
+        assert!(ledger.list_containers().unwrap().is_empty());
+        // A second one is kept beside the first, not over it.
+        fs::write(&path, "").unwrap();
+        let again = ledger.move_aside(&path).unwrap();
+        assert!(again.ends_with("c1.json.corrupt.2"), "{}", again.display());
+        assert!(aside.exists());
         assert!(ledger.list_containers().unwrap().is_empty());
     }
 

@@ -6,14 +6,20 @@
 //! in the volume record, which keeps no holder: it never pins the volume (MESOS-10126).
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 
 use super::{repair, Isolator, IsolatorError, ReapReport};
 use crate::container_id::ContainerId;
 use crate::fault;
 use crate::ledger::{ContainerRecord, ContainerState, LedgerError, VolumeKey};
 
-/// Cleanup with the ledger lock already held (shared or exclusive).
-pub(super) fn cleanup_locked(iso: &Isolator, id: &ContainerId) -> Result<(), IsolatorError> {
+/// Cleanup with the ledger lock already held (shared or exclusive). An unreadable record is
+/// moved aside first; `aside` gets its new path.
+pub(super) fn cleanup_locked(
+    iso: &Isolator,
+    id: &ContainerId,
+    aside: &mut Vec<PathBuf>,
+) -> Result<(), IsolatorError> {
     let ledger_err = |source| IsolatorError::Ledger {
         container: id.clone(),
         source: Box::new(source),
@@ -30,12 +36,16 @@ pub(super) fn cleanup_locked(iso: &Isolator, id: &ContainerId) -> Result<(), Iso
         Ok(record) => record,
         Err(e @ (LedgerError::Corrupt { .. } | LedgerError::Untrusted { .. })) => {
             // Kept for the operator, and out of every later listing's way.
-            let aside = match iso.ledger.move_aside(&iso.ledger.container_path(id)) {
-                Ok(p) => format!("moved to {}", p.display()),
+            let moved = match iso.ledger.move_aside(&iso.ledger.container_path(id)) {
+                Ok(p) => {
+                    let text = format!("moved to {}", p.display());
+                    aside.push(p);
+                    text
+                }
                 Err(e) => format!("could not be moved aside: {e}"),
             };
             iso.config.log.warn(&format!(
-                "container {id}: {e} ({aside}); releasing the volumes that name it as a holder"
+                "container {id}: {e} ({moved}); releasing the volumes that name it as a holder"
             ));
             None
         }
@@ -106,7 +116,10 @@ pub(super) fn reap_locked(iso: &Isolator) -> Result<ReapReport, IsolatorError> {
         .iter()
         .filter_map(|l| l.record.as_ref().ok().cloned())
         .collect();
-    repair::rebuild_damaged_volumes(iso, &valid, &mut report.repair)?;
+    // A listing that fails is reported, never a reason to leave dead execs unreaped.
+    if let Err(e) = repair::rebuild_damaged_volumes(iso, &valid, &mut report.repair) {
+        report.repair.errors.push(e.to_string());
+    }
     for listed in listed {
         let id = match listed.record {
             Ok(record) => match record.holder {
@@ -124,17 +137,13 @@ pub(super) fn reap_locked(iso: &Isolator) -> Result<ReapReport, IsolatorError> {
                     iso.config.log.info(&format!(
                         "container {id}: its record is damaged and its dvdcli exec is gone; cleaning up"
                     ));
-                    report
-                        .repair
-                        .moved_aside
-                        .push(listed.path.with_extension("json.corrupt"));
                     id
                 }
                 None => continue,
             },
             Err(_) => continue,
         };
-        if let Err(e) = cleanup_locked(iso, &id) {
+        if let Err(e) = cleanup_locked(iso, &id, &mut report.repair.moved_aside) {
             report.errors.push(e);
         }
         report.reaped.push(id);

@@ -225,7 +225,7 @@ impl Isolator {
             .ledger
             .lock_shared()
             .map_err(IsolatorError::checkpoint)?;
-        cleanup::cleanup_locked(self, id)
+        cleanup::cleanup_locked(self, id, &mut Vec::new())
     }
 
     /// Rebuilds state after an agent restart: `known` (running) and `orphans` (known to the
