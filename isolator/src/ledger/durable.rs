@@ -164,7 +164,10 @@ pub fn temp_owner(name: &str) -> Option<TempOwner> {
     let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     match parts[..] {
         [pid, start, hex]
-            if number(pid) && number(start) && hex.bytes().all(|b| b.is_ascii_hexdigit()) =>
+            if number(pid)
+                && number(start)
+                && !hex.is_empty()
+                && hex.bytes().all(|b| b.is_ascii_hexdigit()) =>
         {
             Some(TempOwner::Process(Holder {
                 pid: pid.parse().ok()?,
@@ -683,7 +686,14 @@ mod tests {
         let name = temp_name();
         assert_eq!(temp_owner(&name), Some(TempOwner::Process(me)), "{name}");
         assert_eq!(temp_owner(".tmp-12-3"), Some(TempOwner::Pid(12)));
-        for other in [".tmp-", ".tmp-x-1", ".tmp-1-2-zz", "r.json", ".tmp-1-2-3-4"] {
+        for other in [
+            ".tmp-",
+            ".tmp-x-1",
+            ".tmp-1-2-zz",
+            ".tmp-1-2-",
+            "r.json",
+            ".tmp-1-2-3-4",
+        ] {
             assert_eq!(temp_owner(other), None, "{other}");
         }
     }
