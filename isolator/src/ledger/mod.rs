@@ -845,6 +845,26 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_write_names_the_file_and_the_step_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(tmp.path()).unwrap();
+        fs::remove_dir(tmp.path().join("containers")).unwrap();
+        let err = ledger
+            .write_container(&ContainerRecord::new(cid("c1"), vec![], None))
+            .unwrap_err();
+        let path = tmp.path().join("containers/c1.json");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "checkpoint {}: open directory: No such file or directory (os error 2)",
+                path.display()
+            )
+        );
+        // Said in the message, so not again as a source.
+        assert!(std::error::Error::source(&err).is_none());
+    }
+
+    #[test]
     fn stale_temp_files_are_skipped_and_removed() {
         let tmp = tempfile::tempdir().unwrap();
         let ledger = Ledger::open(tmp.path()).unwrap();
