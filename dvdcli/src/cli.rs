@@ -83,6 +83,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Recover what dead `dvdcli exec`s left in the isolator's checkpoint: release their
+    /// volumes, repair their damaged records, retry failed unmounts. Agent containers are left
+    /// alone.
+    Recover {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 impl Command {
@@ -98,6 +106,7 @@ impl Command {
             Command::Version => "version",
             Command::Exec { .. } => "exec",
             Command::Inspect { .. } => "inspect",
+            Command::Recover { .. } => "recover",
         }
     }
 }

@@ -95,6 +95,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Version => return Ok(emit(&version_text())?),
         Command::Exec { command } => return crate::exec::run(command),
         Command::Inspect { json } => return Ok(crate::inspect::run(*json)?),
+        Command::Recover { json } => return Ok(crate::recover::run(*json)?),
         _ => {}
     }
     let driver = required(&args.driver, "volumedriver", cmd)?;
@@ -145,7 +146,11 @@ fn execute(
                 driver_name.as_str()
             ),
         },
-        Command::List | Command::Version | Command::Exec { .. } | Command::Inspect { .. } => {
+        Command::List
+        | Command::Version
+        | Command::Exec { .. }
+        | Command::Inspect { .. }
+        | Command::Recover { .. } => {
             unreachable!("handled by run")
         }
     }

@@ -3,9 +3,11 @@
 //! volumes at their container paths, and release them when CMD exits.
 //!
 //! The container is registered in the host's isolator checkpoint with this process as its
-//! holder (pid + start time). CMD dies with us (`PR_SET_PDEATHSIG`), so if we are killed
-//! outright, the next dvdcli that touches the checkpoint finds the holder gone and releases
-//! the volumes. Signals meant for us (INT, TERM, HUP, QUIT) are passed on to CMD, and we clean
+//! holder (pid + start time, also in its id `dvdcli-exec-<pid>-<start time>`). CMD dies with us
+//! (`PR_SET_PDEATHSIG`), so if we are killed outright, the next dvdcli that touches the
+//! checkpoint finds the holder gone and releases the volumes — from the record's file name
+//! alone when the record is damaged. The isolator is dropped before the process exits, which
+//! deletes the temp files its ledger kept. Signals meant for us (INT, TERM, HUP, QUIT) are passed on to CMD, and we clean
 //! up after it exits however it ended. The exit status is CMD's (128 + signal when killed).
 
 use std::ffi::OsString;
@@ -51,8 +53,12 @@ fn run_inner(command: &[OsString]) -> anyhow::Result<i32> {
     for e in &reaped.errors {
         eprintln!("dvdcli: warning: releasing a dead dvdcli exec's volumes: {e}");
     }
+    for e in &reaped.repair.errors {
+        eprintln!("dvdcli: warning: repairing the checkpoint: {e}");
+    }
     let holder = Holder::current().context("cannot read this process's start time")?;
-    let id = ContainerId::new(&format!("dvdcli-exec-{}-{}", holder.pid, holder.start_time))?;
+    // The id names the holder, so even a damaged record of it is reaped once it is gone.
+    let id = ContainerId::new(&holder.exec_container_id())?;
     let env: Vec<(String, String)> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();

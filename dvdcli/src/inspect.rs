@@ -16,6 +16,9 @@ pub fn run(json: bool) -> anyhow::Result<()> {
     for e in &reaped.errors {
         eprintln!("dvdcli: warning: {e}");
     }
+    for e in &reaped.repair.errors {
+        eprintln!("dvdcli: warning: repairing the checkpoint: {e}");
+    }
     let inspection = isolator.inspect()?;
     if json {
         return emit(&format!("{}\n", serde_json::to_string_pretty(&inspection)?));

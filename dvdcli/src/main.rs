@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod exec;
 mod inspect;
+mod recover;
 
 use std::process::ExitCode;
 

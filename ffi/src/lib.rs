@@ -36,6 +36,7 @@ fn parse_json<'a, T: serde::Deserialize<'a>>(text: &'a str, what: &str) -> Resul
 fn status_of(e: &IsolatorError) -> Status {
     match e.primary() {
         IsolatorError::InvalidContainerId(_)
+        | IsolatorError::ReservedId { .. }
         | IsolatorError::Grammar { .. }
         | IsolatorError::DriverNotAllowed { .. }
         | IsolatorError::LocalDeviceOptions { .. }

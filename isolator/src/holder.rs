@@ -3,6 +3,12 @@
 //! A pid alone is not an identity (pids are reused), so a holder is the pid plus the process's
 //! start time in clock ticks since boot (field 22 of `/proc/<pid>/stat`). A holder is alive while
 //! `/proc/<pid>` exists with that start time and is not a zombie.
+//!
+//! A `dvdcli exec` container's id is `dvdcli-exec-<pid>-<start time>` ([`Holder::exec_container_id`]),
+//! so its holder can be read back from the id alone ([`Holder::of_exec_container_id`]) — and so
+//! from the name of its checkpoint record even when the record itself is damaged: such a
+//! container is provably gone when that process is. The prefix `dvdcli-exec-` is reserved for
+//! these ids: an agent container may not use it (prepare refuses it).
 
 use std::io;
 
@@ -46,7 +52,28 @@ fn read_stat(pid: &str) -> io::Result<Option<Stat>> {
     }
 }
 
+/// Every `dvdcli exec` container id starts with this, and no other container's may.
+pub const EXEC_ID_PREFIX: &str = "dvdcli-exec-";
+
 impl Holder {
+    /// The id of the `dvdcli exec` container this process holds: `dvdcli-exec-<pid>-<start>`.
+    pub fn exec_container_id(&self) -> String {
+        format!("{EXEC_ID_PREFIX}{}-{}", self.pid, self.start_time)
+    }
+
+    /// The holder a `dvdcli exec` container id names; `None` for any other id.
+    pub fn of_exec_container_id(id: &str) -> Option<Self> {
+        let (pid, start) = id.strip_prefix(EXEC_ID_PREFIX)?.split_once('-')?;
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if !digits(pid) || !digits(start) {
+            return None;
+        }
+        Some(Self {
+            pid: pid.parse().ok()?,
+            start_time: start.parse().ok()?,
+        })
+    }
+
     /// The calling process.
     pub fn current() -> io::Result<Self> {
         let stat = read_stat("self")?
@@ -108,6 +135,26 @@ mod tests {
             ..me
         };
         assert!(!reused.is_alive());
+    }
+
+    #[test]
+    fn an_exec_container_id_names_its_holder() {
+        let me = Holder::current().unwrap();
+        let id = me.exec_container_id();
+        assert_eq!(id, format!("dvdcli-exec-{}-{}", me.pid, me.start_time));
+        assert_eq!(Holder::of_exec_container_id(&id), Some(me));
+        for other in [
+            "dvdcli-exec-",
+            "dvdcli-exec-12",
+            "dvdcli-exec-12-",
+            "dvdcli-exec-12-3-4",
+            "dvdcli-exec-+1-3",
+            "dvdcli-exec-99999999999-3",
+            "task-1",
+            "0f8a2b7c-dvdcli-exec-1-2",
+        ] {
+            assert_eq!(Holder::of_exec_container_id(other), None, "{other}");
+        }
     }
 
     #[test]

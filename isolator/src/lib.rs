@@ -42,8 +42,8 @@ pub use container_id::{ContainerId, ContainerIdError};
 pub use driver::{DriverError, DriverResolver, Scope, VolumeDriver, VolumeInfo};
 pub use launch::{LaunchInfo, LaunchMount};
 pub use lifecycle::{
-    ContainerConfig, Inspection, Isolator, IsolatorConfig, IsolatorError, LogLevel, Logger,
-    RecoverReport,
+    ContainerConfig, ExecRecoverReport, Inspection, Isolator, IsolatorConfig, IsolatorError,
+    LogLevel, Logger, RecoverReport,
 };
 pub use names::{DriverName, NameError, VolumeName};
 pub use opts::{OptsError, VolumeOpts};

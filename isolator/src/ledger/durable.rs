@@ -8,15 +8,33 @@
 //!
 //! Creating and freeing a file costs more than everything else in a write (a new inode on
 //! tmpfs: ~4 µs of ~6 here), so the temp files are kept and reused (per directory, a few,
-//! [`SPARES`]):
+//! [`SPARES`]) for as long as the ledger is open:
 //! - over an existing record, the temp file is swapped in with
 //!   `renameat2(RENAME_EXCHANGE)` — equally atomic — and the old record's file, now under the
 //!   temp name, is kept as the next write's temp file;
 //! - a removed record is renamed to a temp name and kept likewise (while there is room).
 //!
-//! Temp files are named `.tmp-<pid>-<n>`: listings skip them, and `recover` (which runs alone)
-//! deletes every one it finds, whoever left it; a process whose kept temp file vanished that
-//! way makes a new one.
+//! The kept files are deleted when the ledger is dropped (`Drop` of its directory handles), so
+//! a finished process (a `dvdcli exec`, a `dvdcli inspect`) leaves none; a long-lived handle
+//! (the agent's) keeps at most [`SPARES`] per directory.
+//!
+//! # Temp file names
+//!
+//! `.tmp-<pid>-<start time>-<16 hex digits>`: the writer's identity (its pid and start time in
+//! clock ticks since boot, as [`crate::holder::Holder`] reads them) and a number drawn from a
+//! per-process random sequence. A name is created with `O_EXCL` (or renamed onto with
+//! `RENAME_NOREPLACE`) and a name that exists already — a leftover of an earlier process, even
+//! one that had our pid — is skipped for the next one: no leftover blocks a write. Listings skip
+//! temp files. [`sweep`] deletes only the temp files of writers that are gone (the owner in the
+//! name is dead; a name of the older `.tmp-<pid>-<n>` form when that pid does not run, or the
+//! file is older than [`LEGACY_TEMP_AGE`]): never a live writer's file. A process whose kept
+//! temp file vanished anyway makes a new one.
+//!
+//! # Errors
+//!
+//! Every failure says which step failed ([`DurableError::step`]): `open directory`,
+//! `create temp file`, `write`, `fsync`, `rename`, `unlink`, `fsync directory`. Each step is
+//! preceded by its I/O fault point (`durable.*`, see [`crate::fault::IO_POINTS`]).
 //!
 //! The directory handles are kept too (for the `fsync`s and the `*at` calls): the ledger's
 //! directories are its own and are never removed or replaced while it is open.
@@ -29,22 +47,186 @@ use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
-/// Temp files start with this; listings skip them and recovery removes leftovers.
+use crate::holder::Holder;
+
+/// Temp files start with this; listings skip them and [`sweep`] removes the stale ones.
 pub const TEMP_PREFIX: &str = ".tmp-";
 
 /// Temp files kept per directory for reuse.
 pub const SPARES: usize = 4;
 
-static COUNTER: AtomicU64 = AtomicU64::new(0);
+/// A temp file named the older way (`.tmp-<pid>-<n>`, no start time) whose pid runs is only
+/// taken for stale after this long: no write takes minutes, and a live process of the older
+/// build tolerates losing a kept temp file.
+pub const LEGACY_TEMP_AGE: Duration = Duration::from_secs(600);
 
+/// How many names a new temp file tries before giving up (each one exists already).
+const NAME_ATTEMPTS: usize = 64;
+
+/// A durable step that failed, and how.
+#[derive(Debug)]
+pub struct DurableError {
+    /// What was being done: `open directory`, `create temp file`, `write`, `fsync`,
+    /// `rename`, `unlink`, `fsync directory`.
+    pub step: &'static str,
+    pub error: io::Error,
+}
+
+impl DurableError {
+    fn at(step: &'static str) -> impl FnOnce(io::Error) -> Self {
+        move |error| DurableError { step, error }
+    }
+
+    /// Whether the file the step was about did not exist.
+    pub fn is_not_found(&self) -> bool {
+        self.error.kind() == io::ErrorKind::NotFound
+    }
+}
+
+type Result<T> = std::result::Result<T, DurableError>;
+
+/// This process as temp file names say it: pid and start time (0 when `/proc` cannot say;
+/// such names are only ever swept once the pid is gone). Read again after a `fork`.
+fn writer() -> (u32, u64) {
+    static WRITER: OnceLock<Mutex<(u32, u64)>> = OnceLock::new();
+    let pid = std::process::id();
+    let current = || (pid, Holder::current().map(|h| h.start_time).unwrap_or(0));
+    let cell = WRITER.get_or_init(|| Mutex::new(current()));
+    let mut w = cell.lock().unwrap_or_else(|e| e.into_inner());
+    if w.0 != pid {
+        *w = current();
+    }
+    *w
+}
+
+/// The next number of this process's random sequence (splitmix64 over a seed from
+/// `getrandom`): unpredictable across processes, never repeated within one.
+fn next_random() -> u64 {
+    let state = random_state();
+    mix(state
+        .fetch_add(GOLDEN, Ordering::Relaxed)
+        .wrapping_add(GOLDEN))
+}
+
+const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
+
+fn random_state() -> &'static AtomicU64 {
+    static STATE: OnceLock<AtomicU64> = OnceLock::new();
+    STATE.get_or_init(|| {
+        let mut seed = [0u8; 8];
+        // SAFETY: getrandom(2) writes at most `seed.len()` bytes into the buffer it is given.
+        let n = unsafe { libc::getrandom(seed.as_mut_ptr().cast(), seed.len(), 0) };
+        let mut s = u64::from_ne_bytes(seed);
+        if n != seed.len() as isize {
+            // No entropy (never on Linux ≥ 3.17): still distinct per process and per moment.
+            s ^= u64::from(std::process::id()) << 32 ^ now_nanos();
+        }
+        AtomicU64::new(s)
+    })
+}
+
+/// splitmix64's output function.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// A fresh temp file name of this process (see the module's *Temp file names*).
 fn temp_name() -> String {
-    format!(
-        "{TEMP_PREFIX}{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+    let (pid, start) = writer();
+    format!("{TEMP_PREFIX}{pid}-{start}-{:016x}", next_random())
+}
+
+/// Who wrote a temp file, as its name says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TempOwner {
+    /// `.tmp-<pid>-<start time>-<hex>`.
+    Process(Holder),
+    /// `.tmp-<pid>-<n>`, the older form (no start time).
+    Pid(u32),
+}
+
+/// The writer a temp file's name gives; `None` for a name that is not a temp file's.
+pub fn temp_owner(name: &str) -> Option<TempOwner> {
+    let rest = name.strip_prefix(TEMP_PREFIX)?;
+    let parts: Vec<&str> = rest.split('-').collect();
+    let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    match parts[..] {
+        [pid, start, hex]
+            if number(pid)
+                && number(start)
+                && !hex.is_empty()
+                && hex.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            Some(TempOwner::Process(Holder {
+                pid: pid.parse().ok()?,
+                start_time: start.parse().ok()?,
+            }))
+        }
+        [pid, n] if number(pid) && number(n) => Some(TempOwner::Pid(pid.parse().ok()?)),
+        _ => None,
+    }
+}
+
+/// Whether the temp file `name` (with metadata `meta`) belongs to a writer that is gone.
+fn is_stale(name: &str, meta: &std::fs::Metadata) -> bool {
+    match temp_owner(name) {
+        Some(TempOwner::Process(holder)) => !holder.is_alive(),
+        Some(TempOwner::Pid(pid)) => {
+            let old = meta
+                .modified()
+                .ok()
+                .and_then(|m| m.elapsed().ok())
+                .is_some_and(|age| age >= LEGACY_TEMP_AGE);
+            old || matches!(Holder::of_pid(pid), Ok(None))
+        }
+        // Ours by prefix but not by form (hand-made): only when old.
+        None => meta
+            .modified()
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|age| age >= LEGACY_TEMP_AGE),
+    }
+}
+
+/// Deletes the temp files in `dir` whose writer is gone (never a live writer's: see the
+/// module's *Temp file names*). Returns how many it deleted.
+pub fn sweep(dir: &Path) -> Result<usize> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(DurableError::at("list directory")(e)),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry.map_err(DurableError::at("list directory"))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str().filter(|n| n.starts_with(TEMP_PREFIX)) else {
+            continue;
+        };
+        let Ok(meta) = entry.metadata() else { continue };
+        if !is_stale(name, &meta) {
+            continue;
+        }
+        crate::fault::io("durable.unlink").map_err(DurableError::at("unlink"))?;
+        match std::fs::remove_file(entry.path()) {
+            Ok(()) => removed += 1,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(DurableError::at("unlink")(e)),
+        }
+    }
+    Ok(removed)
 }
 
 fn c_name(name: &str) -> io::Result<CString> {
@@ -59,6 +241,10 @@ fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
+fn exists(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EEXIST)
+}
+
 /// One directory records are written in: its handle and our kept temp files.
 #[derive(Debug)]
 struct Dir {
@@ -66,6 +252,16 @@ struct Dir {
     spares: Mutex<Vec<String>>,
     /// Cleared when the filesystem refuses `RENAME_EXCHANGE` (then: plain rename).
     exchange: AtomicBool,
+}
+
+impl Drop for Dir {
+    /// A finished ledger leaves no temp file behind.
+    fn drop(&mut self) {
+        let spares = std::mem::take(self.spares.get_mut().unwrap_or_else(|e| e.into_inner()));
+        for name in spares {
+            let _ = self.unlink(&name);
+        }
+    }
 }
 
 impl Dir {
@@ -89,24 +285,33 @@ impl Dir {
         Ok(unsafe { File::from_raw_fd(fd) })
     }
 
-    fn rename(&self, from: &str, to: &str, flags: libc::c_uint) -> io::Result<()> {
-        crate::fault::io("durable.rename")?;
-        let (from, to) = (c_name(from)?, c_name(to)?);
-        // SAFETY: renameat2 with two NUL-terminated names relative to our directory.
-        check(unsafe { libc::renameat2(self.raw(), from.as_ptr(), self.raw(), to.as_ptr(), flags) })
+    fn rename(&self, from: &str, to: &str, flags: libc::c_uint) -> Result<()> {
+        let rename = || {
+            crate::fault::io("durable.rename")?;
+            let (from, to) = (c_name(from)?, c_name(to)?);
+            // SAFETY: renameat2 with two NUL-terminated names relative to our directory.
+            check(unsafe {
+                libc::renameat2(self.raw(), from.as_ptr(), self.raw(), to.as_ptr(), flags)
+            })
             .map(drop)
+        };
+        rename().map_err(DurableError::at("rename"))
     }
 
-    fn unlink(&self, name: &str) -> io::Result<()> {
-        crate::fault::io("durable.unlink")?;
-        let c = c_name(name)?;
-        // SAFETY: unlinkat with a NUL-terminated name relative to our directory.
-        check(unsafe { libc::unlinkat(self.raw(), c.as_ptr(), 0) }).map(drop)
+    fn unlink(&self, name: &str) -> Result<()> {
+        let unlink = || {
+            crate::fault::io("durable.unlink")?;
+            let c = c_name(name)?;
+            // SAFETY: unlinkat with a NUL-terminated name relative to our directory.
+            check(unsafe { libc::unlinkat(self.raw(), c.as_ptr(), 0) }).map(drop)
+        };
+        unlink().map_err(DurableError::at("unlink"))
     }
 
-    fn sync(&self) -> io::Result<()> {
-        crate::fault::io("durable.dir_fsync")?;
-        self.fd.sync_all()
+    fn sync(&self) -> Result<()> {
+        crate::fault::io("durable.dir_fsync")
+            .and_then(|()| self.fd.sync_all())
+            .map_err(DurableError::at("fsync directory"))
     }
 
     fn take_spare(&self) -> Option<String> {
@@ -124,29 +329,53 @@ impl Dir {
         }
     }
 
+    /// A new temp file under a fresh name: a name that exists already (a leftover of another
+    /// process, whatever its pid) is skipped for the next.
+    fn create_temp(&self) -> Result<(String, File)> {
+        let mut last = None;
+        for _ in 0..NAME_ATTEMPTS {
+            let name = temp_name();
+            let created = crate::fault::io("durable.create_temp")
+                .and_then(|()| self.open(&name, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL));
+            match created {
+                Ok(file) => return Ok((name, file)),
+                Err(e) if exists(&e) => last = Some(e),
+                Err(e) => return Err(DurableError::at("create temp file")(e)),
+            }
+        }
+        Err(DurableError::at("create temp file")(last.unwrap_or_else(
+            || io::Error::from_raw_os_error(libc::EEXIST),
+        )))
+    }
+
     /// A temp file of ours holding exactly `bytes`, written and `fsync`ed.
-    fn temp_with(&self, bytes: &[u8]) -> io::Result<String> {
+    fn temp_with(&self, bytes: &[u8]) -> Result<String> {
         use std::io::Write;
         let reused = self.take_spare().and_then(|name| {
-            // Gone (a recover deleted it) or unusable: make a new one instead.
-            self.open(&name, libc::O_WRONLY)
-                .ok()
-                .map(|file| (name, file))
+            match self.open(&name, libc::O_WRONLY) {
+                Ok(file) => Some((name, file)),
+                // Gone (swept): make a new one instead.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                // Unusable (a removed record that was a symlink, say): not kept.
+                Err(_) => {
+                    let _ = self.unlink(&name);
+                    None
+                }
+            }
         });
         let (name, mut file) = match reused {
             Some(found) => found,
-            None => {
-                let name = temp_name();
-                crate::fault::io("durable.create_temp")?;
-                let file = self.open(&name, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL)?;
-                (name, file)
-            }
+            None => self.create_temp()?,
         };
         let written = crate::fault::io("durable.write")
             .and_then(|()| file.write_all(bytes))
             .and_then(|()| file.set_len(bytes.len() as u64))
-            .and_then(|()| crate::fault::io("durable.fsync"))
-            .and_then(|()| file.sync_all());
+            .map_err(DurableError::at("write"))
+            .and_then(|()| {
+                crate::fault::io("durable.fsync")
+                    .and_then(|()| file.sync_all())
+                    .map_err(DurableError::at("fsync"))
+            });
         match written {
             Ok(()) => Ok(name),
             Err(e) => {
@@ -155,15 +384,35 @@ impl Dir {
             }
         }
     }
+
+    /// Renames the record `name` to a fresh temp name (kept for reuse); a temp name that exists
+    /// already is skipped for the next.
+    fn rename_to_spare(&self, name: &str) -> Result<()> {
+        let mut last = None;
+        for _ in 0..NAME_ATTEMPTS {
+            let temp = temp_name();
+            match self.rename(name, &temp, libc::RENAME_NOREPLACE) {
+                Ok(()) => {
+                    self.keep_spare(temp);
+                    return Ok(());
+                }
+                Err(e) if exists(&e.error) => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        // Every name taken (never, in practice): remove it the plain way.
+        drop(last);
+        self.unlink(name)
+    }
 }
 
 /// Open handles on the directories records are written in, with their kept temp files. One
-/// entry per directory (containers, one per driver).
+/// entry per directory (containers, one per driver). Dropping it deletes the kept temp files.
 #[derive(Debug, Default)]
 pub struct DirHandles(Mutex<HashMap<PathBuf, Arc<Dir>>>);
 
 impl DirHandles {
-    fn get(&self, dir: &Path) -> io::Result<Arc<Dir>> {
+    fn get(&self, dir: &Path) -> Result<Arc<Dir>> {
         let lock = || self.0.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(d) = lock().get(dir) {
             return Ok(d.clone());
@@ -171,7 +420,8 @@ impl DirHandles {
         let fd = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
-            .open(dir)?;
+            .open(dir)
+            .map_err(DurableError::at("open directory"))?;
         let d = Arc::new(Dir {
             fd,
             spares: Mutex::default(),
@@ -182,7 +432,7 @@ impl DirHandles {
 }
 
 /// Replaces `dir/name` with `bytes`, atomically and durably (mode 0600).
-pub fn write_atomic(dirs: &DirHandles, dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+pub fn write_atomic(dirs: &DirHandles, dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     let d = dirs.get(dir)?;
     let temp = d.temp_with(bytes)?;
     crate::fault::point("durable.temp_written");
@@ -190,8 +440,8 @@ pub fn write_atomic(dirs: &DirHandles, dir: &Path, name: &str, bytes: &[u8]) -> 
         match d.rename(&temp, name, libc::RENAME_EXCHANGE) {
             Ok(()) => Ok(true),
             // No record yet: a plain rename below.
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            Err(e) if e.error.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+            Err(e) if e.error.raw_os_error() == Some(libc::EINVAL) => {
                 d.exchange.store(false, Ordering::Relaxed);
                 Ok(false)
             }
@@ -218,28 +468,34 @@ pub fn write_atomic(dirs: &DirHandles, dir: &Path, name: &str, bytes: &[u8]) -> 
 }
 
 /// Removes `dir/name` durably; a file that is already gone is fine.
-pub fn remove_durable(dirs: &DirHandles, dir: &Path, name: &str) -> io::Result<()> {
+pub fn remove_durable(dirs: &DirHandles, dir: &Path, name: &str) -> Result<()> {
     let d = dirs.get(dir)?;
     let keep = d.spares.lock().unwrap_or_else(|e| e.into_inner()).len() < SPARES;
     let gone = if keep {
         // Renamed out of the way and kept as a temp file: no inode freed now, none made later.
-        let temp = temp_name();
-        d.rename(name, &temp, libc::RENAME_NOREPLACE)
-            .map(|()| d.keep_spare(temp))
+        d.rename_to_spare(name)
     } else {
         d.unlink(name)
     };
     match gone {
         Ok(()) => d.sync(),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
         Err(e) => Err(e),
     }
 }
 
-/// Renames `dir/from` to `dir/to` durably (moving a corrupt record aside).
-pub fn rename_durable(dirs: &DirHandles, dir: &Path, from: &str, to: &str) -> io::Result<()> {
+/// Renames `dir/from` to `dir/to` durably (moving a corrupt record aside); unless `replace`,
+/// never over an existing `to` (the error is then `EEXIST`).
+pub fn rename_durable(
+    dirs: &DirHandles,
+    dir: &Path,
+    from: &str,
+    to: &str,
+    replace: bool,
+) -> Result<()> {
     let d = dirs.get(dir)?;
-    d.rename(from, to, 0)?;
+    let flags = if replace { 0 } else { libc::RENAME_NOREPLACE };
+    d.rename(from, to, flags)?;
     d.sync()
 }
 
@@ -347,11 +603,132 @@ mod tests {
     }
 
     #[test]
-    fn failed_write_cleans_its_temp_file() {
+    fn failed_write_cleans_its_temp_file_and_names_the_step() {
         let dir = tempfile::tempdir().unwrap();
         // A final name longer than NAME_MAX: neither exchange nor rename can make it.
         let name = "r".repeat(300);
-        assert!(write_atomic(&DirHandles::default(), dir.path(), &name, b"x").is_err());
+        let err = write_atomic(&DirHandles::default(), dir.path(), &name, b"x").unwrap_err();
+        assert_eq!(err.step, "rename");
+        assert_eq!(err.error.raw_os_error(), Some(libc::ENAMETOOLONG));
         assert!(names(dir.path()).is_empty(), "{:?}", names(dir.path()));
+        let err = write_atomic(
+            &DirHandles::default(),
+            &dir.path().join("missing"),
+            "r.json",
+            b"x",
+        )
+        .unwrap_err();
+        assert_eq!(err.step, "open directory");
+    }
+
+    /// Writes, rewrites and removes a few records, as prepare + cleanup do.
+    fn churn(dirs: &DirHandles, dir: &Path) {
+        for i in 0..10 {
+            let name = format!("r{}.json", i % 3);
+            write_atomic(dirs, dir, &name, format!("{i}").as_bytes()).unwrap();
+            write_atomic(dirs, dir, &name, format!("{i}+").as_bytes()).unwrap();
+            if i % 2 == 0 {
+                remove_durable(dirs, dir, &name).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn a_dropped_ledger_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let dirs = DirHandles::default();
+        churn(&dirs, dir.path());
+        assert!(names(dir.path()).len() > records(dir.path()).len());
+        drop(dirs);
+        assert_eq!(names(dir.path()), records(dir.path()));
+    }
+
+    #[test]
+    fn leftovers_of_an_earlier_process_with_our_pid_never_block_a_write() {
+        // pid_max is small: an earlier process had our pid and left its temp files (the older
+        // `.tmp-<pid>-<n>` names: every one this process's old counter would have picked).
+        let dir = tempfile::tempdir().unwrap();
+        let pid = std::process::id();
+        for n in 0..256 {
+            fs::write(dir.path().join(format!("{TEMP_PREFIX}{pid}-{n}")), "{").unwrap();
+        }
+        let dirs = DirHandles::default();
+        churn(&dirs, dir.path());
+        assert_eq!(fs::read(dir.path().join("r0.json")).unwrap(), b"9+");
+        drop(dirs);
+        assert_eq!(names(dir.path()).len(), records(dir.path()).len() + 256);
+    }
+
+    #[test]
+    fn every_name_the_next_writer_could_pick_but_one_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        // The names this process draws next (nothing else draws in this test process).
+        let state = random_state().load(Ordering::Relaxed);
+        let (pid, start) = writer();
+        for i in 1..NAME_ATTEMPTS as u64 {
+            let planted = format!(
+                "{TEMP_PREFIX}{pid}-{start}-{:016x}",
+                mix(state.wrapping_add(GOLDEN.wrapping_mul(i)))
+            );
+            fs::write(dir.path().join(planted), "{").unwrap();
+        }
+        let dirs = DirHandles::default();
+        write_atomic(&dirs, dir.path(), "r.json", b"x").unwrap();
+        assert_eq!(fs::read(dir.path().join("r.json")).unwrap(), b"x");
+        // A removal renames to a fresh name too: the taken ones are skipped alike.
+        remove_durable(&dirs, dir.path(), "r.json").unwrap();
+        assert!(records(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn temp_names_say_their_writer() {
+        let me = Holder::current().unwrap();
+        let name = temp_name();
+        assert_eq!(temp_owner(&name), Some(TempOwner::Process(me)), "{name}");
+        assert_eq!(temp_owner(".tmp-12-3"), Some(TempOwner::Pid(12)));
+        for other in [
+            ".tmp-",
+            ".tmp-x-1",
+            ".tmp-1-2-zz",
+            ".tmp-1-2-",
+            "r.json",
+            ".tmp-1-2-3-4",
+        ] {
+            assert_eq!(temp_owner(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn a_sweep_removes_only_the_temp_files_of_writers_that_are_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = Holder::of_pid(child.id()).unwrap().unwrap();
+        child.wait().unwrap();
+        let me = Holder::current().unwrap();
+        let old = std::time::SystemTime::now() - LEGACY_TEMP_AGE - Duration::from_secs(1);
+        let plant = |name: String, modified: Option<std::time::SystemTime>| {
+            let file = fs::File::create(dir.path().join(&name)).unwrap();
+            if let Some(t) = modified {
+                file.set_modified(t).unwrap();
+            }
+            name
+        };
+        let gone = [
+            plant(format!(".tmp-{}-{}-00ab", dead.pid, dead.start_time), None),
+            // Our pid, but another start time: an earlier process.
+            plant(format!(".tmp-{}-{}-00ab", me.pid, me.start_time + 1), None),
+            plant(format!(".tmp-{}-7", dead.pid), None),
+            plant(format!(".tmp-{}-8", me.pid), Some(old)),
+        ];
+        let kept = [
+            plant(format!(".tmp-{}-{}-00cd", me.pid, me.start_time), Some(old)),
+            plant(format!(".tmp-{}-9", me.pid), None),
+            plant(".tmp-handmade".into(), None),
+            plant("r.json".into(), Some(old)),
+        ];
+        assert_eq!(sweep(dir.path()).unwrap(), gone.len());
+        let mut kept = kept.to_vec();
+        kept.sort();
+        assert_eq!(names(dir.path()), kept);
     }
 }

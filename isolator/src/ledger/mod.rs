@@ -15,9 +15,12 @@
 //!                                      recover so other processes' operations cannot starve it
 //!   locks/keys.lock                    one byte-range lock (F_OFD_SETLKW) per container and
 //!                                      per volume, at the key's hashed slot (see [`locks`])
-//!   **/<file>.corrupt                  unreadable records moved aside by recover
-//!   **/.tmp-<pid>-<n>                  a write in progress (or a crash's leftover; recover
-//!                                      removes them)
+//!   **/<file>.corrupt                  unreadable records moved aside (by recover, by the
+//!                                      reap every `dvdcli exec`/`inspect` runs, by cleanup)
+//!   **/.tmp-<pid>-<start>-<hex>        a write in progress, or a temp file kept for reuse by a
+//!                                      live ledger (at most 4 per directory); deleted when the
+//!                                      ledger is dropped; a dead writer's are swept by recover,
+//!                                      `dvdcli recover`, `exec` and `inspect` (see [`durable`])
 //! ```
 //!
 //! `<stem>` is the container id or volume name encoded reversibly ([`encode`]): bytes of
@@ -80,9 +83,14 @@
 //! time; each is an in-process lock plus a lock on a file (`flock` for the ledger, a byte-range
 //! lock for a key), so threads and processes (`dvdcli exec` next to the agent) agree. A driver call holds only its own volume's lock.
 //!
-//! Every write is atomic and durable ([`durable`]). A record that cannot be read (empty,
-//! truncated, corrupt, foreign format, wrong file) is moved aside as `<file>.corrupt` by
-//! `recover` and handled conservatively; it never aborts recovery.
+//! Every write is atomic and durable ([`durable`]); a failed step names itself and the file
+//! (`checkpoint PATH: fsync: …`). A record that cannot be read (empty, truncated, corrupt,
+//! foreign format, wrong file, a symlink) is moved aside as `<file>.corrupt` by `recover` and
+//! handled conservatively; it never aborts recovery. Where no agent recover follows (a host
+//! running only `dvdcli exec`), the reap every `dvdcli exec`/`inspect` runs first — and
+//! `dvdcli recover` — repair what they can attribute: a damaged volume record is rebuilt from
+//! the container records, a damaged container record whose file name is the id of a
+//! `dvdcli exec` that is gone is reaped (see `lifecycle/repair.rs`).
 //!
 //! # Trust
 //!
@@ -118,8 +126,14 @@ pub use records::{
 /// A ledger operation that failed; names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
-    #[error("checkpoint {}: {source}", .path.display())]
-    Io { path: PathBuf, source: io::Error },
+    /// `step`: what was being done (`read`, `rename`, `fsync`, …); `error` is said in the
+    /// message (not as a source, so a chain shows it once).
+    #[error("checkpoint {}: {step}: {error}", .path.display())]
+    Io {
+        path: PathBuf,
+        step: &'static str,
+        error: io::Error,
+    },
     #[error("checkpoint record {} is unreadable: {reason}", .path.display())]
     Corrupt { path: PathBuf, reason: String },
     /// A record or ledger directory someone else could have written: never trusted.
@@ -128,9 +142,24 @@ pub enum LedgerError {
 }
 
 impl LedgerError {
-    fn io(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
+    fn io(path: impl Into<PathBuf>, step: &'static str) -> impl FnOnce(io::Error) -> Self {
         let path = path.into();
-        move |source| LedgerError::Io { path, source }
+        move |error| LedgerError::Io { path, step, error }
+    }
+
+    /// A durable step on `path` that failed, named by the step.
+    fn durable(path: impl Into<PathBuf>) -> impl FnOnce(durable::DurableError) -> Self {
+        let path = path.into();
+        move |e| LedgerError::Io {
+            path,
+            step: e.step,
+            error: e.error,
+        }
+    }
+
+    /// Whether the file or directory the error is about does not exist.
+    fn is_not_found(&self) -> bool {
+        matches!(self, LedgerError::Io { error, .. } if error.kind() == io::ErrorKind::NotFound)
     }
 }
 
@@ -153,6 +182,9 @@ pub struct ListedVolume {
 
 const JSON: &str = ".json";
 
+/// The longest file name (Linux `NAME_MAX`).
+const NAME_MAX: usize = 255;
+
 /// The checkpoint directory and its locks.
 #[derive(Debug)]
 pub struct Ledger {
@@ -169,7 +201,7 @@ fn mkdir_private(path: &Path) -> Result<(), LedgerError> {
                 .mode(0o700)
                 .create(path)
         })
-        .map_err(LedgerError::io(path))
+        .map_err(LedgerError::io(path, "mkdir"))
 }
 
 /// Why a ledger file or directory with metadata `meta` cannot be trusted, if it cannot: it is
@@ -218,7 +250,7 @@ fn private_dir(path: &Path, follow: bool) -> Result<(), LedgerError> {
     } else {
         fs::symlink_metadata(path)
     }
-    .map_err(LedgerError::io(path))?;
+    .map_err(LedgerError::io(path, "stat"))?;
     if !meta.is_dir() {
         return Err(untrusted(path, "it is not a directory (a symlink?)".into()));
     }
@@ -228,14 +260,14 @@ fn private_dir(path: &Path, follow: bool) -> Result<(), LedgerError> {
     // It holds which volumes are mounted where: not for other users' eyes or hands.
     if meta.mode() & 0o077 != 0 {
         fs::set_permissions(path, fs::Permissions::from_mode(0o700))
-            .map_err(LedgerError::io(path))?;
+            .map_err(LedgerError::io(path, "chmod"))?;
     }
     Ok(())
 }
 
 /// The directory holding a record must be one only we can write.
 fn check_dir_trusted(dir: &Path) -> Result<(), LedgerError> {
-    let meta = fs::symlink_metadata(dir).map_err(LedgerError::io(dir))?;
+    let meta = fs::symlink_metadata(dir).map_err(LedgerError::io(dir, "stat"))?;
     if !meta.is_dir() {
         return Err(untrusted(dir, "it is not a directory (a symlink?)".into()));
     }
@@ -255,7 +287,8 @@ impl Ledger {
             private_dir(&root.join(sub), false)?;
         }
         let locks_dir = root.join("locks");
-        let locks = LockTable::open(&locks_dir).map_err(LedgerError::io(&locks_dir))?;
+        let locks =
+            LockTable::open(&locks_dir).map_err(LedgerError::io(&locks_dir, "open lock files"))?;
         Ok(Self {
             root,
             locks,
@@ -293,20 +326,20 @@ impl Ledger {
     pub fn lock_shared(&self) -> Result<LedgerGuard<'_>, LedgerError> {
         self.locks
             .shared()
-            .map_err(LedgerError::io(self.root.join("locks/ledger.lock")))
+            .map_err(LedgerError::io(self.root.join("locks/ledger.lock"), "lock"))
     }
 
     /// `recover` holds this (exclusive).
     pub fn lock_exclusive(&self) -> Result<LedgerGuard<'_>, LedgerError> {
         self.locks
             .exclusive()
-            .map_err(LedgerError::io(self.root.join("locks/ledger.lock")))
+            .map_err(LedgerError::io(self.root.join("locks/ledger.lock"), "lock"))
     }
 
     pub fn lock_container(&self, id: &ContainerId) -> Result<KeyGuard<'_>, LedgerError> {
         self.locks
             .key(locks::slot(KeyKind::Container, &[id.as_str()]))
-            .map_err(LedgerError::io(self.root.join("locks/keys.lock")))
+            .map_err(LedgerError::io(self.root.join("locks/keys.lock"), "lock"))
     }
 
     pub fn lock_volume(&self, key: &VolumeKey) -> Result<KeyGuard<'_>, LedgerError> {
@@ -315,7 +348,7 @@ impl Ledger {
                 KeyKind::Volume,
                 &[key.driver.as_str(), key.name.as_str()],
             ))
-            .map_err(LedgerError::io(self.root.join("locks/keys.lock")))
+            .map_err(LedgerError::io(self.root.join("locks/keys.lock"), "lock"))
     }
 
     // ---- container records ----
@@ -386,9 +419,7 @@ impl Ledger {
         // way it must be one only we can write (see *Trust*).
         let dir = self.volumes_dir(&record.driver);
         match check_dir_trusted(&dir) {
-            Err(LedgerError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-                mkdir_private(&dir)?
-            }
+            Err(e) if e.is_not_found() => mkdir_private(&dir)?,
             other => other?,
         }
         write_record(&self.dirs, &path, record)
@@ -398,10 +429,10 @@ impl Ledger {
     pub fn list_volumes(&self) -> Result<Vec<ListedVolume>, LedgerError> {
         let top = self.root.join("volumes");
         let mut out = Vec::new();
-        let entries = fs::read_dir(&top).map_err(LedgerError::io(&top))?;
+        let entries = fs::read_dir(&top).map_err(LedgerError::io(&top, "list directory"))?;
         let mut drivers = Vec::new();
         for entry in entries {
-            let entry = entry.map_err(LedgerError::io(&top))?;
+            let entry = entry.map_err(LedgerError::io(&top, "list directory"))?;
             let name = entry.file_name();
             // A directory that is not a valid driver name is not ours: skip it.
             if let Some(driver) = name.to_str().and_then(|n| DriverName::new(n).ok()) {
@@ -445,44 +476,53 @@ impl Ledger {
 
     // ---- repair ----
 
-    /// Moves an unreadable record aside (`<file>.corrupt`), so it is kept for the operator and
-    /// no longer read. Returns the new path.
+    /// Moves an unreadable record aside (`<file>.corrupt`, or `<file>.corrupt.N` when earlier
+    /// ones are there: none is overwritten), so it is kept for the operator and no longer read.
+    /// Returns the new path.
     pub fn move_aside(&self, path: &Path) -> Result<PathBuf, LedgerError> {
         let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str()))
         else {
             return Err(LedgerError::Io {
                 path: path.into(),
-                source: io::Error::new(io::ErrorKind::InvalidInput, "not a record path"),
+                step: "move aside",
+                error: io::Error::new(io::ErrorKind::InvalidInput, "not a record path"),
             });
         };
-        let aside = format!("{name}.corrupt");
-        durable::rename_durable(&self.dirs, dir, name, &aside).map_err(LedgerError::io(path))?;
-        Ok(dir.join(aside))
+        let first = format!("{name}.corrupt");
+        let mut n = 1;
+        loop {
+            let aside = match n {
+                1 => first.clone(),
+                n => format!("{first}.{n}"),
+            };
+            // No room for a numbered name (a long stem, or a thousand kept): the last one wins.
+            let (to, replace) = if aside.len() > NAME_MAX || n > 1000 {
+                (first.clone(), true)
+            } else {
+                (aside, false)
+            };
+            match durable::rename_durable(&self.dirs, dir, name, &to, replace) {
+                Ok(()) => return Ok(dir.join(to)),
+                Err(e) if !replace && e.error.raw_os_error() == Some(libc::EEXIST) => n += 1,
+                Err(e) => return Err(LedgerError::durable(path)(e)),
+            }
+        }
     }
 
-    /// Removes temp files a crash left behind (they never became records).
+    /// Removes the temp files of writers that are gone (a crash's leftovers, never a live
+    /// process's: see [`durable`]'s *Temp file names*). Returns how many it removed.
     pub fn remove_stale_temp_files(&self) -> Result<usize, LedgerError> {
         let mut dirs = vec![self.containers_dir()];
         let top = self.root.join("volumes");
-        for entry in fs::read_dir(&top).map_err(LedgerError::io(&top))? {
-            let entry = entry.map_err(LedgerError::io(&top))?;
-            if entry.path().is_dir() {
+        for entry in fs::read_dir(&top).map_err(LedgerError::io(&top, "list directory"))? {
+            let entry = entry.map_err(LedgerError::io(&top, "list directory"))?;
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
                 dirs.push(entry.path());
             }
         }
         let mut removed = 0;
         for dir in dirs {
-            for entry in fs::read_dir(&dir).map_err(LedgerError::io(&dir))? {
-                let entry = entry.map_err(LedgerError::io(&dir))?;
-                if entry
-                    .file_name()
-                    .to_str()
-                    .is_some_and(|n| n.starts_with(durable::TEMP_PREFIX))
-                {
-                    fs::remove_file(entry.path()).map_err(LedgerError::io(entry.path()))?;
-                    removed += 1;
-                }
-            }
+            removed += durable::sweep(&dir).map_err(LedgerError::durable(&dir))?;
         }
         Ok(removed)
     }
@@ -502,16 +542,11 @@ fn list_stems(dir: &Path) -> Result<Vec<String>, LedgerError> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(LedgerError::Io {
-                path: dir.into(),
-                source: e,
-            })
-        }
+        Err(e) => return Err(LedgerError::io(dir, "list directory")(e)),
     };
     let mut stems = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(LedgerError::io(dir))?;
+        let entry = entry.map_err(LedgerError::io(dir, "list directory"))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         if name.starts_with('.') {
@@ -579,14 +614,9 @@ fn read_trusted(path: &Path, dir: Option<&fs::File>) -> Result<Option<Vec<u8>>, 
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
             return Err(untrusted(path, "it is a symlink".into()))
         }
-        Err(e) => {
-            return Err(LedgerError::Io {
-                path: path.into(),
-                source: e,
-            })
-        }
+        Err(e) => return Err(LedgerError::io(path, "open")(e)),
     };
-    let meta = file.metadata().map_err(LedgerError::io(path))?;
+    let meta = file.metadata().map_err(LedgerError::io(path, "stat"))?;
     if !meta.is_file() {
         return Err(untrusted(path, "it is not a regular file".into()));
     }
@@ -606,7 +636,7 @@ fn read_trusted(path: &Path, dir: Option<&fs::File>) -> Result<Option<Vec<u8>>, 
             Ok(0) => break,
             Ok(n) => filled += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(LedgerError::io(path)(e)),
+            Err(e) => return Err(LedgerError::io(path, "read")(e)),
         }
     }
     bytes.truncate(filled);
@@ -679,25 +709,23 @@ fn write_record<T: Serialize>(
     path: &Path,
     record: &T,
 ) -> Result<(), LedgerError> {
-    let mut bytes = serde_json::to_vec_pretty(record).map_err(|e| LedgerError::Io {
-        path: path.into(),
-        source: io::Error::other(e),
-    })?;
+    let mut bytes = serde_json::to_vec_pretty(record)
+        .map_err(|e| LedgerError::io(path, "serialize")(io::Error::other(e)))?;
     bytes.push(b'\n');
     let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
-        return Err(LedgerError::Io {
-            path: path.into(),
-            source: io::Error::new(io::ErrorKind::InvalidInput, "not a record path"),
-        });
+        return Err(LedgerError::io(path, "write")(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a record path",
+        )));
     };
-    durable::write_atomic(dirs, dir, name, &bytes).map_err(LedgerError::io(path))
+    durable::write_atomic(dirs, dir, name, &bytes).map_err(LedgerError::durable(path))
 }
 
 fn remove_record(dirs: &durable::DirHandles, path: &Path) -> Result<(), LedgerError> {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
         return Ok(());
     };
-    durable::remove_durable(dirs, dir, name).map_err(LedgerError::io(path))
+    durable::remove_durable(dirs, dir, name).map_err(LedgerError::durable(path))
 }
 
 /// The file must be the one its content names (also catches hash-form collisions).
@@ -809,13 +837,42 @@ mod tests {
         let aside = ledger.move_aside(&path).unwrap();
         assert!(aside.ends_with("c1.json.corrupt"));
         assert!(ledger.list_containers().unwrap().is_empty());
+        // A second one is kept beside the first, not over it.
+        fs::write(&path, "").unwrap();
+        let again = ledger.move_aside(&path).unwrap();
+        assert!(again.ends_with("c1.json.corrupt.2"), "{}", again.display());
+        assert!(aside.exists());
+        assert!(ledger.list_containers().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_failed_write_names_the_file_and_the_step_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(tmp.path()).unwrap();
+        fs::remove_dir(tmp.path().join("containers")).unwrap();
+        let err = ledger
+            .write_container(&ContainerRecord::new(cid("c1"), vec![], None))
+            .unwrap_err();
+        let path = tmp.path().join("containers/c1.json");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "checkpoint {}: open directory: No such file or directory (os error 2)",
+                path.display()
+            )
+        );
+        // Said in the message, so not again as a source.
+        assert!(std::error::Error::source(&err).is_none());
     }
 
     #[test]
     fn stale_temp_files_are_skipped_and_removed() {
         let tmp = tempfile::tempdir().unwrap();
         let ledger = Ledger::open(tmp.path()).unwrap();
-        fs::write(tmp.path().join("containers/.tmp-1-0"), "{").unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        fs::write(tmp.path().join(format!("containers/.tmp-{dead}-0")), "{").unwrap();
         assert!(ledger.list_containers().unwrap().is_empty());
         assert_eq!(ledger.remove_stale_temp_files().unwrap(), 1);
     }

@@ -6,14 +6,20 @@
 //! in the volume record, which keeps no holder: it never pins the volume (MESOS-10126).
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 
-use super::{Isolator, IsolatorError, ReapReport};
+use super::{repair, Isolator, IsolatorError, ReapReport};
 use crate::container_id::ContainerId;
 use crate::fault;
-use crate::ledger::{ContainerState, LedgerError, VolumeKey};
+use crate::ledger::{ContainerRecord, ContainerState, LedgerError, VolumeKey};
 
-/// Cleanup with the ledger lock already held (shared or exclusive).
-pub(super) fn cleanup_locked(iso: &Isolator, id: &ContainerId) -> Result<(), IsolatorError> {
+/// Cleanup with the ledger lock already held (shared or exclusive). An unreadable record is
+/// moved aside first; `aside` gets its new path.
+pub(super) fn cleanup_locked(
+    iso: &Isolator,
+    id: &ContainerId,
+    aside: &mut Vec<PathBuf>,
+) -> Result<(), IsolatorError> {
     let ledger_err = |source| IsolatorError::Ledger {
         container: id.clone(),
         source: Box::new(source),
@@ -29,8 +35,17 @@ pub(super) fn cleanup_locked(iso: &Isolator, id: &ContainerId) -> Result<(), Iso
     let record = match iso.ledger.read_container(id) {
         Ok(record) => record,
         Err(e @ (LedgerError::Corrupt { .. } | LedgerError::Untrusted { .. })) => {
+            // Kept for the operator, and out of every later listing's way.
+            let moved = match iso.ledger.move_aside(&iso.ledger.container_path(id)) {
+                Ok(p) => {
+                    let text = format!("moved to {}", p.display());
+                    aside.push(p);
+                    text
+                }
+                Err(e) => format!("could not be moved aside: {e}"),
+            };
             iso.config.log.warn(&format!(
-                "container {id}: {e}; releasing the volumes that name it as a holder"
+                "container {id}: {e} ({moved}); releasing the volumes that name it as a holder"
             ));
             None
         }
@@ -83,29 +98,55 @@ pub(super) fn cleanup_locked(iso: &Isolator, id: &ContainerId) -> Result<(), Iso
     }
 }
 
-/// Cleans up the containers whose holder process is gone (ledger lock held).
+/// Cleans up the containers whose holder process is gone (ledger lock held): first deletes
+/// the temp files of writers that are gone and rebuilds damaged volume records, then cleans up
+/// every `dvdcli exec` container whose process is gone — a valid record's holder, or the id in
+/// the file name of a damaged record (see [`super::repair`]).
 pub(super) fn reap_locked(iso: &Isolator) -> Result<ReapReport, IsolatorError> {
     let mut report = ReapReport::default();
-    for listed in iso
+    match iso.ledger.remove_stale_temp_files() {
+        Ok(n) => report.repair.removed_temp_files = n,
+        Err(e) => report.repair.errors.push(e.to_string()),
+    }
+    let listed = iso
         .ledger
         .list_containers()
-        .map_err(IsolatorError::checkpoint)?
-    {
-        let Ok(record) = listed.record else { continue };
-        let Some(holder) = record.holder else {
-            continue;
+        .map_err(IsolatorError::checkpoint)?;
+    let valid: Vec<ContainerRecord> = listed
+        .iter()
+        .filter_map(|l| l.record.as_ref().ok().cloned())
+        .collect();
+    // A listing that fails is reported, never a reason to leave dead execs unreaped.
+    if let Err(e) = repair::rebuild_damaged_volumes(iso, &valid, &mut report.repair) {
+        report.repair.errors.push(e.to_string());
+    }
+    for listed in listed {
+        let id = match listed.record {
+            Ok(record) => match record.holder {
+                Some(holder) if !holder.is_alive() => {
+                    iso.config.log.info(&format!(
+                        "container {}: its holder process {} is gone; cleaning up",
+                        record.container_id, holder.pid
+                    ));
+                    record.container_id
+                }
+                _ => continue,
+            },
+            Err(e) if repair::is_damage(&e) => match repair::dead_exec(&listed.stem) {
+                Some(id) => {
+                    iso.config.log.info(&format!(
+                        "container {id}: its record is damaged and its dvdcli exec is gone; cleaning up"
+                    ));
+                    id
+                }
+                None => continue,
+            },
+            Err(_) => continue,
         };
-        if holder.is_alive() {
-            continue;
-        }
-        iso.config.log.info(&format!(
-            "container {}: its holder process {} is gone; cleaning up",
-            record.container_id, holder.pid
-        ));
-        if let Err(e) = cleanup_locked(iso, &record.container_id) {
+        if let Err(e) = cleanup_locked(iso, &id, &mut report.repair.moved_aside) {
             report.errors.push(e);
         }
-        report.reaped.push(record.container_id);
+        report.reaped.push(id);
     }
     Ok(report)
 }

@@ -95,6 +95,12 @@ pub enum IsolatorError {
         volume: VolumeKey,
         source: Box<PathError>,
     },
+    /// An agent container with an id only `dvdcli exec` may use (its holder is read from it).
+    #[error("container {container}: ids starting with {prefix:?} are reserved for dvdcli exec")]
+    ReservedId {
+        container: ContainerId,
+        prefix: &'static str,
+    },
     #[error("container {container} is already prepared (its record is {})", .record.display())]
     AlreadyPrepared {
         container: ContainerId,

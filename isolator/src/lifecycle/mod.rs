@@ -17,6 +17,7 @@ mod inspect;
 mod plan;
 mod prepare;
 mod recover;
+mod repair;
 mod volume;
 
 #[cfg(test)]
@@ -30,6 +31,7 @@ use std::sync::Arc;
 pub use error::{ChownError, DeviceOptionsRefused, IsolatorError, PathError};
 pub use inspect::{ContainerView, Inspection, VolumeUseView, VolumeView};
 pub use recover::RecoverReport;
+pub use repair::ExecRecoverReport;
 
 use crate::config::Settings;
 use crate::container_id::ContainerId;
@@ -223,7 +225,7 @@ impl Isolator {
             .ledger
             .lock_shared()
             .map_err(IsolatorError::checkpoint)?;
-        cleanup::cleanup_locked(self, id)
+        cleanup::cleanup_locked(self, id, &mut Vec::new())
     }
 
     /// Rebuilds state after an agent restart: `known` (running) and `orphans` (known to the
@@ -243,15 +245,38 @@ impl Isolator {
         inspect::inspect(self)
     }
 
-    /// Cleans up containers whose `dvdcli exec` holder process is gone. Returns the ids it
-    /// cleaned up, and the errors of those whose cleanup failed (they are released all the
-    /// same: failed unmounts are remembered for retry).
+    /// Cleans up containers whose `dvdcli exec` holder process is gone — also one whose
+    /// record is damaged, when its file name (the exec's id) names a process that is gone —
+    /// after deleting stale temp files and rebuilding damaged volume records (see
+    /// `lifecycle/repair.rs`). Returns the ids it cleaned up, and the errors of those whose
+    /// cleanup failed (they are released all the same: failed unmounts are remembered for
+    /// retry).
     pub fn reap_dead_holders(&self) -> Result<ReapReport, IsolatorError> {
         let _ledger = self
             .ledger
             .lock_shared()
             .map_err(IsolatorError::checkpoint)?;
         cleanup::reap_locked(self)
+    }
+
+    /// `dvdcli recover`: the isolator's recover for `dvdcli exec` holders only, safe while the
+    /// agent runs (ledger lock shared). Reaps dead exec containers, rebuilds or moves aside the
+    /// damaged records it can attribute, drops holders that are dead exec containers, unmounts
+    /// what nothing holds or claims, retries failed unmounts. Agent containers (records
+    /// without a holder) and the volumes they hold are left alone.
+    pub fn recover_exec(&self) -> Result<ExecRecoverReport, IsolatorError> {
+        let _ledger = self
+            .ledger
+            .lock_shared()
+            .map_err(IsolatorError::checkpoint)?;
+        let reaped = cleanup::reap_locked(self)?;
+        let mut report = reaped.repair;
+        report.reaped_containers = reaped.reaped;
+        report
+            .errors
+            .extend(reaped.errors.iter().map(|e| e.to_string()));
+        repair::settle_volumes(self, &mut report)?;
+        Ok(report)
     }
 }
 
@@ -260,4 +285,6 @@ impl Isolator {
 pub struct ReapReport {
     pub reaped: Vec<ContainerId>,
     pub errors: Vec<IsolatorError>,
+    /// The repairs it made first (temp files, damaged records), and what it could not do.
+    pub repair: ExecRecoverReport,
 }

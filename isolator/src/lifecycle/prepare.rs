@@ -10,6 +10,7 @@ use super::volume::{Held, Joined};
 use super::{ContainerConfig, Isolator, IsolatorError};
 use crate::container_id::ContainerId;
 use crate::fault;
+use crate::holder::EXEC_ID_PREFIX;
 use crate::launch::{LaunchInfo, LaunchMount};
 use crate::ledger::{ContainerRecord, ContainerState, VolumeUse};
 use crate::sys::MsFlags;
@@ -19,6 +20,14 @@ pub(super) fn prepare(
     id: &ContainerId,
     cfg: &ContainerConfig,
 ) -> Result<Option<LaunchInfo>, IsolatorError> {
+    // The next `dvdcli` reaps an exec container whose id names a dead process, even when its
+    // record is unreadable: no agent container may look like one.
+    if cfg.holder.is_none() && id.as_str().starts_with(EXEC_ID_PREFIX) {
+        return Err(IsolatorError::ReservedId {
+            container: id.clone(),
+            prefix: EXEC_ID_PREFIX,
+        });
+    }
     let Some(planned) = plan::plan(iso, id, cfg)? else {
         return Ok(None);
     };

@@ -69,6 +69,11 @@ impl LocalDriver {
         &self.root
     }
 
+    /// Where volume `volume` under `root` is (or would be) mounted: its `_data`.
+    pub fn mountpoint_under(root: &Path, volume: &VolumeName) -> PathBuf {
+        store::VolumePaths::new(root, volume).data
+    }
+
     fn root_err(&self, action: &'static str) -> impl FnOnce(io::Error) -> LocalError + '_ {
         move |source| LocalError::Root {
             action,

@@ -3,6 +3,7 @@
 
 mod fake;
 mod policy;
+mod repair;
 mod stale;
 
 use std::collections::BTreeSet;
@@ -1073,10 +1074,21 @@ fn recover_retries_failed_unmounts() {
 #[test]
 fn stale_temp_files_are_removed_by_recover() {
     let (f, _) = prepared();
-    std::fs::write(f.checkpoint().join("containers/.tmp-1-1"), b"{").unwrap();
+    // A temp file of a writer that is gone (the older name form), and one of a live one.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    std::fs::write(
+        f.checkpoint().join(format!("containers/.tmp-{dead}-1")),
+        b"{",
+    )
+    .unwrap();
+    let live = format!(".tmp-{}-0", std::process::id());
+    std::fs::write(f.checkpoint().join("containers").join(&live), b"{").unwrap();
     let report = f.restart().recover(&[cid("c1")], &[]).unwrap();
-    assert!(report.messages.iter().any(|m| m.contains("temp file")));
+    assert!(report.messages.iter().any(|m| m.contains("1 temp file")));
     assert_eq!(f.container_files(), vec!["c1.json"]);
+    assert!(f.checkpoint().join("containers").join(live).exists());
 }
 
 // ---- holders, inspection, concurrency ----
