@@ -56,6 +56,7 @@ pub const IO_POINTS: &[&str] = &[
     "durable.fsync",
     "durable.rename",
     "durable.unlink",
+    "durable.unlink_temp",
     "durable.dir_fsync",
     "ledger.mkdir",
     // the `local` driver's own state (isolator/src/local)

@@ -219,7 +219,7 @@ pub fn sweep(dir: &Path) -> Result<usize> {
         if !is_stale(name, &meta) {
             continue;
         }
-        crate::fault::io("durable.unlink").map_err(DurableError::at("unlink"))?;
+        crate::fault::io("durable.unlink_temp").map_err(DurableError::at("unlink"))?;
         match std::fs::remove_file(entry.path()) {
             Ok(()) => removed += 1,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -300,7 +300,13 @@ impl Dir {
 
     fn unlink(&self, name: &str) -> Result<()> {
         let unlink = || {
-            crate::fault::io("durable.unlink")?;
+            // A temp file of ours and a record are two steps of the matrix: deleting a temp
+            // file is best effort (what it leaves, the next sweep removes).
+            if name.starts_with(TEMP_PREFIX) {
+                crate::fault::io("durable.unlink_temp")?;
+            } else {
+                crate::fault::io("durable.unlink")?;
+            }
             let c = c_name(name)?;
             // SAFETY: unlinkat with a NUL-terminated name relative to our directory.
             check(unsafe { libc::unlinkat(self.raw(), c.as_ptr(), 0) }).map(drop)

@@ -259,12 +259,18 @@ fn run_case(step: Step, point: &str, errno: &str) -> Result<String, String> {
         return Err(format!("no probe ran: {line}"));
     }
     let failed = line.get("error").and_then(Value::as_str);
+    // Deleting a temp file of ours is best effort: the next sweep removes what it leaves.
+    let best_effort = point.starts_with("durable.unlink_temp@");
+    let world_dir = world.path("");
     let mut details = match failed {
+        Some(e) if best_effort && step != Step::Prepare("C") => {
+            return Err(format!("a temp file's delete failed it: {e}"));
+        }
+        Some(e) if best_effort => format!("failed as without the fault: {}", short(e, &world_dir)),
         Some(e) => {
             if !e.contains(errno_text(errno)) {
                 return Err(format!("the error does not say what failed: {e}"));
             }
-            let world_dir = world.path("");
             if !e.contains(world_dir.to_string_lossy().trim_end_matches('/')) {
                 return Err(format!("the error names no file: {e}"));
             }
@@ -273,15 +279,16 @@ fn run_case(step: Step, point: &str, errno: &str) -> Result<String, String> {
         None if step == Step::Prepare("C") => {
             return Err("prepare C succeeded".into());
         }
+        None if best_effort => "succeeded; the temp file is left for the next sweep".to_owned(),
         // Recover never aborts: what failed is in its report, for the agent's log.
         None if step == Step::Recover => {
             let messages = line["ok"]["messages"].to_string();
             if !messages.contains(errno_text(errno)) {
                 return Err(format!("recover's report does not say what failed: {line}"));
             }
-            format!("recover reported it: {}", short(&messages, &world.path("")))
+            format!("recover reported it: {}", short(&messages, &world_dir))
         }
-        None => "succeeded (fault absorbed)".to_owned(),
+        None => return Err("the step succeeded and said nothing of the fault".into()),
     };
     check_covered(&world)?;
 
