@@ -5,9 +5,13 @@
 //! Container paths (SPEC §4): absolute → without a rootfs the same path on the host (the task
 //! runs in the host's filesystem with a private mount namespace), with a rootfs `rootfs/path`;
 //! it must exist, or is created when it is under `/tmp/`. Relative → under the sandbox,
-//! created if missing. The walk starts from a trusted base (the sandbox, the rootfs, its
-//! `/tmp`, or `/`) and never follows a symlink below it; since the launcher later mounts on
-//! the *path*, the target must also resolve (realpath) inside its base.
+//! created if missing. The walk starts from a trusted base (the sandbox, the rootfs, the
+//! host's `/tmp`, or `/`) and never follows a symlink below it; since the launcher later
+//! mounts on the *path*, the target must also resolve (realpath) inside its base.
+//!
+//! The image rootfs is as untrusted as the sandbox (SPEC §9): its `tmp` is walked like every
+//! other component of it, never used as a base, so an image whose `/tmp` is a symlink to a
+//! host directory cannot make root create directories there.
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -32,6 +36,9 @@ pub(super) struct Target {
     pub rel: PathBuf,
     /// Missing components may be created (sandbox paths, `/tmp/…`).
     pub create: bool,
+    /// How many leading components of `rel` must exist even when `create` is set: 1 for a
+    /// rootfs's own `tmp`, which is walked (never followed) but never made.
+    pub must_exist: usize,
 }
 
 impl Target {
@@ -43,6 +50,7 @@ impl Target {
     /// inside its base.
     pub fn make(&self, host: &dyn crate::sys::Host) -> Result<(), PathError> {
         let reached = if self.create {
+            self.walk_existing_prefix()?;
             host.mkdir_beneath(&self.base, &self.rel)
                 .map_err(|e| self.walk_error(e))?
         } else {
@@ -54,6 +62,7 @@ impl Target {
 
     /// The read-only dry run of [`Target::make`].
     fn check(&self) -> Result<(), PathError> {
+        self.walk_existing_prefix()?;
         let missing = if self.create {
             Missing::Stop
         } else {
@@ -67,6 +76,28 @@ impl Target {
 
     fn walk(&self, missing: Missing) -> Result<Option<DirId>, PathError> {
         walk_beneath(&self.base, &self.rel, missing).map_err(|e| self.walk_error(e))
+    }
+
+    /// Checks that the first `must_exist` components are there as real directories (the
+    /// symlink-free walk); creating the rest is then `mkdir_beneath`'s, which walks them again
+    /// without following anything, so swapping one for a symlink in between gains nothing.
+    fn walk_existing_prefix(&self) -> Result<(), PathError> {
+        if self.must_exist == 0 {
+            return Ok(());
+        }
+        let prefix: PathBuf = self.rel.components().take(self.must_exist).collect();
+        walk_beneath(&self.base, &prefix, Missing::Refuse)
+            .map(drop)
+            .map_err(|e| {
+                if e.is_missing() {
+                    PathError::Missing {
+                        path: self.container_path.clone(),
+                        missing: e.path,
+                    }
+                } else {
+                    self.walk_error(e)
+                }
+            })
     }
 
     fn unreached(&self) -> PathError {
@@ -142,30 +173,40 @@ pub(super) fn plan_target(
         return Err(PathError::DotDot { path: text });
     }
     let target = if path.is_absolute() {
-        let root = match rootfs {
-            Some(r) if !r.is_absolute() => {
-                return Err(PathError::RootfsNotAbsolute { rootfs: r.into() })
-            }
-            Some(r) => r.to_path_buf(),
-            None => PathBuf::from("/"),
-        };
+        if let Some(r) = rootfs.filter(|r| !r.is_absolute()) {
+            return Err(PathError::RootfsNotAbsolute { rootfs: r.into() });
+        }
         let below_root: PathBuf = path
             .as_path()
             .components()
             .filter(|c| matches!(c, Component::Normal(_)))
             .collect();
-        match below_root.strip_prefix("tmp") {
-            Ok(rest) if rest.components().next().is_some() => Target {
+        let under_tmp = below_root
+            .strip_prefix("tmp")
+            .is_ok_and(|rest| rest.components().next().is_some());
+        match (rootfs, under_tmp) {
+            // The host's own /tmp is the host's: a trusted base.
+            (None, true) => Target {
                 container_path: text,
-                base: root.join("tmp"),
-                rel: rest.to_path_buf(),
+                base: PathBuf::from("/tmp"),
+                rel: below_root.strip_prefix("tmp").unwrap_or(&below_root).into(),
                 create: true,
+                must_exist: 0,
             },
-            _ => Target {
+            // The image's /tmp is the image's: walked from the rootfs like the rest of it.
+            (Some(r), true) => Target {
                 container_path: text,
-                base: root,
+                base: r.to_path_buf(),
+                rel: below_root,
+                create: true,
+                must_exist: 1,
+            },
+            (root, false) => Target {
+                container_path: text,
+                base: root.map_or_else(|| PathBuf::from("/"), Path::to_path_buf),
                 rel: below_root,
                 create: false,
+                must_exist: 0,
             },
         }
     } else {
@@ -179,6 +220,7 @@ pub(super) fn plan_target(
             base: sandbox.to_path_buf(),
             rel: path.as_path().to_path_buf(),
             create: true,
+            must_exist: 0,
         }
     };
     target.check()?;
