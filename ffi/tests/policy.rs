@@ -165,3 +165,101 @@ fn an_image_tmp_symlinked_to_a_host_dir_gets_nothing_created_there() {
     assert!(rootfs.join("tmp/newdir").is_dir());
     cleanup(&iso, "ok");
 }
+
+/// Values of `protected_host_dirs` (and of `DVDI_PROTECTED_HOST_DIRS`, in
+/// `tests/tests/dvdcli_policy.rs`) that are refused when the isolator is made.
+const BAD_PROTECTED_HOST_DIRS: [&str; 5] = ["", " ", "etc", "none:/etc", "/srv/../etc"];
+
+fn one_volume(path: &str) -> [(&str, &str); 2] {
+    [
+        ("DVDI_VOLUME_NAME7", "vol"),
+        ("DVDI_VOLUME_CONTAINERPATH7", path),
+    ]
+}
+
+/// Issue 10, finding 8b, through the module parameter: image-less containers may not bind a
+/// volume over the host's system directories unless the operator says otherwise.
+#[test]
+fn protected_host_dirs_through_the_module_parameter() {
+    let work = tempfile::tempdir().unwrap();
+    let sandbox = work.path().join("sandbox");
+    std::fs::create_dir_all(&sandbox).unwrap();
+    // A directory under /var that the default protects and a narrowed list does not.
+    let var_dir = tempfile::Builder::new()
+        .prefix("dvdi-policy-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let var_path = var_dir.path().to_str().unwrap().to_owned();
+    let guarded = work.path().join("guarded");
+    std::fs::create_dir_all(guarded.join("x")).unwrap();
+    let guarded_x = guarded.join("x").to_str().unwrap().to_owned();
+
+    let refused = |config: &[(&str, &str)], path: &str, dir: &str| {
+        let iso = new_isolator(&module_config(work.path(), config)).unwrap();
+        let cfg = container_config(&sandbox, None, &one_volume(path));
+        let (status, message) = prepare(&iso, "c1", &cfg).unwrap_err();
+        assert_eq!(status, Status::InvalidInput, "{message}");
+        for needle in [
+            &format!("DVDI_VOLUME_CONTAINERPATH7={path:?}"),
+            dir,
+            "protected_host_dirs",
+        ] {
+            assert!(
+                message.contains(needle),
+                "{needle:?} missing from: {message}"
+            );
+        }
+        assert!(!work.path().join("checkpoint/containers/c1.json").exists());
+    };
+    let accepted = |config: &[(&str, &str)], path: &str| {
+        let iso = new_isolator(&module_config(work.path(), config)).unwrap();
+        let cfg = container_config(&sandbox, None, &one_volume(path));
+        let info = prepare(&iso, "c2", &cfg)
+            .unwrap_or_else(|e| panic!("{config:?} {path}: {e:?}"))
+            .unwrap();
+        let info: Value = serde_json::from_str(&info).unwrap();
+        assert_eq!(info["mounts"][0]["target"], json!(path));
+        cleanup(&iso, "c2");
+    };
+
+    // The default.
+    refused(&[], "/etc", "/etc");
+    refused(&[], "/usr/local/x", "/usr");
+    refused(&[], &var_path, "/var");
+    accepted(&[], &guarded_x);
+    // Widened: the default and one more directory.
+    let widened = format!("default:{}", guarded.display());
+    refused(
+        &[("protected_host_dirs", &widened)],
+        &guarded_x,
+        guarded.to_str().unwrap(),
+    );
+    refused(&[("protected_host_dirs", &widened)], "/etc/x", "/etc");
+    // Narrowed: /var is the operator's to allow.
+    refused(&[("protected_host_dirs", "/etc:/usr")], "/etc", "/etc");
+    accepted(&[("protected_host_dirs", "/etc:/usr")], &var_path);
+    accepted(&[("protected_host_dirs", "none")], &var_path);
+
+    // With an image, an absolute path is inside its rootfs: not the rule's business.
+    let rootfs = work.path().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+    let iso = new_isolator(&module_config(work.path(), &[])).unwrap();
+    let cfg = container_config(&sandbox, Some(&rootfs), &one_volume("/etc"));
+    prepare(&iso, "img", &cfg).unwrap().unwrap();
+    cleanup(&iso, "img");
+
+    for bad in BAD_PROTECTED_HOST_DIRS {
+        let (status, message) =
+            new_isolator(&module_config(work.path(), &[("protected_host_dirs", bad)]))
+                .err()
+                .unwrap();
+        assert_eq!(status, Status::Config, "{bad:?}: {message}");
+        assert!(message.contains("protected_host_dirs"), "{message}");
+    }
+    // A JSON array is the colon-separated list.
+    let mut config = module_config(work.path(), &[]);
+    config["protected_host_dirs"] = json!(["default", guarded.to_str().unwrap()]);
+    let iso = new_isolator(&config).unwrap();
+    let cfg = container_config(&sandbox, None, &one_volume(&guarded_x));
+    assert!(prepare(&iso, "arr", &cfg).is_err());
+}

@@ -8,9 +8,10 @@ use std::path::PathBuf;
 use crate::config::{parse_seconds, DEFAULT_MAX_REPLY_BYTES};
 use crate::lifecycle::IsolatorConfig;
 use crate::names::DriverName;
+use crate::protected::ProtectedDirs;
 
 /// Every key `from_parameters` understands.
-pub const KEYS: [&str; 15] = [
+pub const KEYS: [&str; 16] = [
     "checkpoint_dir",
     "default_driver",
     "plugin_dirs",
@@ -24,6 +25,7 @@ pub const KEYS: [&str; 15] = [
     "allowed_drivers",
     "chown_volume_root",
     "local_device_options",
+    "protected_host_dirs",
     "work_dir",
     "log_level",
 ];
@@ -128,6 +130,10 @@ pub fn from_parameters(
             }
             "chown_volume_root" => config.chown_volume_root = boolean(key, value)?,
             "local_device_options" => config.local_device_options = boolean(key, value)?,
+            "protected_host_dirs" => {
+                config.protected_host_dirs =
+                    ProtectedDirs::parse(value).map_err(|reason| invalid(key, value, reason))?
+            }
             "work_dir" => notes.push(format!(
                 "module parameter work_dir={value:?} is accepted for mesos-module-dvdi compatibility and ignored; the checkpoint lives in {}",
                 config.checkpoint_dir.display()
@@ -244,6 +250,77 @@ mod tests {
                 .to_string();
             assert!(err.contains(k), "{err}");
         }
+    }
+
+    /// A module parameter and its `DVDI_` variable go through the same code: they accept the
+    /// same values with the same result, and refuse the same values, each naming itself.
+    fn same_through_both_paths<T: PartialEq + std::fmt::Debug>(
+        key: &str,
+        values: &[&str],
+        field: impl Fn(&IsolatorConfig) -> T,
+    ) -> Vec<Result<T, String>> {
+        let var = env_name(key);
+        values
+            .iter()
+            .map(|value| {
+                let by_parameter =
+                    from_parameters(&pairs(&[(key, value)]), IsolatorConfig::default());
+                let by_variable = from_env(
+                    |k| (k == var).then(|| value.to_string()),
+                    IsolatorConfig::default(),
+                );
+                match (by_parameter, by_variable) {
+                    (Ok((a, _)), Ok((b, _))) => {
+                        assert_eq!(field(&a), field(&b), "{key}={value:?}");
+                        Ok(field(&a))
+                    }
+                    (Err(a), Err(b)) => {
+                        let (a, b) = (a.to_string(), b.to_string());
+                        assert!(a.contains(key) && !a.contains(&var), "{a}");
+                        assert!(b.contains(&var), "{b}");
+                        assert_eq!(
+                            a.split_once(':').map(|x| x.1),
+                            b.split_once(':').map(|x| x.1),
+                            "same reason"
+                        );
+                        Err(a)
+                    }
+                    (a, b) => panic!("{key}={value:?}: parameter {a:?} but variable {b:?}"),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn protected_host_dirs_read_the_same_from_a_parameter_and_a_variable() {
+        use crate::protected::ProtectedDirs;
+        let values = [
+            "default",
+            "none",
+            "/etc",
+            "default:/srv/secrets",
+            " /etc : /usr/ ",
+            "/",
+            "",
+            " ",
+            ":",
+            "etc",
+            "none:/etc",
+            "/srv/../etc",
+        ];
+        let got = same_through_both_paths("protected_host_dirs", &values, |c| {
+            c.protected_host_dirs.clone()
+        });
+        assert_eq!(got[0], Ok(ProtectedDirs::default()));
+        assert_eq!(got[1], Ok(ProtectedDirs::none()));
+        assert_eq!(got[3].as_ref().unwrap().dirs().len(), 16);
+        assert_eq!(got[4], Ok(ProtectedDirs::parse("/etc:/usr").unwrap()));
+        assert!(got[6..].iter().all(Result::is_err), "{got:?}");
+        assert_eq!(
+            IsolatorConfig::default().protected_host_dirs,
+            ProtectedDirs::default(),
+            "on unless the operator says otherwise"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Planning a prepare: everything that can be refused is refused here, before the ledger or
-//! any mount is touched — the grammar, allowed drivers, driver resolution (plugin discovery)
-//! and container paths (checked read-only with the symlink-safe walk).
+//! any mount is touched — the grammar, allowed drivers, the `local` device options, the
+//! protected host directories (for containers without an image), driver resolution (plugin
+//! discovery) and container paths (checked read-only with the symlink-safe walk).
 //!
 //! Container paths (SPEC §4): absolute → without a rootfs the same path on the host (the task
 //! runs in the host's filesystem with a private mount namespace), with a rootfs `rootfs/path`;
@@ -24,6 +25,7 @@ use crate::driver::VolumeDriver;
 use crate::grammar::{self, ContainerPath, GrammarConfig, VolumeRequest};
 use crate::ledger::VolumeKey;
 use crate::names::DriverName;
+use crate::protected::ProtectedDirs;
 use crate::sys::{walk_beneath, DirId, Missing};
 
 /// Where a container path lands on the host.
@@ -227,6 +229,26 @@ pub(super) fn plan_target(
     Ok(target)
 }
 
+/// Refuses an absolute container path of a container without an image (the host's own path)
+/// that covers a protected host directory (`protected_host_dirs`). Pure: nothing is looked at.
+fn check_protected(
+    protected: &ProtectedDirs,
+    path: &ContainerPath,
+    slot: u8,
+) -> Result<(), PathError> {
+    if !path.is_absolute() {
+        return Ok(());
+    }
+    match protected.covering(path.as_path()) {
+        None => Ok(()),
+        Some(dir) => Err(PathError::ProtectedHostDir {
+            variable: grammar::container_path_variable(slot),
+            path: path.to_string(),
+            protected: dir.to_path_buf(),
+        }),
+    }
+}
+
 /// The `local` driver's options that mount a host device or path of the task's choosing.
 pub(super) const LOCAL_DEVICE_OPTIONS: [&str; 3] = ["type", "device", "o"];
 
@@ -295,6 +317,15 @@ pub(super) fn plan(
                     }),
                 });
             }
+        }
+        if let (Some(path), None) = (&request.container_path, &cfg.rootfs) {
+            check_protected(&iso.config.protected_host_dirs, path, request.slot).map_err(
+                |source| IsolatorError::ContainerPath {
+                    container: id.clone(),
+                    volume: key.clone(),
+                    source: Box::new(source),
+                },
+            )?;
         }
         let driver = match drivers.get(&request.driver) {
             Some(d) => d.clone(),
