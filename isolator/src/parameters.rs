@@ -5,13 +5,13 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use crate::config::{parse_seconds, DEFAULT_MAX_REPLY_BYTES};
+use crate::config::{parse_local_max_size, parse_seconds, DEFAULT_MAX_REPLY_BYTES};
 use crate::lifecycle::IsolatorConfig;
 use crate::names::DriverName;
 use crate::protected::ProtectedDirs;
 
 /// Every key `from_parameters` understands.
-pub const KEYS: [&str; 16] = [
+pub const KEYS: [&str; 17] = [
     "checkpoint_dir",
     "default_driver",
     "plugin_dirs",
@@ -22,6 +22,7 @@ pub const KEYS: [&str; 16] = [
     "other_timeout",
     "max_reply_bytes",
     "local_root",
+    "local_max_size",
     "allowed_drivers",
     "chown_volume_root",
     "local_device_options",
@@ -119,6 +120,12 @@ pub fn from_parameters(
                     .ok_or_else(|| invalid(key, value, format!("expected a number of bytes >= 1024 (default {DEFAULT_MAX_REPLY_BYTES})")))?;
             }
             "local_root" => config.settings.local_root = absolute(key, value)?,
+            "local_max_size" => {
+                config.settings.local_max_size = Some(
+                    parse_local_max_size("local_max_size", value)
+                        .map_err(|e| invalid(key, value, e.reason))?,
+                )
+            }
             "allowed_drivers" => {
                 let set: BTreeSet<DriverName> = value
                     .split(',')
@@ -202,6 +209,8 @@ mod tests {
                 ("local_device_options", "true"),
                 ("work_dir", "/tmp/mesos"),
                 ("max_reply_bytes", "65536"),
+                ("local_max_size", "100G"),
+                ("protected_host_dirs", "default:/srv/secrets"),
             ]),
             IsolatorConfig::default(),
         )
@@ -220,6 +229,11 @@ mod tests {
         assert!(c.chown_volume_root);
         assert!(c.local_device_options);
         assert_eq!(c.settings.client.max_reply_bytes, 65536);
+        assert_eq!(c.settings.local_max_size, Some(100 << 30));
+        assert!(c
+            .protected_host_dirs
+            .covering(std::path::Path::new("/srv/secrets/x"))
+            .is_some());
         assert!(notes[0].contains("work_dir"));
     }
 
@@ -244,6 +258,8 @@ mod tests {
             ("local_device_options", "1"),
             ("allowed_drivers", "ok,b/ad"),
             ("plugin_dirs", "rel"),
+            ("local_max_size", "big"),
+            ("protected_host_dirs", "etc"),
         ] {
             let err = from_parameters(&pairs(&[(k, v)]), IsolatorConfig::default())
                 .unwrap_err()
@@ -321,6 +337,29 @@ mod tests {
             ProtectedDirs::default(),
             "on unless the operator says otherwise"
         );
+    }
+
+    #[test]
+    fn local_max_size_reads_the_same_from_a_parameter_a_variable_and_dvdcli_settings() {
+        let values = [
+            "100G", "64m", " 2K ", "4096", "", "0", "100GB", "1.5G", "lots", "-1",
+        ];
+        let got = same_through_both_paths("local_max_size", &values, |c| c.settings.local_max_size);
+        assert_eq!(got[0], Ok(Some(100 << 30)));
+        assert_eq!(got[2], Ok(Some(2048)));
+        assert!(got[4..].iter().all(Result::is_err), "{got:?}");
+        assert_eq!(IsolatorConfig::default().settings.local_max_size, None);
+        // `dvdcli create`/`mount` read DVDI_LOCAL_MAX_SIZE through `Settings`: same answers.
+        for (value, want) in values.iter().zip(&got) {
+            let settings = crate::config::Settings::from_lookup(|k| {
+                (k == "DVDI_LOCAL_MAX_SIZE").then(|| value.to_string())
+            });
+            match (settings, want) {
+                (Ok(s), Ok(cap)) => assert_eq!(&s.local_max_size, cap, "{value:?}"),
+                (Err(e), Err(_)) => assert!(e.to_string().contains("DVDI_LOCAL_MAX_SIZE")),
+                (s, w) => panic!("{value:?}: settings {s:?}, parameters {w:?}"),
+            }
+        }
     }
 
     #[test]
