@@ -263,3 +263,56 @@ fn protected_host_dirs_through_the_module_parameter() {
     let cfg = container_config(&sandbox, None, &one_volume(&guarded_x));
     assert!(prepare(&iso, "arr", &cfg).is_err());
 }
+
+/// Issue 10, finding 8a, through the module parameter: a task's `size=` over `local_max_size`
+/// (or, without it, over the free space of the local root's filesystem) is refused, naming
+/// the volume, the size and the limit, and nothing stays behind.
+#[test]
+fn local_max_size_through_the_module_parameter() {
+    let work = tempfile::tempdir().unwrap();
+    let sandbox = work.path().join("sandbox");
+    std::fs::create_dir_all(&sandbox).unwrap();
+    let task = |opts: &str| {
+        let env = [
+            ("DVDI_VOLUME_NAME", "esdata"),
+            ("DVDI_VOLUME_OPTS", opts),
+            ("DVDI_VOLUME_CONTAINERPATH", "data"),
+        ];
+        container_config(&sandbox, None, &env)
+    };
+    let iso = new_isolator(&module_config(work.path(), &[("local_max_size", "16M")])).unwrap();
+    let (status, message) = prepare(&iso, "c1", &task("size=17M")).unwrap_err();
+    assert_eq!(status, Status::Volume, "{message}");
+    for needle in ["\"esdata\"", "size=17M", "16 MiB", "local_max_size"] {
+        assert!(
+            message.contains(needle),
+            "{needle:?} missing from: {message}"
+        );
+    }
+    assert!(!work.path().join("volumes/esdata").exists());
+    assert!(!work.path().join("checkpoint/containers/c1.json").exists());
+
+    // No cap: the free space of the local root's filesystem is the limit.
+    let iso = new_isolator(&module_config(work.path(), &[])).unwrap();
+    let (status, message) = prepare(&iso, "c2", &task("size=17179869183G")).unwrap_err();
+    assert_eq!(status, Status::Volume, "{message}");
+    assert!(
+        message.contains("free on the filesystem of the local root"),
+        "{message}"
+    );
+    assert!(!work.path().join("volumes/esdata").exists());
+
+    for bad in ["", "lots", "0", "16MB"] {
+        let (status, message) =
+            new_isolator(&module_config(work.path(), &[("local_max_size", bad)]))
+                .err()
+                .unwrap();
+        assert_eq!(status, Status::Config, "{bad:?}: {message}");
+        assert!(message.contains("local_max_size"), "{message}");
+    }
+    // A JSON number is read as bytes.
+    let mut config = module_config(work.path(), &[]);
+    config["local_max_size"] = json!(16 << 20);
+    let iso = new_isolator(&config).unwrap();
+    assert!(prepare(&iso, "c3", &task("size=17M")).is_err());
+}
