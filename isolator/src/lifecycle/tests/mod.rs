@@ -893,6 +893,19 @@ fn plan_target_maps_paths_and_rechecks_dotdot() {
         (t.base.as_path(), t.rel.as_path(), t.create),
         (Path::new("/tmp"), Path::new("x/y"), true)
     );
+    // An image's /tmp is one more component walked from its rootfs, which must exist.
+    std::fs::create_dir_all(sandbox.join("rootfs/tmp")).unwrap();
+    let rootfs = sandbox.join("rootfs");
+    let t = plan_target(
+        &ContainerPath::new("/tmp/x/y").unwrap(),
+        sandbox,
+        Some(&rootfs),
+    )
+    .unwrap();
+    assert_eq!(
+        (t.base.as_path(), t.rel.as_path(), t.create, t.must_exist),
+        (rootfs.as_path(), Path::new("tmp/x/y"), true, 1)
+    );
     let t = plan_target(&ContainerPath::new("/usr").unwrap(), sandbox, None).unwrap();
     assert_eq!(
         (t.base.as_path(), t.rel.as_path(), t.create),
