@@ -63,9 +63,12 @@ void dvdi_set_logger(dvdi_log_fn fn, void *context);
 /* Creates an isolator from a JSON object of settings, all optional, values as strings or as
  * their JSON types: checkpoint_dir, default_driver, plugin_dirs (colon-separated or array),
  * timeout, connect_timeout, create_timeout, mount_timeout, other_timeout (seconds),
- * local_root, allowed_drivers (comma-separated or array), chown_volume_root (bool),
- * local_device_options (bool), work_dir (accepted for mesos-module-dvdi compatibility and ignored). Unknown keys are an
- * error that names them. */
+ * local_root, local_max_size (largest new local block volume: bytes, or N with a K, M or G
+ * suffix; a JSON number is bytes), allowed_drivers (comma-separated or array),
+ * chown_volume_root (bool), local_device_options (bool), protected_host_dirs (host directories
+ * an absolute container path of a container without an image may not cover: colon-separated
+ * or array, "default" for the default list, "none" for no restriction), work_dir (accepted for
+ * mesos-module-dvdi compatibility and ignored). Unknown keys are an error that names them. */
 dvdi_status dvdi_isolator_new(const char *config_json, dvdi_isolator **out, char **err);
 
 /* Frees a handle; NULL is ignored. */

@@ -1,4 +1,5 @@
-//! Settings shared by every front end: plugin directories, deadlines, local-driver root.
+//! Settings shared by every front end: plugin directories, deadlines, local-driver root and
+//! size cap.
 //!
 //! Each field has a default matching Docker's behaviour and can be set from the environment
 //! (`Settings::from_env`) or by the embedding host (the C ABI builds one from JSON).
@@ -84,6 +85,10 @@ impl Default for ClientConfig {
 pub struct Settings {
     pub client: ClientConfig,
     pub local_root: PathBuf,
+    /// The operator's cap on the size of a new `local` block volume, in bytes
+    /// (`local_max_size`). Whether set or not, no block volume is created larger than the
+    /// free space of the local root's filesystem.
+    pub local_max_size: Option<u64>,
 }
 
 impl Default for Settings {
@@ -91,14 +96,15 @@ impl Default for Settings {
         Self {
             client: ClientConfig::default(),
             local_root: PathBuf::from(DEFAULT_LOCAL_ROOT),
+            local_max_size: None,
         }
     }
 }
 
 impl Settings {
     /// Reads `DVDI_PLUGIN_DIRS`, `DVDI_TIMEOUT`, `DVDI_CONNECT_TIMEOUT`, `DVDI_MOUNT_TIMEOUT`,
-    /// `DVDI_CREATE_TIMEOUT`, `DVDI_OTHER_TIMEOUT`, `DVDI_MAX_REPLY_BYTES` and `DVDI_LOCAL_ROOT`
-    /// through `lookup` (the process environment, or a test's map). `DVDI_TIMEOUT` sets every
+    /// `DVDI_CREATE_TIMEOUT`, `DVDI_OTHER_TIMEOUT`, `DVDI_MAX_REPLY_BYTES`, `DVDI_LOCAL_ROOT`
+    /// and `DVDI_LOCAL_MAX_SIZE` through `lookup` (the process environment, or a test's map). `DVDI_TIMEOUT` sets every
     /// deadline; the finer variables then override single ones.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingError> {
         let mut s = Settings::default();
@@ -148,6 +154,9 @@ impl Settings {
             }
             s.local_root = PathBuf::from(root);
         }
+        if let Some(v) = lookup("DVDI_LOCAL_MAX_SIZE") {
+            s.local_max_size = Some(parse_local_max_size("DVDI_LOCAL_MAX_SIZE", &v)?);
+        }
         Ok(s)
     }
 
@@ -155,6 +164,17 @@ impl Settings {
     pub fn from_env() -> Result<Self, SettingError> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
+}
+
+/// A size cap for `local` block volumes: the `size=` syntax, bytes or a whole number with a
+/// `K`, `M` or `G` suffix (`100G`). Shared by `DVDI_LOCAL_MAX_SIZE` here and the module
+/// parameter `local_max_size`, so both accept and refuse the same values.
+pub fn parse_local_max_size(variable: &'static str, value: &str) -> Result<u64, SettingError> {
+    crate::local::parse_size(value.trim()).map_err(|_| SettingError {
+        variable,
+        value: value.to_owned(),
+        reason: "expected a size greater than 0: bytes, or a whole number with a K, M or G suffix (e.g. 100G), as size= takes",
+    })
 }
 
 /// Seconds, fractions allowed (`0.5`), strictly positive.
@@ -197,6 +217,29 @@ mod tests {
             PathBuf::from("/run/docker/plugins")
         );
         assert_eq!(s.local_root, PathBuf::from("/var/lib/dvdi/volumes"));
+        assert_eq!(s.local_max_size, None, "no explicit cap");
+    }
+
+    #[test]
+    fn local_max_size_takes_the_size_syntax() {
+        for (v, bytes) in [
+            ("100G", 100 << 30),
+            ("64m", 64 << 20),
+            ("4096", 4096),
+            (" 2K ", 2048),
+        ] {
+            let s = settings(&[("DVDI_LOCAL_MAX_SIZE", v)]).unwrap();
+            assert_eq!(s.local_max_size, Some(bytes), "{v}");
+        }
+        for bad in ["", "0", "100GB", "1.5G", "-1", "lots", "17179869184G"] {
+            let err = settings(&[("DVDI_LOCAL_MAX_SIZE", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("DVDI_LOCAL_MAX_SIZE") && err.contains("K, M or G"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -174,10 +174,10 @@ impl DriverResolver {
         if let Some(driver) = self.overrides.get(name) {
             Ok(driver.clone())
         } else if name.is_local() {
-            Ok(Arc::new(LocalDriver::new(
-                self.settings.local_root.clone(),
-                self.host.clone(),
-            )))
+            Ok(Arc::new(
+                LocalDriver::new(self.settings.local_root.clone(), self.host.clone())
+                    .with_max_size(self.settings.local_max_size),
+            ))
         } else {
             self.plugin(name)
         }

@@ -287,6 +287,11 @@ pub fn opts_variable(slot: u8) -> String {
     Kind::Opts.variable(slot)
 }
 
+/// The name of slot `slot`'s `DVDI_VOLUME_CONTAINERPATH` variable, for errors about its path.
+pub fn container_path_variable(slot: u8) -> String {
+    Kind::ContainerPath.variable(slot)
+}
+
 /// The keyword after [`PREFIX`]. The discriminant indexes [`SlotVars`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {

@@ -15,6 +15,7 @@
 //! - [`lifecycle`]: the isolator (prepare / cleanup / recover / inspect) over [`ledger`], the
 //!   durable record of containers and mounts; [`launch`] carries out its launch info.
 //! - [`fault`]: crash points for the crash tests (inert unless the `fault-points` feature).
+//! - [`protected`]: the host directories image-less containers may not mount over.
 //! - [`container_id`], [`holder`]: Mesos container ids, and `dvdcli exec` holder processes.
 
 pub mod config;
@@ -35,6 +36,7 @@ pub mod ops;
 pub mod opts;
 pub mod parameters;
 pub mod plugin;
+pub mod protected;
 pub mod sys;
 
 pub use config::{ClientConfig, Settings, Timeouts};

@@ -5,12 +5,13 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use crate::config::{parse_seconds, DEFAULT_MAX_REPLY_BYTES};
+use crate::config::{parse_local_max_size, parse_seconds, DEFAULT_MAX_REPLY_BYTES};
 use crate::lifecycle::IsolatorConfig;
 use crate::names::DriverName;
+use crate::protected::ProtectedDirs;
 
 /// Every key `from_parameters` understands.
-pub const KEYS: [&str; 15] = [
+pub const KEYS: [&str; 17] = [
     "checkpoint_dir",
     "default_driver",
     "plugin_dirs",
@@ -21,9 +22,11 @@ pub const KEYS: [&str; 15] = [
     "other_timeout",
     "max_reply_bytes",
     "local_root",
+    "local_max_size",
     "allowed_drivers",
     "chown_volume_root",
     "local_device_options",
+    "protected_host_dirs",
     "work_dir",
     "log_level",
 ];
@@ -117,6 +120,12 @@ pub fn from_parameters(
                     .ok_or_else(|| invalid(key, value, format!("expected a number of bytes >= 1024 (default {DEFAULT_MAX_REPLY_BYTES})")))?;
             }
             "local_root" => config.settings.local_root = absolute(key, value)?,
+            "local_max_size" => {
+                config.settings.local_max_size = Some(
+                    parse_local_max_size("local_max_size", value)
+                        .map_err(|e| invalid(key, value, e.reason))?,
+                )
+            }
             "allowed_drivers" => {
                 let set: BTreeSet<DriverName> = value
                     .split(',')
@@ -128,6 +137,10 @@ pub fn from_parameters(
             }
             "chown_volume_root" => config.chown_volume_root = boolean(key, value)?,
             "local_device_options" => config.local_device_options = boolean(key, value)?,
+            "protected_host_dirs" => {
+                config.protected_host_dirs =
+                    ProtectedDirs::parse(value).map_err(|reason| invalid(key, value, reason))?
+            }
             "work_dir" => notes.push(format!(
                 "module parameter work_dir={value:?} is accepted for mesos-module-dvdi compatibility and ignored; the checkpoint lives in {}",
                 config.checkpoint_dir.display()
@@ -196,6 +209,8 @@ mod tests {
                 ("local_device_options", "true"),
                 ("work_dir", "/tmp/mesos"),
                 ("max_reply_bytes", "65536"),
+                ("local_max_size", "100G"),
+                ("protected_host_dirs", "default:/srv/secrets"),
             ]),
             IsolatorConfig::default(),
         )
@@ -214,6 +229,11 @@ mod tests {
         assert!(c.chown_volume_root);
         assert!(c.local_device_options);
         assert_eq!(c.settings.client.max_reply_bytes, 65536);
+        assert_eq!(c.settings.local_max_size, Some(100 << 30));
+        assert!(c
+            .protected_host_dirs
+            .covering(std::path::Path::new("/srv/secrets/x"))
+            .is_some());
         assert!(notes[0].contains("work_dir"));
     }
 
@@ -238,11 +258,107 @@ mod tests {
             ("local_device_options", "1"),
             ("allowed_drivers", "ok,b/ad"),
             ("plugin_dirs", "rel"),
+            ("local_max_size", "big"),
+            ("protected_host_dirs", "etc"),
         ] {
             let err = from_parameters(&pairs(&[(k, v)]), IsolatorConfig::default())
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(k), "{err}");
+        }
+    }
+
+    /// A module parameter and its `DVDI_` variable go through the same code: they accept the
+    /// same values with the same result, and refuse the same values, each naming itself.
+    fn same_through_both_paths<T: PartialEq + std::fmt::Debug>(
+        key: &str,
+        values: &[&str],
+        field: impl Fn(&IsolatorConfig) -> T,
+    ) -> Vec<Result<T, String>> {
+        let var = env_name(key);
+        values
+            .iter()
+            .map(|value| {
+                let by_parameter =
+                    from_parameters(&pairs(&[(key, value)]), IsolatorConfig::default());
+                let by_variable = from_env(
+                    |k| (k == var).then(|| value.to_string()),
+                    IsolatorConfig::default(),
+                );
+                match (by_parameter, by_variable) {
+                    (Ok((a, _)), Ok((b, _))) => {
+                        assert_eq!(field(&a), field(&b), "{key}={value:?}");
+                        Ok(field(&a))
+                    }
+                    (Err(a), Err(b)) => {
+                        let (a, b) = (a.to_string(), b.to_string());
+                        assert!(a.contains(key) && !a.contains(&var), "{a}");
+                        assert!(b.contains(&var), "{b}");
+                        assert_eq!(
+                            a.split_once(':').map(|x| x.1),
+                            b.split_once(':').map(|x| x.1),
+                            "same reason"
+                        );
+                        Err(a)
+                    }
+                    (a, b) => panic!("{key}={value:?}: parameter {a:?} but variable {b:?}"),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn protected_host_dirs_read_the_same_from_a_parameter_and_a_variable() {
+        use crate::protected::ProtectedDirs;
+        let values = [
+            "default",
+            "none",
+            "/etc",
+            "default:/srv/secrets",
+            " /etc : /usr/ ",
+            "/",
+            "",
+            " ",
+            ":",
+            "etc",
+            "none:/etc",
+            "/srv/../etc",
+        ];
+        let got = same_through_both_paths("protected_host_dirs", &values, |c| {
+            c.protected_host_dirs.clone()
+        });
+        assert_eq!(got[0], Ok(ProtectedDirs::default()));
+        assert_eq!(got[1], Ok(ProtectedDirs::none()));
+        assert_eq!(got[3].as_ref().unwrap().dirs().len(), 16);
+        assert_eq!(got[4], Ok(ProtectedDirs::parse("/etc:/usr").unwrap()));
+        assert!(got[6..].iter().all(Result::is_err), "{got:?}");
+        assert_eq!(
+            IsolatorConfig::default().protected_host_dirs,
+            ProtectedDirs::default(),
+            "on unless the operator says otherwise"
+        );
+    }
+
+    #[test]
+    fn local_max_size_reads_the_same_from_a_parameter_a_variable_and_dvdcli_settings() {
+        let values = [
+            "100G", "64m", " 2K ", "4096", "", "0", "100GB", "1.5G", "lots", "-1",
+        ];
+        let got = same_through_both_paths("local_max_size", &values, |c| c.settings.local_max_size);
+        assert_eq!(got[0], Ok(Some(100 << 30)));
+        assert_eq!(got[2], Ok(Some(2048)));
+        assert!(got[4..].iter().all(Result::is_err), "{got:?}");
+        assert_eq!(IsolatorConfig::default().settings.local_max_size, None);
+        // `dvdcli create`/`mount` read DVDI_LOCAL_MAX_SIZE through `Settings`: same answers.
+        for (value, want) in values.iter().zip(&got) {
+            let settings = crate::config::Settings::from_lookup(|k| {
+                (k == "DVDI_LOCAL_MAX_SIZE").then(|| value.to_string())
+            });
+            match (settings, want) {
+                (Ok(s), Ok(cap)) => assert_eq!(&s.local_max_size, cap, "{value:?}"),
+                (Err(e), Err(_)) => assert!(e.to_string().contains("DVDI_LOCAL_MAX_SIZE")),
+                (s, w) => panic!("{value:?}: settings {s:?}, parameters {w:?}"),
+            }
         }
     }
 

@@ -48,6 +48,9 @@ pub trait Host: Send + Sync {
     fn loops_backed_by(&self, image: &Path) -> io::Result<Vec<PathBuf>>;
     /// Formats `image` with `fstype` (`ext4`, `xfs` or `btrfs`).
     fn mkfs(&self, fstype: &str, image: &Path) -> io::Result<()>;
+    /// Bytes still free for ordinary users on the filesystem holding `path`
+    /// (`statvfs(2)`: `f_bavail * f_frsize`).
+    fn free_space(&self, path: &Path) -> io::Result<u64>;
     /// Makes `base/rel` a directory, creating missing components (mode 0755 less the umask)
     /// without following any symlink below `base` ([`walk_beneath`] with [`Missing::Create`]).
     fn mkdir_beneath(&self, base: &Path, rel: &Path) -> Result<DirId, WalkError>;
@@ -432,6 +435,10 @@ impl Host for RealHost {
         Ok(())
     }
 
+    fn free_space(&self, path: &Path) -> io::Result<u64> {
+        statvfs_free(path)
+    }
+
     fn mkdir_beneath(&self, base: &Path, rel: &Path) -> Result<DirId, WalkError> {
         crate::fault::io("host.mkdir").map_err(|e| WalkError::new(base.join(rel), e))?;
         created(base, rel)
@@ -451,6 +458,14 @@ impl Host for RealHost {
     fn unshare_mount_namespace(&self) -> io::Result<()> {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(io::Error::from)
     }
+}
+
+/// `f_bavail * f_frsize` of the filesystem holding `path`.
+// `fsblkcnt_t` and `c_ulong` are `u64` on 64-bit Linux but narrower on some 32-bit targets.
+#[allow(clippy::useless_conversion)]
+fn statvfs_free(path: &Path) -> io::Result<u64> {
+    let st = nix::sys::statvfs::statvfs(path)?;
+    Ok(u64::from(st.blocks_available()).saturating_mul(u64::from(st.fragment_size())))
 }
 
 /// Records the file name in the loop device's status, as `losetup` shows it. Best effort.
@@ -519,6 +534,7 @@ struct Recorded {
     loops: Vec<(PathBuf, PathBuf)>,
     fail_call: Option<usize>,
     next_loop: usize,
+    free_space: Option<u64>,
 }
 
 /// A fake host for unit tests: records every changing call, keeps an in-memory mount table and
@@ -526,7 +542,8 @@ struct Recorded {
 ///
 /// `mkdir_beneath` is the one call it also carries out for real: creating directories needs no
 /// privilege, and the symlink refusals are only worth testing against a real file system (the
-/// tests plant real symlinks in temp dirs).
+/// tests plant real symlinks in temp dirs). `free_space` asks the real `statvfs` unless a test
+/// sets an answer ([`RecordingHost::set_free_space`]).
 #[derive(Debug, Default)]
 pub struct RecordingHost {
     state: Mutex<Recorded>,
@@ -545,6 +562,11 @@ impl RecordingHost {
 
     pub fn calls(&self) -> Vec<HostCall> {
         self.lock().calls.clone()
+    }
+
+    /// From now on `free_space` answers `bytes` (`None`: the real `statvfs` again).
+    pub fn set_free_space(&self, bytes: Option<u64>) {
+        self.lock().free_space = bytes;
     }
 
     pub fn mounted(&self) -> Vec<PathBuf> {
@@ -661,6 +683,11 @@ impl Host for RecordingHost {
             image: image.to_path_buf(),
         })?);
         Ok(())
+    }
+
+    fn free_space(&self, path: &Path) -> io::Result<u64> {
+        let fake = self.lock().free_space;
+        fake.map_or_else(|| statvfs_free(path), Ok)
     }
 
     fn mkdir_beneath(&self, base: &Path, rel: &Path) -> Result<DirId, WalkError> {

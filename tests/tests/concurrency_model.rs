@@ -122,6 +122,7 @@ impl Job {
                     },
                     ..dvdi::ClientConfig::default()
                 },
+                ..Settings::default()
             },
             // Injected failures make many warnings; the model checks the outcomes.
             log: Logger::new(|_, _| {}),

@@ -31,6 +31,7 @@ fn world() -> World {
             ..ClientConfig::default()
         },
         local_root: dir.path().join("local"),
+        ..Settings::default()
     };
     let iso = Isolator::from_config(IsolatorConfig {
         checkpoint_dir: dir.path().join("checkpoint"),

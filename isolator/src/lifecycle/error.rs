@@ -25,6 +25,14 @@ pub enum PathError {
     /// A symlink, a non-directory, or an I/O failure on the way to the target.
     #[error("container path {path:?}: {source}")]
     Walk { path: String, source: WalkError },
+    /// An absolute path of a container without an image over a protected host directory.
+    #[error("{variable}={path:?} covers the host directory {}, which the volume of a container without an image may not be mounted over (module parameter protected_host_dirs, DVDI_PROTECTED_HOST_DIRS for dvdcli exec)", .protected.display())]
+    ProtectedHostDir {
+        /// The `DVDI_VOLUME_CONTAINERPATH…` variable.
+        variable: String,
+        path: String,
+        protected: PathBuf,
+    },
     #[error("container path {path:?}: {} resolves to {}, outside {}", .target.display(), .resolved.display(), .base.display())]
     Escapes {
         path: String,

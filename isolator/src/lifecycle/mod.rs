@@ -41,6 +41,7 @@ use crate::holder::Holder;
 use crate::launch::LaunchInfo;
 use crate::ledger::Ledger;
 use crate::names::DriverName;
+use crate::protected::ProtectedDirs;
 use crate::sys::{Host, RealHost};
 
 /// Where the ledger lives unless configured: a tmpfs, so it does not outlive the mounts it
@@ -123,6 +124,9 @@ pub struct IsolatorConfig {
     /// (`type=none,o=bind,device=/etc`, `device=/dev/sda`) as root. An operator's own
     /// `dvdcli create`/`mount` is not affected.
     pub local_device_options: bool,
+    /// Host directories an absolute container path may not cover when the container has no
+    /// image (its absolute paths are the host's): the system directories by default.
+    pub protected_host_dirs: ProtectedDirs,
     pub log: Logger,
 }
 
@@ -137,6 +141,7 @@ impl Default for IsolatorConfig {
             allowed_drivers: None,
             chown_volume_root: false,
             local_device_options: false,
+            protected_host_dirs: ProtectedDirs::default(),
             log: Logger::default(),
         }
     }

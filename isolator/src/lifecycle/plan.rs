@@ -1,13 +1,18 @@
 //! Planning a prepare: everything that can be refused is refused here, before the ledger or
-//! any mount is touched — the grammar, allowed drivers, driver resolution (plugin discovery)
-//! and container paths (checked read-only with the symlink-safe walk).
+//! any mount is touched — the grammar, allowed drivers, the `local` device options, the
+//! protected host directories (for containers without an image), driver resolution (plugin
+//! discovery) and container paths (checked read-only with the symlink-safe walk).
 //!
 //! Container paths (SPEC §4): absolute → without a rootfs the same path on the host (the task
 //! runs in the host's filesystem with a private mount namespace), with a rootfs `rootfs/path`;
 //! it must exist, or is created when it is under `/tmp/`. Relative → under the sandbox,
-//! created if missing. The walk starts from a trusted base (the sandbox, the rootfs, its
-//! `/tmp`, or `/`) and never follows a symlink below it; since the launcher later mounts on
-//! the *path*, the target must also resolve (realpath) inside its base.
+//! created if missing. The walk starts from a trusted base (the sandbox, the rootfs, the
+//! host's `/tmp`, or `/`) and never follows a symlink below it; since the launcher later
+//! mounts on the *path*, the target must also resolve (realpath) inside its base.
+//!
+//! The image rootfs is as untrusted as the sandbox (SPEC §9): its `tmp` is walked like every
+//! other component of it, never used as a base, so an image whose `/tmp` is a symlink to a
+//! host directory cannot make root create directories there.
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -20,6 +25,7 @@ use crate::driver::VolumeDriver;
 use crate::grammar::{self, ContainerPath, GrammarConfig, VolumeRequest};
 use crate::ledger::VolumeKey;
 use crate::names::DriverName;
+use crate::protected::ProtectedDirs;
 use crate::sys::{walk_beneath, DirId, Missing};
 
 /// Where a container path lands on the host.
@@ -32,6 +38,9 @@ pub(super) struct Target {
     pub rel: PathBuf,
     /// Missing components may be created (sandbox paths, `/tmp/…`).
     pub create: bool,
+    /// How many leading components of `rel` must exist even when `create` is set: 1 for a
+    /// rootfs's own `tmp`, which is walked (never followed) but never made.
+    pub must_exist: usize,
 }
 
 impl Target {
@@ -43,6 +52,7 @@ impl Target {
     /// inside its base.
     pub fn make(&self, host: &dyn crate::sys::Host) -> Result<(), PathError> {
         let reached = if self.create {
+            self.walk_existing_prefix()?;
             host.mkdir_beneath(&self.base, &self.rel)
                 .map_err(|e| self.walk_error(e))?
         } else {
@@ -54,6 +64,7 @@ impl Target {
 
     /// The read-only dry run of [`Target::make`].
     fn check(&self) -> Result<(), PathError> {
+        self.walk_existing_prefix()?;
         let missing = if self.create {
             Missing::Stop
         } else {
@@ -67,6 +78,28 @@ impl Target {
 
     fn walk(&self, missing: Missing) -> Result<Option<DirId>, PathError> {
         walk_beneath(&self.base, &self.rel, missing).map_err(|e| self.walk_error(e))
+    }
+
+    /// Checks that the first `must_exist` components are there as real directories (the
+    /// symlink-free walk); creating the rest is then `mkdir_beneath`'s, which walks them again
+    /// without following anything, so swapping one for a symlink in between gains nothing.
+    fn walk_existing_prefix(&self) -> Result<(), PathError> {
+        if self.must_exist == 0 {
+            return Ok(());
+        }
+        let prefix: PathBuf = self.rel.components().take(self.must_exist).collect();
+        walk_beneath(&self.base, &prefix, Missing::Refuse)
+            .map(drop)
+            .map_err(|e| {
+                if e.is_missing() {
+                    PathError::Missing {
+                        path: self.container_path.clone(),
+                        missing: e.path,
+                    }
+                } else {
+                    self.walk_error(e)
+                }
+            })
     }
 
     fn unreached(&self) -> PathError {
@@ -142,30 +175,40 @@ pub(super) fn plan_target(
         return Err(PathError::DotDot { path: text });
     }
     let target = if path.is_absolute() {
-        let root = match rootfs {
-            Some(r) if !r.is_absolute() => {
-                return Err(PathError::RootfsNotAbsolute { rootfs: r.into() })
-            }
-            Some(r) => r.to_path_buf(),
-            None => PathBuf::from("/"),
-        };
+        if let Some(r) = rootfs.filter(|r| !r.is_absolute()) {
+            return Err(PathError::RootfsNotAbsolute { rootfs: r.into() });
+        }
         let below_root: PathBuf = path
             .as_path()
             .components()
             .filter(|c| matches!(c, Component::Normal(_)))
             .collect();
-        match below_root.strip_prefix("tmp") {
-            Ok(rest) if rest.components().next().is_some() => Target {
+        let under_tmp = below_root
+            .strip_prefix("tmp")
+            .is_ok_and(|rest| rest.components().next().is_some());
+        match (rootfs, under_tmp) {
+            // The host's own /tmp is the host's: a trusted base.
+            (None, true) => Target {
                 container_path: text,
-                base: root.join("tmp"),
-                rel: rest.to_path_buf(),
+                base: PathBuf::from("/tmp"),
+                rel: below_root.strip_prefix("tmp").unwrap_or(&below_root).into(),
                 create: true,
+                must_exist: 0,
             },
-            _ => Target {
+            // The image's /tmp is the image's: walked from the rootfs like the rest of it.
+            (Some(r), true) => Target {
                 container_path: text,
-                base: root,
+                base: r.to_path_buf(),
+                rel: below_root,
+                create: true,
+                must_exist: 1,
+            },
+            (root, false) => Target {
+                container_path: text,
+                base: root.map_or_else(|| PathBuf::from("/"), Path::to_path_buf),
                 rel: below_root,
                 create: false,
+                must_exist: 0,
             },
         }
     } else {
@@ -179,10 +222,31 @@ pub(super) fn plan_target(
             base: sandbox.to_path_buf(),
             rel: path.as_path().to_path_buf(),
             create: true,
+            must_exist: 0,
         }
     };
     target.check()?;
     Ok(target)
+}
+
+/// Refuses an absolute container path of a container without an image (the host's own path)
+/// that covers a protected host directory (`protected_host_dirs`). Pure: nothing is looked at.
+fn check_protected(
+    protected: &ProtectedDirs,
+    path: &ContainerPath,
+    slot: u8,
+) -> Result<(), PathError> {
+    if !path.is_absolute() {
+        return Ok(());
+    }
+    match protected.covering(path.as_path()) {
+        None => Ok(()),
+        Some(dir) => Err(PathError::ProtectedHostDir {
+            variable: grammar::container_path_variable(slot),
+            path: path.to_string(),
+            protected: dir.to_path_buf(),
+        }),
+    }
 }
 
 /// The `local` driver's options that mount a host device or path of the task's choosing.
@@ -253,6 +317,15 @@ pub(super) fn plan(
                     }),
                 });
             }
+        }
+        if let (Some(path), None) = (&request.container_path, &cfg.rootfs) {
+            check_protected(&iso.config.protected_host_dirs, path, request.slot).map_err(
+                |source| IsolatorError::ContainerPath {
+                    container: id.clone(),
+                    volume: key.clone(),
+                    source: Box::new(source),
+                },
+            )?;
         }
         let driver = match drivers.get(&request.driver) {
             Some(d) => d.clone(),

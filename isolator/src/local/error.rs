@@ -31,6 +31,15 @@ pub enum LocalError {
         volume: String,
         reason: &'static str,
     },
+    /// A new block volume larger than the cap.
+    #[error("local volume {volume:?}: size={size_text} ({size} bytes) is larger than {limit}")]
+    TooLarge {
+        volume: String,
+        /// The `size=` value as given.
+        size_text: String,
+        size: u64,
+        limit: SizeLimit,
+    },
     #[error("local volume {volume:?} already exists with different options (it has {existing}; asked for {requested})")]
     OptionsDiffer {
         volume: String,
@@ -80,6 +89,7 @@ impl LocalError {
             | LocalError::UnknownOption { .. }
             | LocalError::InvalidOption { .. }
             | LocalError::OptionConflict { .. }
+            | LocalError::TooLarge { .. }
             | LocalError::OptionsDiffer { .. }
             | LocalError::UnknownUser { .. }
             | LocalError::InUse { .. }
@@ -101,6 +111,54 @@ impl LocalError {
             },
         }
     }
+}
+
+/// What caps the size of a new `local` block volume, and where the cap comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SizeLimit {
+    /// The operator's `local_max_size`.
+    Configured { cap: u64 },
+    /// The free space of the local root's filesystem (the default when no cap is set, and a
+    /// bound in any case).
+    FreeSpace { free: u64, root: PathBuf },
+}
+
+impl std::fmt::Display for SizeLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SizeLimit::Configured { cap } => write!(
+                f,
+                "the cap of {} ({cap} bytes) the operator set on local block volumes (module parameter local_max_size, DVDI_LOCAL_MAX_SIZE for dvdcli)",
+                human_bytes(*cap)
+            ),
+            SizeLimit::FreeSpace { free, root } => write!(
+                f,
+                "the {} ({free} bytes) free on the filesystem of the local root {}: a local block volume may not be larger than the free space there (the default cap when local_max_size is not set, and a bound in any case)",
+                human_bytes(*free),
+                root.display()
+            ),
+        }
+    }
+}
+
+/// Bytes as people read them: `100 GiB`, `74.6 GiB`, `512 KiB`, `17 bytes`.
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [(&str, u64); 4] = [
+        ("TiB", 1 << 40),
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+    ];
+    for (unit, scale) in UNITS {
+        if bytes >= scale {
+            return if (bytes / scale) * scale == bytes {
+                format!("{} {unit}", bytes / scale)
+            } else {
+                format!("{:.1} {unit}", bytes as f64 / scale as f64)
+            };
+        }
+    }
+    format!("{bytes} bytes")
 }
 
 /// Builds `LocalError::Io` for `volume` in `map_err`.

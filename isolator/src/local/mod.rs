@@ -4,7 +4,8 @@
 //! - A volume without options is a directory.
 //! - `size=N[K|M|G]` and optional `fstype=ext4|xfs|btrfs` make a block volume: a sparse image
 //!   formatted on create, attached to a loop device and mounted on its first user, unmounted and
-//!   detached after its last.
+//!   detached after its last. A new one may be no larger than the operator's cap
+//!   (`local_max_size`), nor than the free space of the root's filesystem at create time.
 //! - Docker-local `type=`, `device=`, `o=` make a device volume: the device (or tmpfs) is
 //!   mounted on the first user and unmounted after the last.
 //!
@@ -35,8 +36,8 @@ use crate::names::{DriverName, VolumeName};
 use crate::opts::VolumeOpts;
 use crate::sys::Host;
 
-pub use error::LocalError;
-pub use spec::{FsType, VolumeKind};
+pub use error::{LocalError, SizeLimit};
+pub use spec::{parse_size, FsType, VolumeKind};
 pub use store::FORMAT_VERSION;
 
 use error::io_err;
@@ -48,6 +49,8 @@ pub struct LocalDriver {
     name: DriverName,
     root: PathBuf,
     host: Arc<dyn Host>,
+    /// The operator's cap on a new block volume's size, in bytes.
+    max_size: Option<u64>,
 }
 
 /// A volume's paths while its lock is held.
@@ -61,7 +64,19 @@ impl LocalDriver {
     /// root is created (0700) by the first `create`.
     pub fn new(root: PathBuf, host: Arc<dyn Host>) -> Self {
         let name = DriverName::new("local").expect("static name is valid");
-        Self { name, root, host }
+        Self {
+            name,
+            root,
+            host,
+            max_size: None,
+        }
+    }
+
+    /// Caps the size of the block volumes this driver creates (`local_max_size`); the free
+    /// space of the root's filesystem caps them in any case.
+    pub fn with_max_size(mut self, max_size: Option<u64>) -> Self {
+        self.max_size = max_size;
+        self
     }
 
     /// The root as given.
@@ -144,7 +159,8 @@ impl LocalDriver {
 
     fn do_create(&self, volume: &VolumeName, opts: &VolumeOpts) -> Result<(), LocalError> {
         let kind = VolumeKind::from_opts(volume, opts)?;
-        let locked = self.lock_at(&self.ensure_root()?, volume)?;
+        let root = self.ensure_root()?;
+        let locked = self.lock_at(&root, volume)?;
         let paths = &locked.paths;
         if let Some(meta) = store::read_meta(volume, paths)? {
             // Idempotent for the same volume (compared as parsed: `size=64M` = `size=67108864`).
@@ -158,11 +174,47 @@ impl LocalDriver {
                 })
             };
         }
+        // Only a volume made now is capped: one that exists (above) is used as it is.
+        if let VolumeKind::Block { size, .. } = kind {
+            self.check_size(volume, opts, size, &root)?;
+        }
         // A directory without meta.json is a create that never finished: start over.
         self.remove_leftover(volume, paths)?;
         let built = self.build(volume, paths, kind, opts);
         if let Err(e) = built {
             return Err(e.with_cleanup(self.remove_leftover(volume, paths)));
+        }
+        Ok(())
+    }
+
+    /// Refuses a new block volume of `size` bytes larger than the operator's cap or than the
+    /// free space of the filesystem holding `root` (`statvfs` now: the image is sparse, so this
+    /// bounds each volume, not the sum of them).
+    fn check_size(
+        &self,
+        volume: &VolumeName,
+        opts: &VolumeOpts,
+        size: u64,
+        root: &Path,
+    ) -> Result<(), LocalError> {
+        let too_large = |limit| LocalError::TooLarge {
+            volume: volume.to_string(),
+            size_text: opts.get("size").unwrap_or_default().to_owned(),
+            size,
+            limit,
+        };
+        if let Some(cap) = self.max_size.filter(|cap| size > *cap) {
+            return Err(too_large(SizeLimit::Configured { cap }));
+        }
+        let free = self
+            .host
+            .free_space(root)
+            .map_err(self.root_err("read the free space of the filesystem of"))?;
+        if size > free {
+            return Err(too_large(SizeLimit::FreeSpace {
+                free,
+                root: root.to_path_buf(),
+            }));
         }
         Ok(())
     }

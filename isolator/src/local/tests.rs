@@ -604,3 +604,97 @@ fn ops_mount_creates_then_mounts_through_the_local_driver() {
     crate::ops::unmount(&f.driver, &volume, "c1").unwrap();
     assert_eq!(crate::ops::path(&f.driver, &volume).unwrap(), None);
 }
+
+// ---- the size cap (issue 10, finding 8a) ----
+
+const GIB: u64 = 1 << 30;
+
+/// A driver over a fake filesystem with `free` bytes free and the operator's `cap`.
+fn capped(free: u64, cap: Option<u64>) -> Fixture {
+    let f = fixture();
+    f.host.set_free_space(Some(free));
+    Fixture {
+        driver: LocalDriver::new(f.root.clone(), f.host.clone()).with_max_size(cap),
+        ..f
+    }
+}
+
+#[test]
+fn without_a_cap_a_block_volume_may_not_outgrow_the_free_space() {
+    // The finding: size=1004G on a filesystem with 251 G free was accepted.
+    let f = capped(251 * GIB, None);
+    let text = refusal_text(f.create("big", "size=1004G").unwrap_err());
+    for needle in [
+        "\"big\"",
+        "size=1004G",
+        &format!("{} bytes", 1004 * GIB),
+        "251 GiB",
+        "free on the filesystem of the local root",
+        &f.root().display().to_string(),
+        "local_max_size",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing from: {text}");
+    }
+    // Refused before anything was made: no image, no mkfs, no volume directory.
+    assert!(f.host.calls().is_empty(), "{:?}", f.host.calls());
+    assert!(!f.root().join("big").exists());
+    assert_eq!(f.driver.get(&vol("big")).unwrap(), None);
+    // One byte over is over; exactly the free space is fine (the image is sparse).
+    f.host.set_free_space(Some(64 << 20));
+    assert!(f.create("over", "size=67108865").is_err());
+    f.create("fits", "size=64M").unwrap();
+}
+
+#[test]
+fn an_operator_cap_is_enforced_and_named() {
+    let f = capped(251 * GIB, Some(100 * GIB));
+    let text = refusal_text(f.create("big", "size=101G").unwrap_err());
+    for needle in [
+        "\"big\"",
+        "size=101G",
+        "100 GiB",
+        "local_max_size",
+        "DVDI_LOCAL_MAX_SIZE",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing from: {text}");
+    }
+    assert!(!text.contains("free on"), "{text}");
+    assert!(f.host.calls().is_empty());
+    f.create("ok", "size=64M").unwrap();
+
+    // A cap above the free space does not lift the free-space bound.
+    let f = capped(GIB, Some(100 * GIB));
+    let text = refusal_text(f.create("big", "size=2G").unwrap_err());
+    assert!(text.contains("free on the filesystem"), "{text}");
+
+    // Every fstype, and the spellings of a size, are capped alike.
+    let f = capped(251 * GIB, Some(300 << 20));
+    for opts in [
+        "size=301M,fstype=xfs",
+        "size=1G,fstype=btrfs",
+        "size=307201k",
+        "size=314572801",
+    ] {
+        assert!(f.create("v", opts).is_err(), "{opts}");
+    }
+    // Directories and device volumes have no size to cap.
+    f.create("dir", "").unwrap();
+    f.create("tmp", "type=tmpfs,device=tmpfs,o=size=2g")
+        .unwrap();
+}
+
+#[test]
+fn a_volume_that_exists_is_used_whatever_the_cap_now() {
+    let f = fixture();
+    f.create("old", "size=64M").unwrap();
+    // The operator lowers the cap, or the disk fills up: the existing volume is still there
+    // to be created idempotently and mounted; only new ones are refused.
+    let f = Fixture {
+        driver: LocalDriver::new(f.root.clone(), f.host.clone()).with_max_size(Some(32 << 20)),
+        ..f
+    };
+    f.host.set_free_space(Some(0));
+    f.create("old", "size=64M").unwrap();
+    f.mount("old", "c1").unwrap();
+    assert!(f.create("new", "size=64M").is_err());
+}

@@ -251,3 +251,203 @@ fn recover_treats_an_untrusted_volume_record_like_a_corrupt_one() {
     assert!(f.driver.calls_of("Unmount data forged-id").is_empty());
     assert!(f.driver.mounted_ids("data").is_empty());
 }
+
+// ---- protected host directories (issue 10, finding 8b) ----
+
+fn one_path(slot: &str, path: &str) -> Vec<(String, String)> {
+    vec![
+        (format!("DVDI_VOLUME_NAME{slot}"), "data".to_owned()),
+        (format!("DVDI_VOLUME_CONTAINERPATH{slot}"), path.to_owned()),
+    ]
+}
+
+fn prepare_env(
+    f: &Fixture,
+    id: &str,
+    env: &[(String, String)],
+) -> Result<Option<LaunchInfo>, IsolatorError> {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    f.prepare(id, &env)
+}
+
+#[test]
+fn every_default_protected_dir_and_what_is_below_it_is_refused_without_an_image() {
+    let f = Fixture::new();
+    for (n, dir) in crate::protected::DEFAULT_PROTECTED_HOST_DIRS
+        .iter()
+        .enumerate()
+    {
+        for path in [
+            dir.to_string(),
+            format!("{dir}/x"),
+            format!("{dir}/local/x/"),
+        ] {
+            for slot in ["", "7"] {
+                let err = prepare_env(&f, &format!("c{n}"), &one_path(slot, &path)).unwrap_err();
+                assert!(
+                    matches!(&err, IsolatorError::ContainerPath { source, .. }
+                        if matches!(**source, PathError::ProtectedHostDir { .. })),
+                    "{path}: {err}"
+                );
+                let text = err.to_string();
+                let variable = format!("DVDI_VOLUME_CONTAINERPATH{slot}=");
+                for needle in [
+                    variable.as_str(),
+                    dir,
+                    "protected_host_dirs",
+                    "without an image",
+                ] {
+                    assert!(text.contains(needle), "{needle:?} missing from: {text}");
+                }
+                assert!(
+                    text.contains(&format!("{:?}", path.trim_end_matches('/'))),
+                    "{text}"
+                );
+            }
+        }
+    }
+    // Refused while validating: nothing written, mounted, created or asked of a driver.
+    assert!(f.driver.calls().is_empty());
+    assert!(f.host.calls().is_empty());
+    assert!(f.container_files().is_empty());
+    assert!(f.volume_files().is_empty());
+}
+
+#[test]
+fn a_refusal_in_a_later_slot_stops_the_whole_prepare_before_anything_happens() {
+    let f = Fixture::new();
+    let env = [
+        ("DVDI_VOLUME_NAME", "config"),
+        ("DVDI_VOLUME_CONTAINERPATH", "/tmp/dvdi-test-config"),
+        ("DVDI_VOLUME_NAME1", "data"),
+        ("DVDI_VOLUME_CONTAINERPATH1", "data"),
+        ("DVDI_VOLUME_NAME12", "sneaky"),
+        ("DVDI_VOLUME_CONTAINERPATH12", "/usr/local/x"),
+    ];
+    let err = f.prepare("c1", &env).unwrap_err();
+    let text = err.to_string();
+    for needle in [
+        "DVDI_VOLUME_CONTAINERPATH12=\"/usr/local/x\"",
+        "/usr",
+        "\"sneaky\"",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing from: {text}");
+    }
+    assert!(f.driver.calls().is_empty());
+    assert!(f.host.calls().is_empty());
+    assert!(!f.sandbox("c1").join("data").exists());
+    assert!(!Path::new("/tmp/dvdi-test-config").exists());
+}
+
+/// The Elasticsearch framework's shapes (fixtures/mesos-1.12): `/tmp/config` and `/data`
+/// absolute without an image, and a sandbox-relative `data`.
+#[test]
+fn the_elasticsearch_shapes_pass_the_protected_dirs_rule() {
+    let f = Fixture::new();
+    // The fake host makes directories for real: /tmp/config is made on this host, and
+    // removed afterwards unless it was there before.
+    let had_tmp_config = Path::new("/tmp/config").exists();
+    let env = [
+        ("DVDI_VOLUME_NAME", "esconfig"),
+        ("DVDI_VOLUME_CONTAINERPATH", "/tmp/config"),
+        ("DVDI_VOLUME_NAME1", "esdata"),
+        ("DVDI_VOLUME_CONTAINERPATH1", "/data"),
+        ("DVDI_VOLUME_NAME2", "essandbox"),
+        ("DVDI_VOLUME_CONTAINERPATH2", "data"),
+    ];
+    // `/data` is the host's own (no image): it must exist. Where the host has none, the only
+    // refusal is that, never the protected-dirs rule.
+    match f.prepare("es", &env) {
+        Ok(info) => {
+            let info = info.unwrap();
+            let targets: Vec<_> = info.mounts.iter().map(|m| m.target.clone()).collect();
+            assert!(
+                targets.contains(&PathBuf::from("/tmp/config")),
+                "{targets:?}"
+            );
+            assert!(targets.contains(&PathBuf::from("/data")), "{targets:?}");
+            assert!(
+                targets.contains(&f.sandbox("es").join("data")),
+                "{targets:?}"
+            );
+            f.iso.cleanup(&cid("es")).unwrap();
+        }
+        Err(err) => {
+            assert!(
+                matches!(&err, IsolatorError::ContainerPath { source, .. }
+                    if matches!(&**source, PathError::Missing { path, .. } if path == "/data")),
+                "{err}"
+            );
+            assert!(!Path::new("/data").exists());
+        }
+    }
+    // Without `/data`, the other two go all the way.
+    let info = f
+        .prepare("es2", &[env[0], env[1], env[4], env[5]])
+        .unwrap()
+        .unwrap();
+    assert_eq!(info.mounts.len(), 2);
+    f.iso.cleanup(&cid("es2")).unwrap();
+    if !had_tmp_config {
+        let _ = std::fs::remove_dir("/tmp/config");
+    }
+    // And the rule itself says yes to all three.
+    let rule = crate::protected::ProtectedDirs::default();
+    for path in ["/tmp/config", "/data"] {
+        assert_eq!(rule.covering(Path::new(path)), None, "{path}");
+    }
+}
+
+#[test]
+fn with_an_image_absolute_paths_are_inside_its_rootfs_and_not_protected() {
+    let f = Fixture::new();
+    let rootfs = f.tmp.path().join("rootfs");
+    for dir in ["etc", "usr/local/x", "var/lib/es"] {
+        std::fs::create_dir_all(rootfs.join(dir)).unwrap();
+    }
+    for (n, path) in ["/etc", "/usr/local/x", "/var/lib/es"].iter().enumerate() {
+        let id = format!("img{n}");
+        let cfg = ContainerConfig {
+            rootfs: Some(rootfs.clone()),
+            ..f.config(
+                &id,
+                &[
+                    ("DVDI_VOLUME_NAME", "data"),
+                    ("DVDI_VOLUME_CONTAINERPATH", path),
+                ],
+            )
+        };
+        let info = f.iso.prepare(&cid(&id), &cfg).unwrap().unwrap();
+        assert_eq!(info.mounts[0].target, rootfs.join(&path[1..]));
+        f.iso.cleanup(&cid(&id)).unwrap();
+    }
+}
+
+#[test]
+fn an_operator_widens_and_narrows_the_protected_dirs() {
+    use crate::protected::ProtectedDirs;
+    let guarded = tempfile::tempdir().unwrap();
+    std::fs::create_dir(guarded.path().join("x")).unwrap();
+    let guarded_x = guarded.path().join("x");
+    let guarded_x = guarded_x.to_str().unwrap();
+
+    // Widened: the default and one more directory.
+    let widened = format!("default:{}", guarded.path().display());
+    let f = Fixture::with(|c| c.protected_host_dirs = ProtectedDirs::parse(&widened).unwrap());
+    let err = prepare_env(&f, "c1", &one_path("", guarded_x)).unwrap_err();
+    assert!(err.to_string().contains("protected_host_dirs"), "{err}");
+    assert!(prepare_env(&f, "c2", &one_path("", "/etc")).is_err());
+
+    // Narrowed to /etc: /usr is the operator's to allow.
+    let f = Fixture::with(|c| c.protected_host_dirs = ProtectedDirs::parse("/etc").unwrap());
+    assert!(prepare_env(&f, "c1", &one_path("", "/etc/x")).is_err());
+    let info = prepare_env(&f, "c2", &one_path("", "/usr"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(info.mounts[0].target, PathBuf::from("/usr"));
+    prepare_env(&f, "c3", &one_path("", guarded_x)).unwrap();
+
+    // none: nothing protected.
+    let f = Fixture::with(|c| c.protected_host_dirs = ProtectedDirs::none());
+    prepare_env(&f, "c1", &one_path("", "/etc")).unwrap();
+}
