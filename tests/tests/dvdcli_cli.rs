@@ -504,6 +504,24 @@ fn plugin_errors_keep_their_text() {
 }
 
 #[test]
+fn a_reply_with_conflicting_lengths_is_a_framing_error() {
+    // Issue 10, finding 6 (RFC 9112 §6.3): the old reader took the last Content-Length and
+    // went on as if the reply were sound.
+    let env = Env::new();
+    env.plugin
+        .set_fault("VolumeDriver.Get", Fault::ConflictingLengths, Some(1));
+    let out = env.dvdcli(&["mount", "--volumedriver=test", "--volumename=v"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "");
+    let err = stderr(&out);
+    assert!(
+        err.contains("VolumeDriver.Get") && err.contains("conflicting Content-Length"),
+        "{err}"
+    );
+    assert_eq!(env.plugin.count("VolumeDriver.Mount"), 0);
+}
+
+#[test]
 fn missing_plugin_names_the_driver_and_directories() {
     let env = Env::new();
     let out = env.dvdcli(&["mount", "--volumedriver=absent", "--volumename=v"]);

@@ -511,3 +511,32 @@ fn only_replies_that_allow_it_leave_a_kept_connection() {
         );
     }
 }
+
+#[test]
+fn conflicting_content_lengths_fail_the_call_and_drop_the_connection() {
+    // Issue 10, finding 6: two different Content-Lengths were read with the last one (here
+    // the right one, so the call "worked"), and the connection was kept for the next call.
+    let f = fixture(Duration::from_secs(10));
+    let v = vol("v");
+    f.client.create(&v, &VolumeOpts::new()).unwrap();
+    assert_eq!(f.client.kept_connections(), 1);
+    f.plugin
+        .set_fault("VolumeDriver.Get", Fault::ConflictingLengths, Some(1));
+    let e = plugin_err(f.client.get(&v).unwrap_err());
+    let text = e.to_string();
+    assert!(
+        matches!(
+            e,
+            PluginError::Transport {
+                endpoint: Endpoint::Get,
+                ..
+            }
+        ) && text.contains("conflicting Content-Length"),
+        "{text}"
+    );
+    assert_eq!(f.client.kept_connections(), 0, "the connection was kept");
+    // The next call gets a new connection and reads its own reply.
+    let accepted = f.plugin.connections_accepted();
+    assert_eq!(f.client.get(&v).unwrap().unwrap().name, "v");
+    assert_eq!(f.plugin.connections_accepted(), accepted + 1);
+}
