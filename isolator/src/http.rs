@@ -25,6 +25,7 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use crate::discovery::PluginAddr;
+use crate::render;
 
 /// The media type of plugin protocol v1.2 (`Accept` and `Content-Type`).
 pub const PLUGIN_MEDIA_TYPE: &str = "application/vnd.docker.plugins.v1.2+json";
@@ -42,16 +43,16 @@ pub struct Response {
 /// Transport failures; the plugin client adds driver and endpoint.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
-    #[error("cannot connect to {addr} (retried for {waited:?}): {source}")]
+    #[error("cannot connect to {addr} (retried for {}): {cause}", render::duration(*.waited))]
     Connect {
         addr: String,
         waited: Duration,
-        source: io::Error,
+        cause: io::Error,
     },
     #[error("no complete reply within the deadline")]
     Timeout,
     #[error("{0}")]
-    Io(#[source] io::Error),
+    Io(io::Error),
     #[error("malformed HTTP reply: {0}")]
     Malformed(String),
     #[error("reply body larger than {0} bytes")]
@@ -187,10 +188,10 @@ fn connect(addr: &PluginAddr, limits: &Limits) -> Result<Stream, HttpError> {
     let started = Instant::now();
     let until = limits.connect_until.min(limits.deadline);
     let mut backoff = Duration::from_millis(10);
-    let refused = |source| HttpError::Connect {
+    let refused = |cause| HttpError::Connect {
         addr: addr.to_string(),
         waited: started.elapsed(),
-        source,
+        cause,
     };
     let mut last_retryable: Option<io::Error> = None;
     loop {

@@ -14,6 +14,7 @@ use crate::driver::{DriverError, Scope, VolumeDriver, VolumeInfo};
 use crate::http::{self, HttpError, Limits};
 use crate::names::{DriverName, VolumeName};
 use crate::opts::VolumeOpts;
+use crate::render;
 use std::sync::Arc;
 
 /// A protocol endpoint.
@@ -57,23 +58,23 @@ impl std::fmt::Display for Endpoint {
 pub enum PluginError {
     #[error(transparent)]
     Discovery(#[from] DiscoveryError),
-    #[error("plugin {driver:?}: {endpoint}: {source}")]
+    #[error("plugin {driver:?}: {endpoint}: {cause}")]
     Connect {
         driver: String,
         endpoint: Endpoint,
-        source: HttpError,
+        cause: HttpError,
     },
-    #[error("plugin {driver:?}: {endpoint} timed out after {limit:?}")]
+    #[error("plugin {driver:?}: {endpoint} timed out after {}", render::duration(*.limit))]
     Timeout {
         driver: String,
         endpoint: Endpoint,
         limit: Duration,
     },
-    #[error("plugin {driver:?}: {endpoint}: {source}")]
+    #[error("plugin {driver:?}: {endpoint}: {cause}")]
     Transport {
         driver: String,
         endpoint: Endpoint,
-        source: HttpError,
+        cause: HttpError,
     },
     #[error("plugin {driver:?}: {endpoint}: reply larger than {limit} bytes")]
     TooLarge {
@@ -81,14 +82,15 @@ pub enum PluginError {
         endpoint: Endpoint,
         limit: usize,
     },
-    #[error("plugin {driver:?}: {endpoint}: unreadable reply: {reason}")]
+    #[error("plugin {driver:?}: {endpoint}: unreadable reply: {}", render::escape(.reason))]
     BadReply {
         driver: String,
         endpoint: Endpoint,
         reason: String,
     },
-    /// The plugin answered with an error. `message` is Docker's error text (SPEC §2).
-    #[error("plugin {driver:?}: {endpoint} failed: {message}")]
+    /// The plugin answered with an error. `message` is Docker's error text (SPEC §2), as the
+    /// plugin sent it; the message shows it escaped ([`render::escape`]).
+    #[error("plugin {driver:?}: {endpoint} failed: {}", render::escape(.message))]
     Refused {
         driver: String,
         endpoint: Endpoint,
@@ -440,12 +442,12 @@ impl PluginClient {
             e @ HttpError::Connect { .. } => PluginError::Connect {
                 driver: driver(),
                 endpoint,
-                source: e,
+                cause: e,
             },
             e => PluginError::Transport {
                 driver: driver(),
                 endpoint,
-                source: e,
+                cause: e,
             },
         })?;
         decode(&self.driver, endpoint, reply.status, &reply.body)

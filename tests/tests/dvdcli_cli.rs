@@ -522,6 +522,34 @@ fn a_reply_with_conflicting_lengths_is_a_framing_error() {
 }
 
 #[test]
+fn a_dead_plugin_is_named_once_with_a_readable_duration() {
+    // Issue 10, finding 9: `cannot connect to unix:///…/dead.sock (retried for 1.000107662s):
+    // Connection refused (os error 111): cannot connect to …` — each cause printed up to three
+    // times, with nanoseconds.
+    let env = Env::new();
+    let dead = env.plugin_dir().join("dead.sock");
+    drop(std::os::unix::net::UnixListener::bind(&dead).unwrap());
+    let out = env.dvdcli_env(
+        &["mount", "--volumedriver=dead", "--volumename=v"],
+        &[("DVDI_CONNECT_TIMEOUT", "1")],
+    );
+    assert_eq!(code(&out), 1);
+    let err = stderr(&out);
+    assert_eq!(err.matches("Connection refused").count(), 1, "{err}");
+    assert_eq!(err.matches("cannot connect").count(), 1, "{err}");
+    assert!(err.contains("(retried for 1 s)"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    // A regular file where the socket should be is "not a socket", not "not found".
+    std::fs::write(env.plugin_dir().join("file.sock"), "").unwrap();
+    let out = env.dvdcli(&["mount", "--volumedriver=file", "--volumename=v"]);
+    assert_eq!(code(&out), 1);
+    let err = stderr(&out);
+    assert!(err.contains("file.sock is not a socket"), "{err}");
+    assert!(!err.contains("not found"), "{err}");
+}
+
+#[test]
 fn missing_plugin_names_the_driver_and_directories() {
     let env = Env::new();
     let out = env.dvdcli(&["mount", "--volumedriver=absent", "--volumename=v"]);

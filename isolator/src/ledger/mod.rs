@@ -118,8 +118,8 @@ pub use records::{
 /// A ledger operation that failed; names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
-    #[error("checkpoint {}: {source}", .path.display())]
-    Io { path: PathBuf, source: io::Error },
+    #[error("checkpoint {}: {cause}", .path.display())]
+    Io { path: PathBuf, cause: io::Error },
     #[error("checkpoint record {} is unreadable: {reason}", .path.display())]
     Corrupt { path: PathBuf, reason: String },
     /// A record or ledger directory someone else could have written: never trusted.
@@ -130,7 +130,7 @@ pub enum LedgerError {
 impl LedgerError {
     fn io(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
         let path = path.into();
-        move |source| LedgerError::Io { path, source }
+        move |cause| LedgerError::Io { path, cause }
     }
 }
 
@@ -386,7 +386,9 @@ impl Ledger {
         // way it must be one only we can write (see *Trust*).
         let dir = self.volumes_dir(&record.driver);
         match check_dir_trusted(&dir) {
-            Err(LedgerError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            Err(LedgerError::Io { cause: source, .. })
+                if source.kind() == io::ErrorKind::NotFound =>
+            {
                 mkdir_private(&dir)?
             }
             other => other?,
@@ -452,7 +454,7 @@ impl Ledger {
         else {
             return Err(LedgerError::Io {
                 path: path.into(),
-                source: io::Error::new(io::ErrorKind::InvalidInput, "not a record path"),
+                cause: io::Error::new(io::ErrorKind::InvalidInput, "not a record path"),
             });
         };
         let aside = format!("{name}.corrupt");
@@ -505,7 +507,7 @@ fn list_stems(dir: &Path) -> Result<Vec<String>, LedgerError> {
         Err(e) => {
             return Err(LedgerError::Io {
                 path: dir.into(),
-                source: e,
+                cause: e,
             })
         }
     };
@@ -582,7 +584,7 @@ fn read_trusted(path: &Path, dir: Option<&fs::File>) -> Result<Option<Vec<u8>>, 
         Err(e) => {
             return Err(LedgerError::Io {
                 path: path.into(),
-                source: e,
+                cause: e,
             })
         }
     };
@@ -681,13 +683,13 @@ fn write_record<T: Serialize>(
 ) -> Result<(), LedgerError> {
     let mut bytes = serde_json::to_vec_pretty(record).map_err(|e| LedgerError::Io {
         path: path.into(),
-        source: io::Error::other(e),
+        cause: io::Error::other(e),
     })?;
     bytes.push(b'\n');
     let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
         return Err(LedgerError::Io {
             path: path.into(),
-            source: io::Error::new(io::ErrorKind::InvalidInput, "not a record path"),
+            cause: io::Error::new(io::ErrorKind::InvalidInput, "not a record path"),
         });
     };
     durable::write_atomic(dirs, dir, name, &bytes).map_err(LedgerError::io(path))

@@ -16,7 +16,7 @@ use crate::ledger::{ContainerState, LedgerError, VolumeKey};
 pub(super) fn cleanup_locked(iso: &Isolator, id: &ContainerId) -> Result<(), IsolatorError> {
     let ledger_err = |source| IsolatorError::Ledger {
         container: id.clone(),
-        source: Box::new(source),
+        cause: Box::new(source),
     };
     let _container = iso.ledger.lock_container(id).map_err(ledger_err)?;
     let mut errors = Vec::new();

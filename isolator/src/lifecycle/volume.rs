@@ -99,7 +99,7 @@ impl Isolator {
     ) -> impl FnOnce(crate::ledger::LedgerError) -> IsolatorError + '_ {
         move |source| IsolatorError::VolumeLedger {
             volume: key.clone(),
-            source: Box::new(source),
+            cause: Box::new(source),
         }
     }
 
@@ -232,7 +232,7 @@ impl Isolator {
                 Err(IsolatorError::Unmount {
                     volume: key,
                     mount_id: mount.id,
-                    source: Box::new(source),
+                    cause: Box::new(source),
                 })
             }
         }
@@ -373,7 +373,7 @@ impl Isolator {
                     container: container.clone(),
                     volume: key.clone(),
                     mount_id: mount_id.clone(),
-                    source: Box::new(source),
+                    cause: Box::new(source),
                 };
                 record.holders.remove(container);
                 let rollback = match record.mount.take() {
