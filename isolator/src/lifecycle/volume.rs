@@ -55,11 +55,21 @@ pub(super) fn new_mount_id() -> Result<String, IsolatorError> {
 }
 
 /// Whether a failed mount flow may have left the volume mounted: only a Mount call that got
-/// no answer (timeout, broken connection). A refusal, or a failure before Mount, did not mount.
+/// no answer (timeout, broken connection), or whose refused mount point could not be undone.
+/// A refusal, an undone Mount, or a failure before Mount did not mount.
 fn maybe_mounted(e: &OpsError) -> bool {
+    use crate::plugin::Undo;
     match e {
         OpsError::Driver(DriverError::Plugin(p)) => {
-            p.endpoint() == Some(Endpoint::Mount) && !matches!(p, PluginError::Refused { .. })
+            p.endpoint() == Some(Endpoint::Mount)
+                && !matches!(
+                    p,
+                    PluginError::Refused { .. }
+                        | PluginError::BadMountpoint {
+                            undo: Undo::Done,
+                            ..
+                        }
+                )
         }
         _ => false,
     }
