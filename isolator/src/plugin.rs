@@ -1,5 +1,7 @@
 //! The Docker volume plugin client (SPEC §2): endpoints, request and reply shapes, error
-//! mapping, deadlines.
+//! mapping, deadlines, and the checks of what a reply may carry across the trust line (SPEC §9:
+//! mount points absolute, normal, printable and, after a Mount, an existing directory; text
+//! shown escaped).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -419,10 +419,51 @@ fn a_relative_mount_point_from_a_plugin_is_refused_not_resolved_in_the_sandbox()
     }
     // Each refused Mount was undone once, by the plugin client; nothing is left to retry.
     assert_eq!(plugin.count("VolumeDriver.Unmount"), 2);
-    let out = env.dvdcli(&["inspect", "--json"], &[]).output().unwrap();
-    let inspection: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let volumes = inspection["volumes"].as_array().expect("a volume list");
-    for v in volumes {
+    let inspect = || {
+        let out = env.dvdcli(&["inspect", "--json"], &[]).output().unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let volumes = inspect()["volumes"]
+        .as_array()
+        .cloned()
+        .expect("a volume list");
+    for v in &volumes {
         assert_eq!(v["failed_unmounts"], serde_json::json!([]), "{v}");
     }
+
+    // When the undo fails too, the Mount is not forgotten: the isolator tries Unmount again
+    // and remembers it for retry, as for a Mount that got no answer.
+    plugin.set_fault(
+        "VolumeDriver.Unmount",
+        Fault::ErrorIn200("device busy".into()),
+        Some(2),
+    );
+    let out = env.exec(&vars, &format!("touch {}", marker.display()));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("undoing the mount with VolumeDriver.Unmount also failed"),
+        "{err}"
+    );
+    assert!(!marker.exists(), "the command ran");
+    assert_eq!(plugin.mount_ids("v").len(), 1);
+    let volumes = inspect()["volumes"]
+        .as_array()
+        .cloned()
+        .expect("a volume list");
+    let failed: usize = volumes
+        .iter()
+        .map(|v| v["failed_unmounts"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert_eq!(failed, 1, "{volumes:?}");
+    // The next exec retries it, and then mounts normally.
+    plugin.clear_faults();
+    let out = env.exec(&vars, "true");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        plugin.mount_ids("v").is_empty(),
+        "{:?}",
+        plugin.mount_ids("v")
+    );
+    assert!(env.mounts().is_empty(), "left mounted: {:?}", env.mounts());
 }

@@ -733,3 +733,54 @@ fn every_plugin_failure_says_each_cause_once() {
     }
     assert_eq!(text.matches("Connection refused").count(), 1, "{text}");
 }
+
+#[test]
+fn a_mount_point_refused_after_mount_is_undone_and_a_failed_undo_said_too() {
+    // Issue 10, finding 5: the plugin mounted (it answered without an error), so a mount
+    // point we refuse must not leave the plugin holding the volume for that id.
+    let f = fixture(Duration::from_secs(10));
+    let v = vol("v");
+    f.client.create(&v, &VolumeOpts::new()).unwrap();
+    f.plugin.set_fault(
+        "VolumeDriver.Mount",
+        Fault::Mountpoint("rel".into()),
+        Some(1),
+    );
+    let e = plugin_err(f.client.mount(&v, "id-1").unwrap_err());
+    assert!(
+        matches!(
+            &e,
+            PluginError::BadMountpoint {
+                undo: dvdi::plugin::Undo::Done,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(f.plugin.mount_ids("v").is_empty());
+
+    f.plugin.set_fault(
+        "VolumeDriver.Mount",
+        Fault::Mountpoint("rel".into()),
+        Some(1),
+    );
+    f.plugin.set_fault(
+        "VolumeDriver.Unmount",
+        Fault::ErrorIn200("device busy".into()),
+        Some(1),
+    );
+    let e = plugin_err(f.client.mount(&v, "id-2").unwrap_err());
+    let text = e.to_string();
+    assert!(
+        matches!(
+            &e,
+            PluginError::BadMountpoint {
+                undo: dvdi::plugin::Undo::Failed(_),
+                ..
+            }
+        ) && text.contains(r#"mount point "rel" is not an absolute path"#)
+            && text.contains("VolumeDriver.Unmount failed: device busy"),
+        "{text}"
+    );
+    assert_eq!(f.plugin.mount_ids("v"), ["id-2"]);
+}
