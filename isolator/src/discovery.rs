@@ -391,6 +391,29 @@ mod tests {
     }
 
     #[test]
+    fn a_sock_file_that_is_not_a_socket_is_named_as_such() {
+        // Found in review (issue 10, finding 9): a regular file named NAME.sock was reported
+        // as "not found".
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let n = driver("p");
+        fs::write(a.path().join("p.sock"), "").unwrap();
+        let dirs = vec![a.path().to_path_buf(), b.path().to_path_buf()];
+        let err = discover(&n, &dirs).unwrap_err();
+        assert!(
+            matches!(&err, DiscoveryError::NotASocket { path, .. } if *path == a.path().join("p.sock")),
+            "{err}"
+        );
+        assert!(err.to_string().contains("is not a socket"), "{err}");
+        // Passed over, as Docker does, when a later candidate is a plugin.
+        fs::write(b.path().join("p.spec"), "tcp://127.0.0.1:9").unwrap();
+        assert_eq!(
+            discover(&n, &dirs).unwrap().addr,
+            PluginAddr::Tcp("127.0.0.1:9".into())
+        );
+    }
+
+    #[test]
     fn parse_spec_reads_both_kinds() {
         let (n, p) = (driver("p"), Path::new("/x/p.spec"));
         assert_eq!(
