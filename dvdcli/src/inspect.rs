@@ -99,7 +99,7 @@ fn table(i: &Inspection) -> String {
     }
     out += &render(&rows);
     for p in &i.problems {
-        out += &format!("problem: {p}\n");
+        out += &format!("problem: {}\n", dvdi::render::escape(p));
     }
     out
 }
