@@ -68,7 +68,7 @@ fn table(i: &Inspection) -> String {
                 v.container_path.clone().unwrap_or_else(|| "-".into()),
                 v.mountpoint
                     .as_ref()
-                    .map(|p| p.display().to_string())
+                    .map(|p| shown(p))
                     .unwrap_or_else(|| "-".into()),
             ]);
         }
@@ -90,7 +90,7 @@ fn table(i: &Inspection) -> String {
             v.mount_id.clone().unwrap_or_else(|| "-".into()),
             v.mountpoint
                 .as_ref()
-                .map(|p| p.display().to_string())
+                .map(|p| shown(p))
                 .unwrap_or_else(|| "-".into()),
             v.holders
                 .iter()
@@ -102,9 +102,15 @@ fn table(i: &Inspection) -> String {
     }
     out += &render(&rows);
     for p in &i.problems {
-        out += &format!("problem: {p}\n");
+        out += &format!("problem: {}\n", dvdi::render::escape(p));
     }
     out
+}
+
+/// A mount point from the checkpoint, one line whatever the record holds: mount points are
+/// checked when a plugin sends them, but a record may predate that or have been edited.
+fn shown(path: &std::path::Path) -> String {
+    dvdi::render::escape(&path.to_string_lossy()).to_string()
 }
 
 fn render<const N: usize>(rows: &[[String; N]]) -> String {

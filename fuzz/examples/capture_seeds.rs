@@ -167,6 +167,26 @@ fn capture_replies(corpus: &Corpus) {
             Fault::NotVolumeDriver,
         ),
         ("dropped", Endpoint::Remove, Fault::DropConnection),
+        (
+            "conflicting-lengths",
+            Endpoint::Get,
+            Fault::ConflictingLengths,
+        ),
+        (
+            "mountpoint-relative",
+            Endpoint::Mount,
+            Fault::Mountpoint("rel".into()),
+        ),
+        (
+            "mountpoint-newline",
+            Endpoint::Path,
+            Fault::Mountpoint("/m\n/x".into()),
+        ),
+        (
+            "list-names",
+            Endpoint::List,
+            Fault::ListNames(vec!["a\nb".into(), "c\u{1b}[0m".into()]),
+        ),
     ];
     plugin.add_volume("data", &[("size", "5")]);
     for (name, endpoint, fault) in faults {
@@ -184,8 +204,9 @@ fn capture_replies(corpus: &Corpus) {
     corpus.reply("mount-chunked", Endpoint::Mount, &chunked_mount, true);
 
     // What no test plugin sends but HTTP allows: an interim 100 reply, chunk extensions and
-    // trailers, a body bigger than a small cap, a huge chunk size.
-    let synthetic: [(&str, Endpoint, &[u8]); 4] = [
+    // trailers, a body bigger than a small cap, a huge chunk size; and framings RFC 9112 §6.3
+    // makes an error (conflicting or invalid lengths, a length beside chunked, other codings).
+    let synthetic: [(&str, Endpoint, &[u8]); 12] = [
         (
             "continue-then-reply",
             Endpoint::Path,
@@ -194,7 +215,7 @@ fn capture_replies(corpus: &Corpus) {
         (
             "chunk-ext-trailer",
             Endpoint::Get,
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5;x=y\r\n{\"Vol\r\nf\r\nume\":null}     \r\n0\r\nX-Trailer: 1\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\n{\"Vol\r\nf\r\nume\":null}     \r\n0\r\nX-Trailer: 1\r\n\r\n",
         ),
         (
             "http10-close",
@@ -205,6 +226,46 @@ fn capture_replies(corpus: &Corpus) {
             "huge-chunk-size",
             Endpoint::List,
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffff0\r\nab\r\n0\r\n\r\n",
+        ),
+        (
+            "framing-conflicting-lengths",
+            Endpoint::Get,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 120\r\nContent-Length: 50\r\n\r\n{\"Volume\":{\"Name\":\"v\",\"Mountpoint\":\"/m\"},\"Err\":\"\"}HTTP/1.1 200 OK\r\nContent-Length: 31\r\n\r\n{\"Mountpoint\":\"/evil\",\"Err\":\"\"}",
+        ),
+        (
+            "framing-length-list",
+            Endpoint::Get,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 50, 53\r\n\r\n{\"Volume\":{\"Name\":\"v\",\"Mountpoint\":\"/m\"},\"Err\":\"\"}xyz",
+        ),
+        (
+            "framing-repeated-same-length",
+            Endpoint::Get,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\nContent-Length: 50, 50\r\n\r\n{\"Volume\":{\"Name\":\"v\",\"Mountpoint\":\"/m\"},\"Err\":\"\"}",
+        ),
+        (
+            "framing-signed-length",
+            Endpoint::Get,
+            b"HTTP/1.1 200 OK\r\nContent-Length: +50\r\n\r\n{\"Volume\":{\"Name\":\"v\",\"Mountpoint\":\"/m\"},\"Err\":\"\"}",
+        ),
+        (
+            "framing-overflowing-length",
+            Endpoint::Get,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 184467440737095516160\r\n\r\n{\"Volume\":{\"Name\":\"v\",\"Mountpoint\":\"/m\"},\"Err\":\"\"}",
+        ),
+        (
+            "framing-length-and-chunked",
+            Endpoint::Get,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\nTransfer-Encoding: chunked\r\n\r\n32\r\n{\"Volume\":{\"Name\":\"v\",\"Mountpoint\":\"/m\"},\"Err\":\"\"}\r\n0\r\n\r\n",
+        ),
+        (
+            "framing-gzip-coding",
+            Endpoint::Get,
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n{\"Volume\":{\"Name\":\"v\",\"Mountpoint\":\"/m\"},\"Err\":\"\"}",
+        ),
+        (
+            "framing-chunked-then-gzip",
+            Endpoint::Get,
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n32\r\n{\"Volume\":{\"Name\":\"v\",\"Mountpoint\":\"/m\"},\"Err\":\"\"}\r\n0\r\n\r\n",
         ),
     ];
     for (name, endpoint, raw) in synthetic {

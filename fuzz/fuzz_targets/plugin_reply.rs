@@ -3,7 +3,7 @@
 #![no_main]
 
 use dvdi::plugin::{self, Endpoint, PluginError, Reply};
-use dvdi::DriverName;
+use dvdi::{render, DriverName};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -28,10 +28,28 @@ fuzz_target!(|data: &[u8]| {
         (_, Endpoint::Capabilities) => panic!("Capabilities gave {decoded:?}"),
         (Err(PluginError::Refused { message, .. }), _) => assert_eq!(Some(message), text.as_ref()),
         (_, _) if text.is_some() => panic!("an error reply gave {decoded:?}"),
-        (Ok(Reply::Mountpoint(Some(p))), _) => assert!(!p.as_os_str().is_empty()),
-        (Ok(_), _) => {}
-        (Err(e), _) => {
-            let _ = e.to_string();
+        // A mount point that gets through is one `check_mountpoint` accepts as it is.
+        (Ok(Reply::Mountpoint(Some(p))), _) => {
+            let text = p.to_str().expect("a mount point from JSON is UTF-8");
+            assert_eq!(plugin::check_mountpoint(text).ok().as_ref(), Some(p));
         }
+        (Ok(Reply::Volume(Some(v))), _) => {
+            assert!(render::is_printable(&v.name), "{v:?}");
+            if let Some(p) = &v.mountpoint {
+                assert!(
+                    plugin::check_mountpoint(&p.to_string_lossy()).is_ok(),
+                    "{v:?}"
+                );
+            }
+        }
+        (Ok(Reply::Volumes(list)), _) => {
+            assert!(
+                list.iter().all(|v| render::is_printable(&v.name)),
+                "{list:?}"
+            );
+        }
+        (Ok(_), _) => {}
+        // Messages are one line whatever the plugin sent.
+        (Err(e), _) => assert!(!e.to_string().contains(['\n', '\r']), "{e}"),
     }
 });

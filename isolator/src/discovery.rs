@@ -44,11 +44,18 @@ pub enum DiscoveryError {
         driver: String,
         searched: Vec<PathBuf>,
     },
-    #[error("plugin {driver:?}: cannot read {}: {source}", .path.display())]
+    #[error("plugin {driver:?}: cannot read {}: {cause}", .path.display())]
     Read {
         driver: String,
         path: PathBuf,
-        source: io::Error,
+        cause: io::Error,
+    },
+    /// `NAME.sock` exists but is not a socket (and nothing later in the search order is).
+    #[error("plugin {driver:?}: {} is not a socket (and no other socket, .spec or .json for it was found in {})", .path.display(), display_dirs(.searched))]
+    NotASocket {
+        driver: String,
+        path: PathBuf,
+        searched: Vec<PathBuf>,
     },
     #[error("plugin {driver:?}: bad plugin spec {}: {reason}", .path.display())]
     BadSpec {
@@ -80,19 +87,27 @@ struct JsonSpec {
     tls_config: Option<serde_json::Value>,
 }
 
-/// Finds `driver` in `dirs`; the first hit wins.
+/// Finds `driver` in `dirs`; the first hit wins. A `NAME.sock` that is not a socket is passed
+/// over, as Docker does, but named in the error when nothing else is found.
 pub fn discover(driver: &DriverName, dirs: &[PathBuf]) -> Result<PluginLocation, DiscoveryError> {
     let name = driver.as_str();
+    let mut not_a_socket: Option<PathBuf> = None;
     for dir in dirs {
         for sock in [
             dir.join(format!("{name}.sock")),
             dir.join(name).join(format!("{name}.sock")),
         ] {
-            if is_socket(&sock) {
-                return Ok(PluginLocation {
-                    addr: PluginAddr::Unix(sock.clone()),
-                    found_at: sock,
-                });
+            match fs::metadata(&sock) {
+                Ok(m) if m.file_type().is_socket() => {
+                    return Ok(PluginLocation {
+                        addr: PluginAddr::Unix(sock.clone()),
+                        found_at: sock,
+                    });
+                }
+                Ok(_) => {
+                    not_a_socket.get_or_insert(sock);
+                }
+                Err(_) => {}
             }
         }
         for spec in [
@@ -120,17 +135,17 @@ pub fn discover(driver: &DriverName, dirs: &[PathBuf]) -> Result<PluginLocation,
             }
         }
     }
-    Err(DiscoveryError::NotFound {
-        driver: name.to_owned(),
-        searched: dirs.to_vec(),
+    Err(match not_a_socket {
+        Some(path) => DiscoveryError::NotASocket {
+            driver: name.to_owned(),
+            path,
+            searched: dirs.to_vec(),
+        },
+        None => DiscoveryError::NotFound {
+            driver: name.to_owned(),
+            searched: dirs.to_vec(),
+        },
     })
-}
-
-/// True for a socket, or a symlink to one.
-fn is_socket(path: &Path) -> bool {
-    fs::metadata(path)
-        .map(|m| m.file_type().is_socket())
-        .unwrap_or(false)
 }
 
 fn read_if_file(driver: &DriverName, path: &Path) -> Result<Option<String>, DiscoveryError> {
@@ -139,10 +154,10 @@ fn read_if_file(driver: &DriverName, path: &Path) -> Result<Option<String>, Disc
         _ => return Ok(None),
     }
     // Spec files are a few bytes; refuse to slurp anything large.
-    let bytes = fs::read(path).map_err(|source| DiscoveryError::Read {
+    let bytes = fs::read(path).map_err(|cause| DiscoveryError::Read {
         driver: driver.to_string(),
         path: path.to_owned(),
-        source,
+        cause,
     })?;
     if bytes.len() > 64 * 1024 {
         return Err(bad_spec(driver, path, "file is larger than 64 KiB"));
@@ -372,6 +387,29 @@ mod tests {
         assert_eq!(
             discover(&n, &only_b).unwrap().addr,
             PluginAddr::Unix(b.path().join("p.sock"))
+        );
+    }
+
+    #[test]
+    fn a_sock_file_that_is_not_a_socket_is_named_as_such() {
+        // Found in review (issue 10, finding 9): a regular file named NAME.sock was reported
+        // as "not found".
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let n = driver("p");
+        fs::write(a.path().join("p.sock"), "").unwrap();
+        let dirs = vec![a.path().to_path_buf(), b.path().to_path_buf()];
+        let err = discover(&n, &dirs).unwrap_err();
+        assert!(
+            matches!(&err, DiscoveryError::NotASocket { path, .. } if *path == a.path().join("p.sock")),
+            "{err}"
+        );
+        assert!(err.to_string().contains("is not a socket"), "{err}");
+        // Passed over, as Docker does, when a later candidate is a plugin.
+        fs::write(b.path().join("p.spec"), "tcp://127.0.0.1:9").unwrap();
+        assert_eq!(
+            discover(&n, &dirs).unwrap().addr,
+            PluginAddr::Tcp("127.0.0.1:9".into())
         );
     }
 

@@ -159,26 +159,26 @@ pub enum GrammarError {
         value: String,
         suffix: String,
     },
-    /// A bad `NAME` or `DRIVER` value; the source shows the value.
-    #[error("{variable}: {source}")]
+    /// A bad `NAME` or `DRIVER` value; the cause shows the value.
+    #[error("{variable}: {cause}")]
     InvalidName {
         variable: String,
         value: String,
-        source: NameError,
+        cause: NameError,
     },
-    /// A bad `OPTS` list; the source shows the list and the item.
-    #[error("{variable}: {source}")]
+    /// A bad `OPTS` list; the cause shows the list and the item.
+    #[error("{variable}: {cause}")]
     InvalidOpts {
         variable: String,
         value: String,
-        source: OptsError,
+        cause: OptsError,
     },
-    /// A bad `CONTAINERPATH`; the source shows the path.
-    #[error("{variable}: {source}")]
+    /// A bad `CONTAINERPATH`; the cause shows the path.
+    #[error("{variable}: {cause}")]
     InvalidContainerPath {
         variable: String,
         value: String,
-        source: ContainerPathError,
+        cause: ContainerPathError,
     },
     #[error("{variable}={value:?}: expected \"true\" or \"false\" (case-insensitive) or nothing")]
     InvalidBool { variable: String, value: String },
@@ -466,7 +466,7 @@ fn build(
             .map_err(|source| GrammarError::InvalidOpts {
                 variable: raw.name.clone(),
                 value: raw.value.clone(),
-                source,
+                cause: source,
             })?;
     }
     let container_path = vars
@@ -475,7 +475,7 @@ fn build(
             ContainerPath::new(&raw.value).map_err(|source| GrammarError::InvalidContainerPath {
                 variable: raw.name.clone(),
                 value: raw.value.clone(),
-                source,
+                cause: source,
             })
         })
         .transpose()?;
@@ -499,7 +499,7 @@ fn invalid_name(raw: &Raw, source: NameError) -> GrammarError {
     GrammarError::InvalidName {
         variable: raw.name.clone(),
         value: raw.value.clone(),
-        source,
+        cause: source,
     }
 }
 

@@ -2,7 +2,10 @@
 //! a connect-retry window, a per-request deadline and a reply-size cap.
 //!
 //! No async runtime: this code runs inside a Mesos agent process. Replies may be framed by
-//! `Content-Length`, chunked encoding or connection close; `httparse` reads the head.
+//! `Content-Length`, chunked encoding or connection close; `httparse` reads the head. A reply
+//! whose length could be read two ways (RFC 9112 §6.3: conflicting or invalid
+//! `Content-Length`, `Content-Length` beside `Transfer-Encoding`, a coding other than a single
+//! `chunked`) is an [`HttpError::Framing`] and its connection is dropped (see `framing_of`).
 //!
 //! # Kept connections
 //!
@@ -22,6 +25,7 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use crate::discovery::PluginAddr;
+use crate::render;
 
 /// The media type of plugin protocol v1.2 (`Accept` and `Content-Type`).
 pub const PLUGIN_MEDIA_TYPE: &str = "application/vnd.docker.plugins.v1.2+json";
@@ -39,20 +43,23 @@ pub struct Response {
 /// Transport failures; the plugin client adds driver and endpoint.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
-    #[error("cannot connect to {addr} (retried for {waited:?}): {source}")]
+    #[error("cannot connect to {addr} (retried for {}): {cause}", render::duration(*.waited))]
     Connect {
         addr: String,
         waited: Duration,
-        source: io::Error,
+        cause: io::Error,
     },
     #[error("no complete reply within the deadline")]
     Timeout,
     #[error("{0}")]
-    Io(#[source] io::Error),
+    Io(io::Error),
     #[error("malformed HTTP reply: {0}")]
     Malformed(String),
     #[error("reply body larger than {0} bytes")]
     TooLarge(usize),
+    /// The reply's length cannot be told for sure (RFC 9112 §6.3): the connection is dropped.
+    #[error("ambiguous reply framing: {0}")]
+    Framing(String),
 }
 
 /// When to give up.
@@ -181,10 +188,10 @@ fn connect(addr: &PluginAddr, limits: &Limits) -> Result<Stream, HttpError> {
     let started = Instant::now();
     let until = limits.connect_until.min(limits.deadline);
     let mut backoff = Duration::from_millis(10);
-    let refused = |source| HttpError::Connect {
+    let refused = |cause| HttpError::Connect {
         addr: addr.to_string(),
         waited: started.elapsed(),
-        source,
+        cause,
     };
     let mut last_retryable: Option<io::Error> = None;
     loop {
@@ -380,7 +387,7 @@ fn read_reply_keeping<R: Read>(
         match resp.parse(&buf) {
             Ok(httparse::Status::Complete(n)) => {
                 let status = resp.code.unwrap_or(0);
-                let framing = framing_of(resp.headers)?;
+                let framing = framing_of(resp.version, status, resp.headers)?;
                 // 1xx replies are followed by the real one.
                 if (100..200).contains(&status) {
                     buf.drain(..n);
@@ -472,25 +479,95 @@ fn closes(headers: &[httparse::Header<'_>]) -> bool {
     })
 }
 
-fn framing_of(headers: &[httparse::Header<'_>]) -> Result<Framing, HttpError> {
-    let mut framing = Framing::Close;
+/// Whether a reply to a request has no body whatever its headers say (RFC 9112 §6.3, rule 1:
+/// 1xx, 204 and 304; plugin calls are never `HEAD` or `CONNECT`).
+fn never_has_body(status: u16) -> bool {
+    (100..200).contains(&status) || status == 204 || status == 304
+}
+
+/// How the reply's body is framed, per RFC 9112 §6.3. Anything that could let the client and
+/// the plugin disagree about where the reply ends is a [`HttpError::Framing`], and the
+/// connection is then dropped, never kept (a body read with the wrong length would leave the
+/// rest of it to be read as the reply to the next request):
+///
+/// - `Transfer-Encoding` beside `Content-Length`, in an HTTP/1.0 reply, or with any coding
+///   but a single `chunked` (we decode no other coding, and a final coding other than
+///   `chunked` leaves the length unknown);
+/// - a `Content-Length` that is not a plain decimal number (no sign, no spaces inside, no
+///   overflow), or several `Content-Length` values (repeated headers or a comma list) that
+///   differ. Identical repeated values are accepted, as RFC 9112 §6.3 allows: they cannot be
+///   read two ways.
+fn framing_of(
+    version: Option<u8>,
+    status: u16,
+    headers: &[httparse::Header<'_>],
+) -> Result<Framing, HttpError> {
+    let mut codings: Vec<String> = Vec::new();
+    let mut length: Option<usize> = None;
     for h in headers {
         if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            let v = String::from_utf8_lossy(h.value).to_ascii_lowercase();
-            if v.split(',').any(|t| t.trim() == "chunked") {
-                return Ok(Framing::Chunked);
+            let v = String::from_utf8_lossy(h.value);
+            let before = codings.len();
+            codings.extend(
+                v.split(',')
+                    .map(|t| t.trim().to_ascii_lowercase())
+                    .filter(|t| !t.is_empty()),
+            );
+            if codings.len() == before {
+                return Err(framing("an empty Transfer-Encoding"));
             }
         } else if h.name.eq_ignore_ascii_case("content-length") {
-            let v = std::str::from_utf8(h.value)
-                .ok()
-                .and_then(|v| v.trim().parse::<usize>().ok());
-            match v {
-                Some(n) => framing = Framing::Length(n),
-                None => return Err(HttpError::Malformed("invalid Content-Length".into())),
+            for item in h.value.split(|&b| b == b',') {
+                let n = content_length(item)?;
+                match length {
+                    Some(m) if m != n => {
+                        return Err(framing(format!(
+                            "conflicting Content-Length values {m} and {n}"
+                        )))
+                    }
+                    _ => length = Some(n),
+                }
             }
         }
     }
-    Ok(framing)
+    if never_has_body(status) {
+        return Ok(Framing::Length(0));
+    }
+    if codings.is_empty() {
+        return Ok(length.map_or(Framing::Close, Framing::Length));
+    }
+    if length.is_some() {
+        return Err(framing("both Transfer-Encoding and Content-Length"));
+    }
+    if version != Some(1) {
+        return Err(framing("Transfer-Encoding in an HTTP/1.0 reply"));
+    }
+    if codings != ["chunked"] {
+        return Err(framing(format!(
+            "Transfer-Encoding {:?} (only a single \"chunked\" is read)",
+            codings.join(", ")
+        )));
+    }
+    Ok(Framing::Chunked)
+}
+
+/// One `Content-Length` value: `1*DIGIT`, optional whitespace around it, no overflow.
+fn content_length(item: &[u8]) -> Result<usize, HttpError> {
+    let digits = item.trim_ascii();
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(framing(format!(
+            "invalid Content-Length {:?}",
+            String::from_utf8_lossy(item).trim()
+        )));
+    }
+    std::str::from_utf8(digits)
+        .ok()
+        .and_then(|d| d.parse::<usize>().ok())
+        .ok_or_else(|| framing("a Content-Length too large to hold"))
+}
+
+fn framing(what: impl std::fmt::Display) -> HttpError {
+    HttpError::Framing(what.to_string())
 }
 
 /// Longest chunk-size line (size and extensions) we accept.
@@ -758,6 +835,89 @@ mod tests {
             parse_reply(&reply, usize::MAX),
             Err(HttpError::TooLarge(_))
         ));
+    }
+
+    /// A reply with these header lines and a body of `{}`.
+    fn reply_with(headers: &str) -> Vec<u8> {
+        format!("HTTP/1.1 200 OK\r\n{headers}\r\n{{}}").into_bytes()
+    }
+
+    #[test]
+    fn ambiguous_framing_is_an_error_never_a_guess() {
+        // Found in review (issue 10, finding 6): two different Content-Lengths were read with
+        // the last one, and what the first one covered beyond it could be taken as the next
+        // call's reply on a kept connection.
+        for (headers, want) in [
+            ("Content-Length: 2\r\nContent-Length: 7\r\n", "conflicting"),
+            ("Content-Length: 7\r\nContent-Length: 2\r\n", "conflicting"),
+            ("Content-Length: 2, 7\r\n", "conflicting"),
+            ("Content-Length: +2\r\n", "invalid Content-Length"),
+            ("Content-Length: -2\r\n", "invalid Content-Length"),
+            ("Content-Length: 0x2\r\n", "invalid Content-Length"),
+            ("Content-Length: 2 2\r\n", "invalid Content-Length"),
+            ("Content-Length: \r\n", "invalid Content-Length"),
+            ("Content-Length: 2,\r\n", "invalid Content-Length"),
+            (
+                "Content-Length: 99999999999999999999999999\r\n",
+                "too large to hold",
+            ),
+            (
+                "Content-Length: 2\r\nTransfer-Encoding: chunked\r\n",
+                "both Transfer-Encoding and Content-Length",
+            ),
+            (
+                "Transfer-Encoding: chunked\r\nContent-Length: 2\r\n",
+                "both Transfer-Encoding and Content-Length",
+            ),
+            ("Transfer-Encoding: gzip\r\n", "only a single"),
+            ("Transfer-Encoding: chunked, gzip\r\n", "only a single"),
+            ("Transfer-Encoding: gzip, chunked\r\n", "only a single"),
+            (
+                "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+                "only a single",
+            ),
+            ("Transfer-Encoding: \r\n", "empty Transfer-Encoding"),
+        ] {
+            let err = parse_reply(&reply_with(headers), 100).unwrap_err();
+            assert!(
+                matches!(&err, HttpError::Framing(m) if m.contains(want)),
+                "{headers:?}: {err}"
+            );
+        }
+        let err = parse_reply(
+            b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            100,
+        )
+        .unwrap_err();
+        assert!(matches!(err, HttpError::Framing(_)), "{err}");
+    }
+
+    #[test]
+    fn unambiguous_framing_is_read() {
+        let ok = |headers: &str| parse_reply(&reply_with(headers), 100).map(|r| r.body);
+        // Identical repeated values cannot be read two ways (RFC 9112 §6.3 allows them).
+        assert_eq!(
+            ok("Content-Length: 2\r\nContent-Length: 2\r\n").unwrap(),
+            b"{}"
+        );
+        assert_eq!(ok("Content-Length: 2, 2\r\n").unwrap(), b"{}");
+        assert_eq!(ok("content-length:  002 \r\n").unwrap(), b"{}");
+        assert_eq!(
+            parse_reply(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+                100
+            )
+            .unwrap()
+            .body,
+            b"{}"
+        );
+        // 204 and 304 have no body whatever they say: nothing is read after the head.
+        let (r, keep) = read_reply_keeping(
+            &mut &b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n"[..],
+            100,
+        )
+        .unwrap();
+        assert!(r.body.is_empty() && keep);
     }
 
     #[test]

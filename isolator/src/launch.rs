@@ -55,12 +55,12 @@ pub enum LaunchError {
     Unshare(io::Error),
     #[error("cannot make / a slave mount (so host mounts propagate in, none out): {0}")]
     Slave(io::Error),
-    #[error("mount {} on {} ({:?}) failed: {source}", .source_path.display(), .target.display(), .flags)]
+    #[error("mount {} on {} ({:?}) failed: {cause}", .source_path.display(), .target.display(), .flags)]
     Mount {
         source_path: PathBuf,
         target: PathBuf,
         flags: MsFlags,
-        source: io::Error,
+        cause: io::Error,
     },
 }
 
@@ -88,7 +88,7 @@ pub fn apply_mounts(info: &LaunchInfo, host: &dyn Host) -> Result<(), LaunchErro
                 source_path: m.source.clone(),
                 target: m.target.clone(),
                 flags: m.flags,
-                source,
+                cause: source,
             })?;
     }
     Ok(())

@@ -11,6 +11,7 @@
 //! - [`local`]: the embedded `local` driver.
 //! - [`driver`]: the `VolumeDriver` trait over both, and the resolver.
 //! - [`ops`]: the `dvdcli` operations (mount with implicit create, path, …).
+//! - [`render`]: text from outside escaped, and durations, as every message prints them.
 //! - [`sys`], [`mountinfo`]: host calls behind a trait, and the mount table.
 //! - [`lifecycle`]: the isolator (prepare / cleanup / recover / inspect) over [`ledger`], the
 //!   durable record of containers and mounts; [`launch`] carries out its launch info.
@@ -37,6 +38,7 @@ pub mod opts;
 pub mod parameters;
 pub mod plugin;
 pub mod protected;
+pub mod render;
 pub mod sys;
 
 pub use config::{ClientConfig, Settings, Timeouts};

@@ -1,7 +1,9 @@
 //! The Docker volume plugin client (SPEC §2): endpoints, request and reply shapes, error
-//! mapping, deadlines.
+//! mapping, deadlines, and the checks of what a reply may carry across the trust line (SPEC §9:
+//! mount points absolute, normal, printable and, after a Mount, an existing directory; text
+//! shown escaped).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
@@ -14,6 +16,7 @@ use crate::driver::{DriverError, Scope, VolumeDriver, VolumeInfo};
 use crate::http::{self, HttpError, Limits};
 use crate::names::{DriverName, VolumeName};
 use crate::opts::VolumeOpts;
+use crate::render;
 use std::sync::Arc;
 
 /// A protocol endpoint.
@@ -57,23 +60,23 @@ impl std::fmt::Display for Endpoint {
 pub enum PluginError {
     #[error(transparent)]
     Discovery(#[from] DiscoveryError),
-    #[error("plugin {driver:?}: {endpoint}: {source}")]
+    #[error("plugin {driver:?}: {endpoint}: {cause}")]
     Connect {
         driver: String,
         endpoint: Endpoint,
-        source: HttpError,
+        cause: HttpError,
     },
-    #[error("plugin {driver:?}: {endpoint} timed out after {limit:?}")]
+    #[error("plugin {driver:?}: {endpoint} timed out after {}", render::duration(*.limit))]
     Timeout {
         driver: String,
         endpoint: Endpoint,
         limit: Duration,
     },
-    #[error("plugin {driver:?}: {endpoint}: {source}")]
+    #[error("plugin {driver:?}: {endpoint}: {cause}")]
     Transport {
         driver: String,
         endpoint: Endpoint,
-        source: HttpError,
+        cause: HttpError,
     },
     #[error("plugin {driver:?}: {endpoint}: reply larger than {limit} bytes")]
     TooLarge {
@@ -81,14 +84,15 @@ pub enum PluginError {
         endpoint: Endpoint,
         limit: usize,
     },
-    #[error("plugin {driver:?}: {endpoint}: unreadable reply: {reason}")]
+    #[error("plugin {driver:?}: {endpoint}: unreadable reply: {}", render::escape(.reason))]
     BadReply {
         driver: String,
         endpoint: Endpoint,
         reason: String,
     },
-    /// The plugin answered with an error. `message` is Docker's error text (SPEC §2).
-    #[error("plugin {driver:?}: {endpoint} failed: {message}")]
+    /// The plugin answered with an error. `message` is Docker's error text (SPEC §2), as the
+    /// plugin sent it; the message shows it escaped ([`render::escape`]).
+    #[error("plugin {driver:?}: {endpoint} failed: {}", render::escape(.message))]
     Refused {
         driver: String,
         endpoint: Endpoint,
@@ -97,6 +101,106 @@ pub enum PluginError {
     },
     #[error("plugin {driver} does not implement VolumeDriver")]
     NotVolumeDriver { driver: String },
+    /// A reply's `Mountpoint` that cannot be used as one (see [`check_mountpoint`]); after a
+    /// `Mount`, also one that is not an existing directory ([`check_mounted_directory`]). A
+    /// `Mount` answered so is undone with `Unmount` and the same id before this is returned.
+    #[error(
+        "plugin {driver:?}: {endpoint}{}: mount point {mountpoint:?} {problem}{undo}",
+        .volume.as_ref().map(|v| format!(" of volume {v:?}")).unwrap_or_default()
+    )]
+    BadMountpoint {
+        driver: String,
+        endpoint: Endpoint,
+        volume: Option<String>,
+        /// As the plugin sent it (shown escaped).
+        mountpoint: String,
+        problem: MountpointProblem,
+        undo: Undo,
+    },
+}
+
+/// What is wrong with a mount point a plugin sent.
+#[derive(Debug, thiserror::Error)]
+pub enum MountpointProblem {
+    #[error("is missing or empty")]
+    Missing,
+    #[error("has control or non-printable characters")]
+    Unprintable,
+    #[error("is not an absolute path")]
+    NotAbsolute,
+    #[error("is not in normal form (no '.' or '..' components, no '//', no trailing '/')")]
+    NotNormal,
+    #[error("does not exist")]
+    DoesNotExist,
+    #[error("is a symbolic link, which is never followed")]
+    Symlink,
+    #[error("is not a directory")]
+    NotDirectory,
+    #[error("cannot be examined: {0}")]
+    Unreadable(std::io::Error),
+}
+
+/// Whether a `Mount` whose reply was refused was undone.
+#[derive(Debug)]
+pub enum Undo {
+    /// Not a `Mount`: nothing to undo.
+    NotNeeded,
+    /// `Unmount` with the Mount's id succeeded: the plugin holds nothing for it.
+    Done,
+    /// `Unmount` failed: the plugin may still hold the volume for that id.
+    Failed(Box<PluginError>),
+}
+
+impl std::fmt::Display for Undo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Undo::NotNeeded => Ok(()),
+            Undo::Done => f.write_str("; the mount was undone with VolumeDriver.Unmount"),
+            Undo::Failed(e) => write!(
+                f,
+                "; undoing the mount with VolumeDriver.Unmount also failed: {e}"
+            ),
+        }
+    }
+}
+
+/// A mount point as a plugin sent it, checked for use as a host path: absolute, in normal form
+/// (no `.` or `..` component, no `//`, no trailing `/` but for `/` itself — refused rather than
+/// normalized, so the path used is always the one the plugin said), and printable
+/// ([`render::is_printable`]: no line break can reach `dvdcli mount`'s stdout, no escape
+/// sequence a terminal). A relative path would be resolved wherever the caller happens to be —
+/// inside a task's sandbox, where the task decides what it names.
+pub fn check_mountpoint(raw: &str) -> Result<PathBuf, MountpointProblem> {
+    if raw.is_empty() {
+        return Err(MountpointProblem::Missing);
+    }
+    if !render::is_printable(raw) {
+        return Err(MountpointProblem::Unprintable);
+    }
+    let Some(rest) = raw.strip_prefix('/') else {
+        return Err(MountpointProblem::NotAbsolute);
+    };
+    let normal = rest.is_empty()
+        || rest
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..");
+    if !normal {
+        return Err(MountpointProblem::NotNormal);
+    }
+    Ok(PathBuf::from(raw))
+}
+
+/// After a `Mount`: the mount point must be an existing directory, itself, not through a
+/// symbolic link in its last component (`lstat`). Only then is it bound into a container or
+/// printed for Mesos.
+pub fn check_mounted_directory(path: &Path) -> Result<(), MountpointProblem> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(m) if m.file_type().is_symlink() => Err(MountpointProblem::Symlink),
+        Ok(_) => Err(MountpointProblem::NotDirectory),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(MountpointProblem::DoesNotExist),
+        Err(e) => Err(MountpointProblem::Unreadable(e)),
+    }
 }
 
 impl PluginError {
@@ -114,6 +218,7 @@ impl PluginError {
             | PluginError::TooLarge { endpoint, .. }
             | PluginError::BadReply { endpoint, .. }
             | PluginError::Refused { endpoint, .. } => Some(*endpoint),
+            PluginError::BadMountpoint { endpoint, .. } => Some(*endpoint),
             PluginError::Discovery(_) | PluginError::NotVolumeDriver { .. } => None,
         }
     }
@@ -173,10 +278,24 @@ struct MountpointReply {
     mountpoint: Option<String>,
 }
 
+/// A mount point a reply carried that [`check_mountpoint`] refused: the text as sent, and why.
+type RefusedMountpoint = (String, MountpointProblem);
+
+/// Checks a reply's optional mount point; an empty one is none.
+fn checked(mountpoint: Option<String>) -> Result<Option<PathBuf>, RefusedMountpoint> {
+    match mountpoint.filter(|m| !m.is_empty()) {
+        None => Ok(None),
+        Some(m) => match check_mountpoint(&m) {
+            Ok(p) => Ok(Some(p)),
+            Err(problem) => Err((m, problem)),
+        },
+    }
+}
+
 impl MountpointReply {
-    /// The mount point; an empty one is none.
-    fn into_path(self) -> Option<PathBuf> {
-        self.mountpoint.filter(|m| !m.is_empty()).map(PathBuf::from)
+    /// The mount point, checked; `Ok(None)` when there is none.
+    fn into_path(self) -> Result<Option<PathBuf>, RefusedMountpoint> {
+        checked(self.mountpoint)
     }
 }
 
@@ -192,13 +311,29 @@ struct WireVolume {
     status: Option<serde_json::Value>,
 }
 
-impl From<WireVolume> for VolumeInfo {
-    fn from(v: WireVolume) -> Self {
+impl WireVolume {
+    /// The volume as `Get` describes it: its name escaped ([`render::escape`]: a name is
+    /// printed one a line by `dvdcli get` and `list`, so a line break in it must not become
+    /// two), its mount point checked.
+    fn into_info(self) -> Result<VolumeInfo, RefusedMountpoint> {
+        Ok(VolumeInfo {
+            name: render::escape(&self.name).to_string(),
+            mountpoint: checked(self.mountpoint)?,
+            created_at: self.created_at,
+            status: self.status,
+        })
+    }
+
+    /// The volume as `List` describes it: as [`WireVolume::into_info`], but a mount point that
+    /// fails the check is left out rather than failing the whole list (nothing uses a listed
+    /// mount point as a path).
+    fn into_listed(self) -> VolumeInfo {
+        let mountpoint = checked(self.mountpoint).ok().flatten();
         VolumeInfo {
-            name: v.name,
-            mountpoint: v.mountpoint.filter(|m| !m.is_empty()).map(PathBuf::from),
-            created_at: v.created_at,
-            status: v.status,
+            name: render::escape(&self.name).to_string(),
+            mountpoint,
+            created_at: self.created_at,
+            status: self.status,
         }
     }
 }
@@ -212,8 +347,8 @@ struct GetReply {
 
 impl GetReply {
     /// `None`: no such volume.
-    fn into_volume(self) -> Option<VolumeInfo> {
-        self.volume.map(VolumeInfo::from)
+    fn into_volume(self) -> Result<Option<VolumeInfo>, RefusedMountpoint> {
+        self.volume.map(WireVolume::into_info).transpose()
     }
 }
 
@@ -230,7 +365,7 @@ impl ListReply {
         self.volumes
             .unwrap_or_default()
             .into_iter()
-            .map(VolumeInfo::from)
+            .map(WireVolume::into_listed)
             .collect()
     }
 }
@@ -322,15 +457,36 @@ pub enum Reply {
     Scope(Scope),
 }
 
+/// The error for a mount point `refused` in a reply to `endpoint` about `volume`.
+fn bad_mountpoint(
+    driver: &DriverName,
+    endpoint: Endpoint,
+    volume: Option<&VolumeName>,
+    (mountpoint, problem): RefusedMountpoint,
+    undo: Undo,
+) -> PluginError {
+    PluginError::BadMountpoint {
+        driver: driver.to_string(),
+        endpoint,
+        volume: volume.map(VolumeName::to_string),
+        mountpoint,
+        problem,
+        undo,
+    }
+}
+
 /// Decodes the reply (`status`, de-framed `body`) of a call to `endpoint` on `driver` with the
-/// same code as the client's calls: error mapping, JSON shape, and the endpoint's checks. A
-/// public entry point for tests and fuzzing; it does no I/O.
+/// same code as the client's calls: error mapping, JSON shape, and the endpoint's checks (of
+/// the mount point's form; the client's `mount` also checks the directory and undoes a
+/// refused Mount, which needs I/O). A public entry point for tests and fuzzing; it does no
+/// I/O.
 pub fn decode_reply(
     driver: &DriverName,
     endpoint: Endpoint,
     status: u16,
     body: &[u8],
 ) -> Result<Reply, PluginError> {
+    let bad = |refused| bad_mountpoint(driver, endpoint, None, refused, Undo::NotNeeded);
     Ok(match endpoint {
         Endpoint::Activate => {
             check_implements(driver, decode(driver, endpoint, status, body)?)?;
@@ -341,11 +497,15 @@ pub fn decode_reply(
             Reply::Done
         }
         Endpoint::Mount | Endpoint::Path => Reply::Mountpoint(
-            decode::<MountpointReply>(driver, endpoint, status, body)?.into_path(),
+            decode::<MountpointReply>(driver, endpoint, status, body)?
+                .into_path()
+                .map_err(bad)?,
         ),
-        Endpoint::Get => {
-            Reply::Volume(decode::<GetReply>(driver, endpoint, status, body)?.into_volume())
-        }
+        Endpoint::Get => Reply::Volume(
+            decode::<GetReply>(driver, endpoint, status, body)?
+                .into_volume()
+                .map_err(bad)?,
+        ),
         Endpoint::List => {
             Reply::Volumes(decode::<ListReply>(driver, endpoint, status, body)?.into_volumes())
         }
@@ -440,12 +600,12 @@ impl PluginClient {
             e @ HttpError::Connect { .. } => PluginError::Connect {
                 driver: driver(),
                 endpoint,
-                source: e,
+                cause: e,
             },
             e => PluginError::Transport {
                 driver: driver(),
                 endpoint,
-                source: e,
+                cause: e,
             },
         })?;
         decode(&self.driver, endpoint, reply.status, &reply.body)
@@ -481,18 +641,30 @@ impl VolumeDriver for PluginClient {
         Ok(())
     }
 
+    /// `Mount`, and the checks of its answer: the mount point must pass [`check_mountpoint`]
+    /// and [`check_mounted_directory`]. Every path that mounts a plugin volume (`dvdcli
+    /// mount`, the isolator's prepare, `dvdcli exec`) comes through here. A Mount whose mount
+    /// point is refused is undone at once with `Unmount` and the same id (the plugin did
+    /// mount: it answered without an error), and the error says whether that worked.
     fn mount(&self, volume: &VolumeName, id: &str) -> Result<PathBuf, DriverError> {
         let reply: MountpointReply =
             self.call_volume(Endpoint::Mount, json!({"Name": volume, "ID": id}))?;
-        match reply.into_path() {
-            Some(m) => Ok(m),
-            None => Err(PluginError::BadReply {
-                driver: self.driver.to_string(),
-                endpoint: Endpoint::Mount,
-                reason: format!("no Mountpoint for volume {volume:?}"),
-            }
-            .into()),
-        }
+        let raw = reply.mountpoint.clone().unwrap_or_default();
+        let refused = match reply.into_path() {
+            Ok(Some(path)) => match check_mounted_directory(&path) {
+                Ok(()) => return Ok(path),
+                Err(problem) => (raw, problem),
+            },
+            Ok(None) => (raw, MountpointProblem::Missing),
+            Err(refused) => refused,
+        };
+        let undo = match self
+            .call_volume::<Ignored>(Endpoint::Unmount, json!({"Name": volume, "ID": id}))
+        {
+            Ok(_) => Undo::Done,
+            Err(e) => Undo::Failed(Box::new(e)),
+        };
+        Err(bad_mountpoint(&self.driver, Endpoint::Mount, Some(volume), refused, undo).into())
     }
 
     fn unmount(&self, volume: &VolumeName, id: &str) -> Result<(), DriverError> {
@@ -502,12 +674,30 @@ impl VolumeDriver for PluginClient {
 
     fn path(&self, volume: &VolumeName) -> Result<Option<PathBuf>, DriverError> {
         let reply: MountpointReply = self.call_volume(Endpoint::Path, json!({"Name": volume}))?;
-        Ok(reply.into_path())
+        reply.into_path().map_err(|refused| {
+            bad_mountpoint(
+                &self.driver,
+                Endpoint::Path,
+                Some(volume),
+                refused,
+                Undo::NotNeeded,
+            )
+            .into()
+        })
     }
 
     fn get(&self, volume: &VolumeName) -> Result<Option<VolumeInfo>, DriverError> {
         let reply: GetReply = self.call_volume(Endpoint::Get, json!({"Name": volume}))?;
-        Ok(reply.into_volume())
+        reply.into_volume().map_err(|refused| {
+            bad_mountpoint(
+                &self.driver,
+                Endpoint::Get,
+                Some(volume),
+                refused,
+                Undo::NotNeeded,
+            )
+            .into()
+        })
     }
 
     fn list(&self) -> Result<Vec<VolumeInfo>, DriverError> {
@@ -617,6 +807,127 @@ mod tests {
             dec(Endpoint::Get, 200, "<html>"),
             Err(PluginError::BadReply { .. })
         ));
+    }
+
+    #[test]
+    fn mount_points_must_be_absolute_normal_and_printable() {
+        for good in [
+            "/",
+            "/m",
+            "/var/lib/docker-volumes/v/_data",
+            "/a b/é",
+            "/.hidden/x.y",
+        ] {
+            assert_eq!(
+                check_mountpoint(good).unwrap(),
+                PathBuf::from(good),
+                "{good}"
+            );
+        }
+        for (bad, want) in [
+            ("", "missing"),
+            ("foo", "absolute"),
+            ("foo/bar", "absolute"),
+            ("./m", "absolute"),
+            ("/m/", "normal form"),
+            ("//m", "normal form"),
+            ("/a//b", "normal form"),
+            ("/a/./b", "normal form"),
+            ("/a/../etc", "normal form"),
+            ("/..", "normal form"),
+            ("/m\n/evil", "control"),
+            ("/m\u{1b}[2J", "control"),
+            ("/m\0", "control"),
+            ("/m\u{202e}", "control"),
+        ] {
+            let problem = check_mountpoint(bad).unwrap_err().to_string();
+            assert!(problem.contains(want), "{bad:?}: {problem}");
+        }
+    }
+
+    #[test]
+    fn a_mounted_directory_is_checked_without_following_a_symlink() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("dir");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(d.path().join("file"), "").unwrap();
+        std::os::unix::fs::symlink(&dir, d.path().join("link")).unwrap();
+        assert!(check_mounted_directory(&dir).is_ok());
+        assert!(matches!(
+            check_mounted_directory(&d.path().join("link")),
+            Err(MountpointProblem::Symlink)
+        ));
+        assert!(matches!(
+            check_mounted_directory(&d.path().join("file")),
+            Err(MountpointProblem::NotDirectory)
+        ));
+        assert!(matches!(
+            check_mounted_directory(&d.path().join("none")),
+            Err(MountpointProblem::DoesNotExist)
+        ));
+    }
+
+    #[test]
+    fn replies_are_checked_where_they_enter() {
+        let d = DriverName::new("p").unwrap();
+        let dec = |ep, body: &str| decode_reply(&d, ep, 200, body.as_bytes());
+        for (ep, body) in [
+            (Endpoint::Mount, r#"{"Mountpoint":"foo"}"#),
+            (Endpoint::Path, r#"{"Mountpoint":"/m\n/x"}"#),
+            (
+                Endpoint::Get,
+                r#"{"Volume":{"Name":"v","Mountpoint":"/a/../b"}}"#,
+            ),
+        ] {
+            let e = dec(ep, body).unwrap_err();
+            assert!(
+                matches!(e, PluginError::BadMountpoint { endpoint, .. } if endpoint == ep),
+                "{ep}: {e}"
+            );
+            assert!(!e.to_string().contains('\n'), "{e}");
+        }
+        // A List is not failed by one entry's mount point; names come escaped, one line each.
+        match dec(
+            Endpoint::List,
+            r#"{"Volumes":[{"Name":"a\nb","Mountpoint":"rel"},{"Name":"c","Mountpoint":"/c"}]}"#,
+        ) {
+            Ok(Reply::Volumes(v)) => {
+                assert_eq!(v[0].name, "a\\nb");
+                assert_eq!(v[0].mountpoint, None);
+                assert_eq!(v[1].mountpoint, Some(PathBuf::from("/c")));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn plugin_text_is_escaped_in_messages() {
+        let refused = PluginError::Refused {
+            driver: "p".into(),
+            endpoint: Endpoint::Mount,
+            status: 200,
+            message: "\u{1b}[31mred\nsecond line".into(),
+        };
+        assert_eq!(
+            refused.to_string(),
+            "plugin \"p\": VolumeDriver.Mount failed: \\u{1b}[31mred\\nsecond line"
+        );
+        let bad = PluginError::BadMountpoint {
+            driver: "p".into(),
+            endpoint: Endpoint::Mount,
+            volume: Some("v".into()),
+            mountpoint: "/m\n/x".into(),
+            problem: MountpointProblem::Unprintable,
+            undo: Undo::Failed(Box::new(refused)),
+        };
+        let text = bad.to_string();
+        assert!(
+            text.starts_with(
+                r#"plugin "p": VolumeDriver.Mount of volume "v": mount point "/m\n/x" has control"#
+            ) && text.contains("undoing the mount with VolumeDriver.Unmount also failed")
+                && !text.contains(['\n', '\u{1b}']),
+            "{text}"
+        );
     }
 
     #[test]

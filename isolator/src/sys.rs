@@ -77,33 +77,34 @@ pub enum Missing {
 pub struct WalkError {
     /// The component (joined onto the base) the walk could not pass.
     pub path: PathBuf,
-    pub source: io::Error,
+    /// Why (named `cause`, not `source`: the message already says it).
+    pub cause: io::Error,
 }
 
 impl WalkError {
-    fn new(path: PathBuf, source: impl Into<io::Error>) -> Self {
+    fn new(path: PathBuf, cause: impl Into<io::Error>) -> Self {
         Self {
             path,
-            source: source.into(),
+            cause: cause.into(),
         }
     }
 
     /// The component is a symbolic link.
     pub fn is_symlink(&self) -> bool {
-        self.source.raw_os_error() == Some(libc::ELOOP)
+        self.cause.raw_os_error() == Some(libc::ELOOP)
     }
 
     /// The component does not exist.
     pub fn is_missing(&self) -> bool {
-        self.source.raw_os_error() == Some(libc::ENOENT)
+        self.cause.raw_os_error() == Some(libc::ENOENT)
     }
 
     fn reason(&self) -> String {
-        match self.source.raw_os_error() {
+        match self.cause.raw_os_error() {
             Some(libc::ELOOP) => "is a symbolic link, which is never followed".into(),
             Some(libc::ENOTDIR) => "is not a directory".into(),
             Some(libc::ENOENT) => "does not exist".into(),
-            _ => self.source.to_string(),
+            _ => self.cause.to_string(),
         }
     }
 }
@@ -775,9 +776,9 @@ mod tests {
         assert!(!err.is_symlink());
         assert!(err.to_string().contains("not a directory"), "{err}");
         let err = walk_beneath(tmp.path(), Path::new("../x"), Missing::Create).unwrap_err();
-        assert_eq!(err.source.kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(err.cause.kind(), io::ErrorKind::InvalidInput);
         let err = walk_beneath(tmp.path(), Path::new("/etc"), Missing::Create).unwrap_err();
-        assert_eq!(err.source.kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(err.cause.kind(), io::ErrorKind::InvalidInput);
     }
 
     #[test]

@@ -364,7 +364,9 @@ fn fix_every_call_has_a_deadline() {
     assert_eq!(stdout(&out), "");
     let err = stderr(&out);
     assert!(
-        err.contains("VolumeDriver.Mount") && err.contains("\"test\"") && err.contains("1s"),
+        err.contains("VolumeDriver.Mount")
+            && err.contains("\"test\"")
+            && err.contains("timed out after 1 s"),
         "{err}"
     );
     // Generous margin: the point is that it returns at all.
@@ -501,6 +503,162 @@ fn plugin_errors_keep_their_text() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn a_reply_with_conflicting_lengths_is_a_framing_error() {
+    // Issue 10, finding 6 (RFC 9112 §6.3): the old reader took the last Content-Length and
+    // went on as if the reply were sound.
+    let env = Env::new();
+    env.plugin
+        .set_fault("VolumeDriver.Get", Fault::ConflictingLengths, Some(1));
+    let out = env.dvdcli(&["mount", "--volumedriver=test", "--volumename=v"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "");
+    let err = stderr(&out);
+    assert!(
+        err.contains("VolumeDriver.Get") && err.contains("conflicting Content-Length"),
+        "{err}"
+    );
+    assert_eq!(env.plugin.count("VolumeDriver.Mount"), 0);
+}
+
+#[test]
+fn a_dead_plugin_is_named_once_with_a_readable_duration() {
+    // Issue 10, finding 9: `cannot connect to unix:///…/dead.sock (retried for 1.000107662s):
+    // Connection refused (os error 111): cannot connect to …` — each cause printed up to three
+    // times, with nanoseconds.
+    let env = Env::new();
+    let dead = env.plugin_dir().join("dead.sock");
+    drop(std::os::unix::net::UnixListener::bind(&dead).unwrap());
+    let out = env.dvdcli_env(
+        &["mount", "--volumedriver=dead", "--volumename=v"],
+        &[("DVDI_CONNECT_TIMEOUT", "1")],
+    );
+    assert_eq!(code(&out), 1);
+    let err = stderr(&out);
+    assert_eq!(err.matches("Connection refused").count(), 1, "{err}");
+    assert_eq!(err.matches("cannot connect").count(), 1, "{err}");
+    assert!(err.contains("(retried for 1 s)"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    // A regular file where the socket should be is "not a socket", not "not found".
+    std::fs::write(env.plugin_dir().join("file.sock"), "").unwrap();
+    let out = env.dvdcli(&["mount", "--volumedriver=file", "--volumename=v"]);
+    assert_eq!(code(&out), 1);
+    let err = stderr(&out);
+    assert!(err.contains("file.sock is not a socket"), "{err}");
+    assert!(!err.contains("not found"), "{err}");
+}
+
+#[test]
+fn a_mount_point_that_cannot_be_used_is_refused_and_the_mount_undone() {
+    // Issue 10, finding 5: a relative Mountpoint was resolved wherever dvdcli ran (inside a
+    // task's sandbox, for the isolator), one with a line break made `dvdcli mount` print two
+    // lines (Mesos takes the whole stdout as one path), and a missing or non-directory one was
+    // printed as if it were fine.
+    let env = Env::new();
+    let root = env.dir.path();
+    std::fs::write(root.join("a-file"), "").unwrap();
+    std::fs::create_dir(root.join("a-dir")).unwrap();
+    std::os::unix::fs::symlink(root.join("a-dir"), root.join("a-link")).unwrap();
+    let path = |name: &str| root.join(name).display().to_string();
+    for (mountpoint, want) in [
+        ("foo".to_owned(), "is not an absolute path"),
+        (
+            format!("{}\n/etc", path("a-dir")),
+            "has control or non-printable characters",
+        ),
+        (
+            format!("{}/../a-dir", path("a-dir")),
+            "is not in normal form",
+        ),
+        (path("absent"), "does not exist"),
+        (path("a-file"), "is not a directory"),
+        (path("a-link"), "is a symbolic link"),
+    ] {
+        env.plugin.set_fault(
+            "VolumeDriver.Mount",
+            Fault::Mountpoint(mountpoint.clone()),
+            Some(1),
+        );
+        let out = env.dvdcli(&["mount", "--volumedriver=test", "--volumename=v"]);
+        let err = stderr(&out);
+        assert_eq!(code(&out), 1, "{mountpoint:?}: {err}");
+        assert_eq!(stdout(&out), "", "{mountpoint:?}");
+        assert_eq!(err.lines().count(), 1, "{mountpoint:?}: {err}");
+        for part in [
+            "plugin \"test\"",
+            "VolumeDriver.Mount of volume \"v\"",
+            &format!("mount point {mountpoint:?} {want}"),
+            "the mount was undone with VolumeDriver.Unmount",
+        ] {
+            assert!(err.contains(part), "{mountpoint:?}: {part:?} not in {err}");
+        }
+        assert!(env.plugin.mount_ids("v").is_empty(), "{mountpoint:?}");
+    }
+    let unmounts: Vec<_> = env
+        .plugin
+        .calls()
+        .into_iter()
+        .filter(|c| c.endpoint == "VolumeDriver.Unmount")
+        .collect();
+    assert_eq!(unmounts.len(), 6);
+    assert!(unmounts.iter().all(|c| c.body["ID"] == "dvdcli"));
+    // And a good one still mounts.
+    let out = env.dvdcli(&["mount", "--volumedriver=test", "--volumename=v"]);
+    assert_eq!(stdout(&out), env.mountpoint("v"), "{}", stderr(&out));
+}
+
+#[test]
+fn path_refuses_a_mount_point_that_is_not_a_path() {
+    let env = Env::new();
+    env.plugin.add_volume("v", &[]);
+    env.plugin.set_fault(
+        "VolumeDriver.Get",
+        Fault::Mountpoint("rel/dir".into()),
+        Some(1),
+    );
+    let out = env.dvdcli(&["path", "--volumedriver=test", "--volumename=v"]);
+    assert_eq!(code(&out), 1);
+    assert_eq!(stdout(&out), "");
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            r#"VolumeDriver.Get of volume "v": mount point "rel/dir" is not an absolute path"#
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn plugin_text_reaches_stderr_and_stdout_escaped() {
+    // Issue 10, finding 5: a plugin's Err text went to stderr raw (escape sequences, line
+    // breaks), and `dvdcli list` printed a name with a line break as two names.
+    let env = Env::new();
+    env.plugin.set_fault(
+        "VolumeDriver.Mount",
+        Fault::ErrorIn200("\u{1b}[2J\u{1b}[31mall good\nreally".into()),
+        Some(1),
+    );
+    let out = env.dvdcli(&["mount", "--volumedriver=test", "--volumename=v"]);
+    assert_eq!(code(&out), 1);
+    let err = stderr(&out);
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    assert_eq!(err.lines().count(), 1, "{err:?}");
+    assert!(
+        err.contains(r"\u{1b}[2J\u{1b}[31mall good\nreally"),
+        "{err}"
+    );
+
+    env.plugin.set_fault(
+        "VolumeDriver.List",
+        Fault::ListNames(vec!["a\nb".into(), "c\u{1b}[0m".into(), "d".into()]),
+        Some(1),
+    );
+    let out = env.dvdcli(&["list", "--volumedriver=test"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "a\\nb\nc\\u{1b}[0m\nd\n");
 }
 
 #[test]

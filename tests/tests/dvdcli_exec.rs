@@ -365,3 +365,105 @@ fn local_device_options_need_dvdi_local_device_options() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "host file\n");
     assert!(env.mounts().is_empty(), "{:?}", env.mounts());
 }
+
+#[test]
+fn a_relative_mount_point_from_a_plugin_is_refused_not_resolved_in_the_sandbox() {
+    // Issue 10, finding 5: a plugin's relative Mountpoint ("foo") was bound from wherever it
+    // resolved — inside the task's sandbox, where a symlink the task planted decides what gets
+    // bound — and a missing one ended as `cannot run "sh": Invalid argument (os error 22)`.
+    if !require_root("a_relative_mount_point_from_a_plugin_is_refused_not_resolved_in_the_sandbox")
+    {
+        return;
+    }
+    use dvdi_testkit::plugin::{Fault, TestPlugin};
+    let env = Env::new();
+    std::fs::create_dir(env.dir.path().join("plugins")).unwrap();
+    let plugin = TestPlugin::start(
+        &env.dir.path().join("plugins/test.sock"),
+        &env.dir.path().join("mnt"),
+    )
+    .unwrap();
+    let secret = env.dir.path().join("secret");
+    std::fs::create_dir(&secret).unwrap();
+    std::os::unix::fs::symlink(&secret, env.sandbox().join("foo")).unwrap();
+    let marker = env.dir.path().join("ran");
+    let vars = [
+        ("DVDI_VOLUME_NAME", "v"),
+        ("DVDI_VOLUME_DRIVER", "test"),
+        ("DVDI_VOLUME_CONTAINERPATH", "data"),
+    ];
+    for mountpoint in ["foo", "/nonexistent/mount/point"] {
+        plugin.set_fault(
+            "VolumeDriver.Mount",
+            Fault::Mountpoint(mountpoint.into()),
+            None,
+        );
+        let out = env.exec(&vars, &format!("touch {}", marker.display()));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(&format!(
+                "plugin \"test\": VolumeDriver.Mount of volume \"v\": mount point {mountpoint:?}"
+            )),
+            "{err}"
+        );
+        assert!(!err.contains("cannot run"), "{err}");
+        assert!(!marker.exists(), "the command ran");
+        assert!(env.mounts().is_empty(), "left mounted: {:?}", env.mounts());
+        assert!(plugin.mount_ids("v").is_empty(), "the Mount was not undone");
+        assert!(
+            container_records(&env).is_empty(),
+            "{:?}",
+            container_records(&env)
+        );
+    }
+    // Each refused Mount was undone once, by the plugin client; nothing is left to retry.
+    assert_eq!(plugin.count("VolumeDriver.Unmount"), 2);
+    let inspect = || {
+        let out = env.dvdcli(&["inspect", "--json"], &[]).output().unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let volumes = inspect()["volumes"]
+        .as_array()
+        .cloned()
+        .expect("a volume list");
+    for v in &volumes {
+        assert_eq!(v["failed_unmounts"], serde_json::json!([]), "{v}");
+    }
+
+    // When the undo fails too, the Mount is not forgotten: the isolator tries Unmount again
+    // and remembers it for retry, as for a Mount that got no answer.
+    plugin.set_fault(
+        "VolumeDriver.Unmount",
+        Fault::ErrorIn200("device busy".into()),
+        Some(2),
+    );
+    let out = env.exec(&vars, &format!("touch {}", marker.display()));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("undoing the mount with VolumeDriver.Unmount also failed"),
+        "{err}"
+    );
+    assert!(!marker.exists(), "the command ran");
+    assert_eq!(plugin.mount_ids("v").len(), 1);
+    let volumes = inspect()["volumes"]
+        .as_array()
+        .cloned()
+        .expect("a volume list");
+    let failed: usize = volumes
+        .iter()
+        .map(|v| v["failed_unmounts"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert_eq!(failed, 1, "{volumes:?}");
+    // The next exec retries it, and then mounts normally.
+    plugin.clear_faults();
+    let out = env.exec(&vars, "true");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        plugin.mount_ids("v").is_empty(),
+        "{:?}",
+        plugin.mount_ids("v")
+    );
+    assert!(env.mounts().is_empty(), "left mounted: {:?}", env.mounts());
+}

@@ -263,7 +263,7 @@ fn hang_and_slow_reply_over_the_deadline_time_out() {
             ),
             "{e}"
         );
-        assert!(e.to_string().contains("700ms"), "{e}");
+        assert!(e.to_string().contains("timed out after 700 ms"), "{e}");
         assert!(
             took >= limit && took < limit + Duration::from_secs(3),
             "{fault:?} took {took:?}"
@@ -510,4 +510,277 @@ fn only_replies_that_allow_it_leave_a_kept_connection() {
             "{what}"
         );
     }
+}
+
+#[test]
+fn conflicting_content_lengths_fail_the_call_and_drop_the_connection() {
+    // Issue 10, finding 6: two different Content-Lengths were read with the last one (here
+    // the right one, so the call "worked"), and the connection was kept for the next call.
+    let f = fixture(Duration::from_secs(10));
+    let v = vol("v");
+    f.client.create(&v, &VolumeOpts::new()).unwrap();
+    assert_eq!(f.client.kept_connections(), 1);
+    f.plugin
+        .set_fault("VolumeDriver.Get", Fault::ConflictingLengths, Some(1));
+    let e = plugin_err(f.client.get(&v).unwrap_err());
+    let text = e.to_string();
+    assert!(
+        matches!(
+            e,
+            PluginError::Transport {
+                endpoint: Endpoint::Get,
+                ..
+            }
+        ) && text.contains("conflicting Content-Length"),
+        "{text}"
+    );
+    assert_eq!(f.client.kept_connections(), 0, "the connection was kept");
+    // The next call gets a new connection and reads its own reply.
+    let accepted = f.plugin.connections_accepted();
+    assert_eq!(f.client.get(&v).unwrap().unwrap().name, "v");
+    assert_eq!(f.plugin.connections_accepted(), accepted + 1);
+}
+
+// ---- each cause said once (issue 10, finding 9) ----
+
+/// `e` and its sources the way `dvdcli` prints an error (`{:#}` of an `anyhow::Error`):
+/// each link's message, joined by `": "`.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(source) = next {
+        text.push_str(": ");
+        text.push_str(&source.to_string());
+        next = source.source();
+    }
+    text
+}
+
+/// Every duration in `text` (a number before ` s` or ` ms`, or Rust's `Debug` form such as
+/// `1.000107662s`) as it is written.
+fn durations(text: &str) -> Vec<String> {
+    let bytes = text.as_bytes();
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_digit() && (i == 0 || !bytes[i - 1].is_ascii_alphanumeric()) {
+            let start = i;
+            while i < bytes.len() && (bytes[i].is_ascii_digit() || bytes[i] == b'.') {
+                i += 1;
+            }
+            let rest = &text[i..];
+            let unit = [" s", " ms", "s", "ms", "µs", "ns"].into_iter().find(|u| {
+                rest.starts_with(u) && !rest[u.len()..].starts_with(char::is_alphanumeric)
+            });
+            if let Some(unit) = unit {
+                found.push(text[start..i].to_owned() + unit);
+            }
+        } else {
+            i += 1;
+        }
+    }
+    found
+}
+
+/// The rules of STYLE.md for a rendered error: no link repeats what the link it wraps says,
+/// no segment appears twice, durations are `N ms` below a second or `N s` with at most three
+/// significant digits.
+fn assert_said_once(what: &str, e: &dyn std::error::Error) -> String {
+    let mut link: Option<&dyn std::error::Error> = Some(e);
+    while let Some(l) = link {
+        if let Some(source) = l.source() {
+            assert!(
+                !l.to_string().contains(&source.to_string()),
+                "{what}: {l} both says and exposes its source {source}"
+            );
+        }
+        link = l.source();
+    }
+    let text = chain(e);
+    let segments: Vec<&str> = text.split(": ").collect();
+    for (i, s) in segments.iter().enumerate() {
+        assert!(
+            !segments[i + 1..].contains(s),
+            "{what}: {s:?} said twice in {text}"
+        );
+    }
+    for d in durations(&text) {
+        let (number, unit) = d
+            .split_once(' ')
+            .unwrap_or_else(|| panic!("{what}: {d} in {text}"));
+        let digits = number.trim_start_matches(['0', '.']).replace('.', "");
+        match unit {
+            "ms" => assert!(!number.contains('.'), "{what}: {d} in {text}"),
+            "s" => assert!(
+                digits.trim_end_matches('0').len() <= 3,
+                "{what}: {d} in {text}"
+            ),
+            _ => panic!("{what}: {d} in {text}"),
+        }
+    }
+    text
+}
+
+#[test]
+fn every_plugin_failure_says_each_cause_once() {
+    // Found in review: `cannot connect to unix:///…/dead.sock (retried for 1.000107662s):
+    // Connection refused (os error 111): cannot connect to …: Connection refused (os error
+    // 111): Connection refused (os error 111)` — each source both in the message and exposed.
+    let dir = tempfile::tempdir().unwrap();
+    let dead = dir.path().join("dead.sock");
+    drop(UnixListener::bind(&dead).unwrap());
+    let v = vol("v");
+    let mut seen = Vec::new();
+    let mut check = |what: &str, e: DriverError| {
+        seen.push(assert_said_once(what, &e));
+        // Wrapped as the library wraps it for dvdcli and the isolator.
+        let ops = dvdi::ops::OpsError::from(e);
+        assert_said_once(what, &ops);
+    };
+
+    let refused = PluginClient::at(
+        driver(),
+        PluginAddr::Unix(dead),
+        &config(Duration::from_millis(1000)),
+    );
+    check("connection refused", refused.activate().unwrap_err());
+    let missing = PluginClient::at(
+        driver(),
+        PluginAddr::Unix(dir.path().join("none.sock")),
+        &config(Duration::from_millis(300)),
+    );
+    check("no socket", missing.activate().unwrap_err());
+
+    let f = fixture(Duration::from_millis(1500));
+    f.client.create(&v, &VolumeOpts::new()).unwrap();
+    for (what, endpoint, fault) in [
+        ("timeout", "VolumeDriver.Get", Fault::Hang),
+        ("malformed", "VolumeDriver.Get", Fault::Malformed),
+        ("cut", "VolumeDriver.Get", Fault::CutMidBody),
+        ("dropped", "VolumeDriver.Get", Fault::DropConnection),
+        ("framing", "VolumeDriver.Get", Fault::ConflictingLengths),
+        (
+            "refusal",
+            "VolumeDriver.Get",
+            Fault::ErrorIn200("busy".into()),
+        ),
+        (
+            "status",
+            "VolumeDriver.Get",
+            Fault::Status {
+                code: 500,
+                body: "<html>oops</html>".into(),
+                content_type: "text/html".into(),
+            },
+        ),
+        (
+            "not a volume driver",
+            "Plugin.Activate",
+            Fault::NotVolumeDriver,
+        ),
+    ] {
+        f.plugin.set_fault(endpoint, fault, Some(1));
+        let e = if endpoint == "Plugin.Activate" {
+            f.client.activate().unwrap_err()
+        } else {
+            f.client.get(&v).unwrap_err()
+        };
+        check(what, e);
+    }
+    let small = PluginClient::at(
+        driver(),
+        PluginAddr::Unix(f.plugin.socket_path().to_owned()),
+        &ClientConfig {
+            max_reply_bytes: 100,
+            ..config(Duration::from_secs(5))
+        },
+    );
+    f.plugin
+        .set_fault("VolumeDriver.List", Fault::Huge(5000), Some(1));
+    check("too large", small.list().unwrap_err());
+
+    // Discovery: nothing there, a regular file named NAME.sock, a bad spec, an unreadable one.
+    let plugins = tempfile::tempdir().unwrap();
+    let discover = || {
+        PluginClient::discover(
+            driver(),
+            &ClientConfig {
+                plugin_dirs: vec![plugins.path().to_path_buf()],
+                ..ClientConfig::default()
+            },
+        )
+        .map(|_| ())
+        .map_err(DriverError::from)
+    };
+    check("not found", discover().unwrap_err());
+    std::fs::write(plugins.path().join("testdrv.sock"), "").unwrap();
+    let e = discover().unwrap_err();
+    assert!(e.to_string().contains("is not a socket"), "{e}");
+    check("not a socket", e);
+    std::fs::create_dir(plugins.path().join("testdrv")).unwrap();
+    std::fs::write(plugins.path().join("testdrv/testdrv.spec"), "ftp://x").unwrap();
+    check("bad spec", discover().unwrap_err());
+
+    let text = seen.join("\n");
+    for want in [
+        "Connection refused (os error 111)",
+        "retried for 1 s",
+        "timed out after 1.5 s",
+        "conflicting Content-Length",
+        "is not a socket",
+    ] {
+        assert!(text.contains(want), "{want:?} not in\n{text}");
+    }
+    assert_eq!(text.matches("Connection refused").count(), 1, "{text}");
+}
+
+#[test]
+fn a_mount_point_refused_after_mount_is_undone_and_a_failed_undo_said_too() {
+    // Issue 10, finding 5: the plugin mounted (it answered without an error), so a mount
+    // point we refuse must not leave the plugin holding the volume for that id.
+    let f = fixture(Duration::from_secs(10));
+    let v = vol("v");
+    f.client.create(&v, &VolumeOpts::new()).unwrap();
+    f.plugin.set_fault(
+        "VolumeDriver.Mount",
+        Fault::Mountpoint("rel".into()),
+        Some(1),
+    );
+    let e = plugin_err(f.client.mount(&v, "id-1").unwrap_err());
+    assert!(
+        matches!(
+            &e,
+            PluginError::BadMountpoint {
+                undo: dvdi::plugin::Undo::Done,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(f.plugin.mount_ids("v").is_empty());
+
+    f.plugin.set_fault(
+        "VolumeDriver.Mount",
+        Fault::Mountpoint("rel".into()),
+        Some(1),
+    );
+    f.plugin.set_fault(
+        "VolumeDriver.Unmount",
+        Fault::ErrorIn200("device busy".into()),
+        Some(1),
+    );
+    let e = plugin_err(f.client.mount(&v, "id-2").unwrap_err());
+    let text = e.to_string();
+    assert!(
+        matches!(
+            &e,
+            PluginError::BadMountpoint {
+                undo: dvdi::plugin::Undo::Failed(_),
+                ..
+            }
+        ) && text.contains(r#"mount point "rel" is not an absolute path"#)
+            && text.contains("VolumeDriver.Unmount failed: device busy"),
+        "{text}"
+    );
+    assert_eq!(f.plugin.mount_ids("v"), ["id-2"]);
 }

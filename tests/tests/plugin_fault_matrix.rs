@@ -3,7 +3,8 @@
 //! cleanup (fault on `VolumeDriver.Unmount`), for every way a plugin fails: no socket, a
 //! socket nobody listens on, accept-then-hang, slow but in time, too slow, HTTP 4xx/5xx with
 //! JSON and with HTML, 200 with `Err`, malformed JSON, a reply over the size cap, a reply cut
-//! mid-body, and a plugin process restarted between Mount and Unmount.
+//! mid-body, a reply with two different `Content-Length`s, and a plugin process restarted
+//! between Mount and Unmount.
 //!
 //! For each row: the error names the driver and the endpoint; the call returns within its
 //! deadline (1 s here) plus a margin; a failed prepare rolls back (the healthy volume is
@@ -235,6 +236,11 @@ fn cases() -> Vec<(&'static str, Kind, bool)> {
         (
             "connection cut mid-body",
             Kind::Fault(Fault::CutMidBody),
+            false,
+        ),
+        (
+            "two different Content-Lengths",
+            Kind::Fault(Fault::ConflictingLengths),
             false,
         ),
         (

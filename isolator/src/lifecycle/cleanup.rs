@@ -22,7 +22,7 @@ pub(super) fn cleanup_locked(
 ) -> Result<(), IsolatorError> {
     let ledger_err = |source| IsolatorError::Ledger {
         container: id.clone(),
-        source: Box::new(source),
+        cause: Box::new(source),
     };
     let _container = iso.ledger.lock_container(id).map_err(ledger_err)?;
     let mut errors = Vec::new();

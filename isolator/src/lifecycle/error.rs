@@ -23,8 +23,8 @@ pub enum PathError {
     #[error("container path {path:?}: {} does not exist (only paths under /tmp/ and under the sandbox are created)", .missing.display())]
     Missing { path: String, missing: PathBuf },
     /// A symlink, a non-directory, or an I/O failure on the way to the target.
-    #[error("container path {path:?}: {source}")]
-    Walk { path: String, source: WalkError },
+    #[error("container path {path:?}: {cause}")]
+    Walk { path: String, cause: WalkError },
     /// An absolute path of a container without an image over a protected host directory.
     #[error("{variable}={path:?} covers the host directory {}, which the volume of a container without an image may not be mounted over (module parameter protected_host_dirs, DVDI_PROTECTED_HOST_DIRS for dvdcli exec)", .protected.display())]
     ProtectedHostDir {
@@ -40,11 +40,11 @@ pub enum PathError {
         resolved: PathBuf,
         base: PathBuf,
     },
-    #[error("container path {path:?}: cannot resolve {}: {source}", .target.display())]
+    #[error("container path {path:?}: cannot resolve {}: {cause}", .target.display())]
     Resolve {
         path: String,
         target: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -73,10 +73,10 @@ pub struct ChownError {
 pub enum IsolatorError {
     #[error(transparent)]
     InvalidContainerId(#[from] ContainerIdError),
-    #[error("container {container}: {source}")]
+    #[error("container {container}: {cause}")]
     Grammar {
         container: ContainerId,
-        source: Box<GrammarError>,
+        cause: Box<GrammarError>,
     },
     #[error("container {container}: {volume}: driver {driver} is not allowed on this agent (allowed: {allowed})")]
     DriverNotAllowed {
@@ -85,23 +85,23 @@ pub enum IsolatorError {
         driver: DriverName,
         allowed: String,
     },
-    #[error("container {container}: {volume}: {source}")]
+    #[error("container {container}: {volume}: {cause}")]
     LocalDeviceOptions {
         container: ContainerId,
         volume: VolumeKey,
-        source: Box<DeviceOptionsRefused>,
+        cause: Box<DeviceOptionsRefused>,
     },
-    #[error("container {container}: {volume}: cannot use the driver: {source}")]
+    #[error("container {container}: {volume}: cannot use the driver: {cause}")]
     Resolve {
         container: ContainerId,
         volume: VolumeKey,
-        source: Box<DriverError>,
+        cause: Box<DriverError>,
     },
-    #[error("container {container}: {volume}: {source}")]
+    #[error("container {container}: {volume}: {cause}")]
     ContainerPath {
         container: ContainerId,
         volume: VolumeKey,
-        source: Box<PathError>,
+        cause: Box<PathError>,
     },
     /// An agent container with an id only `dvdcli exec` may use (its holder is read from it).
     #[error("container {container}: ids starting with {prefix:?} are reserved for dvdcli exec")]
@@ -114,34 +114,34 @@ pub enum IsolatorError {
         container: ContainerId,
         record: PathBuf,
     },
-    #[error("container {container}: {volume}: mount (id {mount_id}) failed: {source}")]
+    #[error("container {container}: {volume}: mount (id {mount_id}) failed: {cause}")]
     Mount {
         container: ContainerId,
         volume: VolumeKey,
         mount_id: String,
-        source: Box<OpsError>,
+        cause: Box<OpsError>,
     },
-    #[error("{volume}: unmount (id {mount_id}) failed: {source}; remembered for retry, and it no longer holds the volume")]
+    #[error("{volume}: unmount (id {mount_id}) failed: {cause}; remembered for retry, and it no longer holds the volume")]
     Unmount {
         volume: VolumeKey,
         mount_id: String,
-        source: Box<DriverError>,
+        cause: Box<DriverError>,
     },
-    #[error("container {container}: {volume}: {source}")]
+    #[error("container {container}: {volume}: {cause}")]
     Chown {
         container: ContainerId,
         volume: VolumeKey,
-        source: Box<ChownError>,
+        cause: Box<ChownError>,
     },
-    #[error("container {container}: {source}")]
+    #[error("container {container}: {cause}")]
     Ledger {
         container: ContainerId,
-        source: Box<LedgerError>,
+        cause: Box<LedgerError>,
     },
-    #[error("{volume}: {source}")]
+    #[error("{volume}: {cause}")]
     VolumeLedger {
         volume: VolumeKey,
-        source: Box<LedgerError>,
+        cause: Box<LedgerError>,
     },
     #[error(transparent)]
     Checkpoint(Box<LedgerError>),

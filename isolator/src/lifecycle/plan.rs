@@ -118,7 +118,7 @@ impl Target {
         } else {
             PathError::Walk {
                 path: self.container_path.clone(),
-                source: e,
+                cause: e,
             }
         }
     }
@@ -133,7 +133,7 @@ impl Target {
             std::fs::canonicalize(p).map_err(|source| PathError::Resolve {
                 path: self.container_path.clone(),
                 target: p.to_path_buf(),
-                source,
+                cause: source,
             })
         };
         match DirId::resolve(&target) {
@@ -143,7 +143,7 @@ impl Target {
                 return Err(PathError::Resolve {
                     path: self.container_path.clone(),
                     target,
-                    source,
+                    cause: source,
                 })
             }
         }
@@ -275,7 +275,7 @@ pub(super) fn plan(
     };
     let parsed = grammar::parse(env, &grammar_config).map_err(|source| IsolatorError::Grammar {
         container: id.clone(),
-        source: Box::new(source),
+        cause: Box::new(source),
     })?;
     for warning in &parsed.warnings {
         iso.config.log.warn(&format!("container {id}: {warning}"));
@@ -311,7 +311,7 @@ pub(super) fn plan(
                 return Err(IsolatorError::LocalDeviceOptions {
                     container: id.clone(),
                     volume: key,
-                    source: Box::new(DeviceOptionsRefused {
+                    cause: Box::new(DeviceOptionsRefused {
                         variable: grammar::opts_variable(request.slot),
                         options: given.join(", "),
                     }),
@@ -323,7 +323,7 @@ pub(super) fn plan(
                 |source| IsolatorError::ContainerPath {
                     container: id.clone(),
                     volume: key.clone(),
-                    source: Box::new(source),
+                    cause: Box::new(source),
                 },
             )?;
         }
@@ -334,7 +334,7 @@ pub(super) fn plan(
                     IsolatorError::Resolve {
                         container: id.clone(),
                         volume: key.clone(),
-                        source: Box::new(source),
+                        cause: Box::new(source),
                     }
                 })?;
                 drivers.insert(request.driver.clone(), d.clone());
@@ -349,7 +349,7 @@ pub(super) fn plan(
             .map_err(|source| IsolatorError::ContainerPath {
                 container: id.clone(),
                 volume: key.clone(),
-                source: Box::new(source),
+                cause: Box::new(source),
             })?;
         planned.push(PlannedVolume {
             request,

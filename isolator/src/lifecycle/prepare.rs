@@ -38,7 +38,7 @@ pub(super) fn prepare(
         .map_err(IsolatorError::checkpoint)?;
     let ledger_err = |source| IsolatorError::Ledger {
         container: id.clone(),
-        source: Box::new(source),
+        cause: Box::new(source),
     };
     let _container = iso.ledger.lock_container(id).map_err(ledger_err)?;
     if iso.ledger.read_container(id).map_err(ledger_err)?.is_some() {
@@ -152,7 +152,7 @@ fn join_all(
                     .map_err(|source| IsolatorError::ContainerPath {
                         container: id.clone(),
                         volume: p.key.clone(),
-                        source: Box::new(source),
+                        cause: Box::new(source),
                     })?;
                 binds.push((i, target.path()));
             }
@@ -196,7 +196,7 @@ fn chown_root(
     let bad = |reason: String| IsolatorError::Chown {
         container: id.clone(),
         volume: p.key.clone(),
-        source: Box::new(ChownError {
+        cause: Box::new(ChownError {
             path: mountpoint.to_path_buf(),
             user: user.to_owned(),
             reason,
@@ -231,7 +231,7 @@ fn roll_back(
         if let Err(source) = iso.ledger.write_container(record) {
             errors.push(IsolatorError::Ledger {
                 container: id.clone(),
-                source: Box::new(source),
+                cause: Box::new(source),
             });
         }
     }
@@ -244,7 +244,7 @@ fn roll_back(
         Ok(()) => {}
         Err(source) => errors.push(IsolatorError::Ledger {
             container: id.clone(),
-            source: Box::new(source),
+            cause: Box::new(source),
         }),
     }
     let err = IsolatorError::with_rollback(primary, errors);

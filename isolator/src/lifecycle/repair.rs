@@ -150,7 +150,7 @@ fn rebuild_volume(
 ) -> Result<(), IsolatorError> {
     let ledger_err = |source| IsolatorError::VolumeLedger {
         volume: key.clone(),
-        source: Box::new(source),
+        cause: Box::new(source),
     };
     let _lock = iso.ledger.lock_volume(key).map_err(ledger_err)?;
     let path = iso.ledger.volume_path(key);
@@ -288,7 +288,7 @@ fn settle_volume(
 ) -> Result<(), IsolatorError> {
     let ledger_err = |source| IsolatorError::VolumeLedger {
         volume: key.clone(),
-        source: Box::new(source),
+        cause: Box::new(source),
     };
     let _lock = iso.ledger.lock_volume(key).map_err(ledger_err)?;
     let Some(mut record) = iso.ledger.read_volume(key).map_err(ledger_err)? else {

@@ -55,11 +55,21 @@ pub(super) fn new_mount_id() -> Result<String, IsolatorError> {
 }
 
 /// Whether a failed mount flow may have left the volume mounted: only a Mount call that got
-/// no answer (timeout, broken connection). A refusal, or a failure before Mount, did not mount.
+/// no answer (timeout, broken connection), or whose refused mount point could not be undone.
+/// A refusal, an undone Mount, or a failure before Mount did not mount.
 fn maybe_mounted(e: &OpsError) -> bool {
+    use crate::plugin::Undo;
     match e {
         OpsError::Driver(DriverError::Plugin(p)) => {
-            p.endpoint() == Some(Endpoint::Mount) && !matches!(p, PluginError::Refused { .. })
+            p.endpoint() == Some(Endpoint::Mount)
+                && !matches!(
+                    p,
+                    PluginError::Refused { .. }
+                        | PluginError::BadMountpoint {
+                            undo: Undo::Done,
+                            ..
+                        }
+                )
         }
         _ => false,
     }
@@ -99,7 +109,7 @@ impl Isolator {
     ) -> impl FnOnce(crate::ledger::LedgerError) -> IsolatorError + '_ {
         move |source| IsolatorError::VolumeLedger {
             volume: key.clone(),
-            source: Box::new(source),
+            cause: Box::new(source),
         }
     }
 
@@ -232,7 +242,7 @@ impl Isolator {
                 Err(IsolatorError::Unmount {
                     volume: key,
                     mount_id: mount.id,
-                    source: Box::new(source),
+                    cause: Box::new(source),
                 })
             }
         }
@@ -416,7 +426,7 @@ impl Isolator {
                     container: container.clone(),
                     volume: key.clone(),
                     mount_id: mount_id.clone(),
-                    source: Box::new(source),
+                    cause: Box::new(source),
                 };
                 record.holders.remove(container);
                 let rollback = match record.mount.take() {
@@ -464,7 +474,7 @@ impl Isolator {
             Err(source) => Some(IsolatorError::Unmount {
                 volume: record.key(),
                 mount_id: mount.id,
-                source: Box::new(source),
+                cause: Box::new(source),
             }),
         }
     }

@@ -58,18 +58,18 @@ pub enum LocalError {
         path: PathBuf,
         reason: String,
     },
-    #[error("local volume {volume:?}: cannot {action} {}: {source}", .path.display())]
+    #[error("local volume {volume:?}: cannot {action} {}: {cause}", .path.display())]
     Io {
         volume: String,
         action: &'static str,
         path: PathBuf,
-        source: io::Error,
+        cause: io::Error,
     },
-    #[error("local driver root {}: cannot {action}: {source}", .path.display())]
+    #[error("local driver root {}: cannot {action}: {cause}", .path.display())]
     Root {
         action: &'static str,
         path: PathBuf,
-        source: io::Error,
+        cause: io::Error,
     },
     /// A failure, and the failure of undoing what was done before it.
     #[error("{primary}; undoing it also failed: {cleanup}")]
@@ -173,6 +173,6 @@ pub(crate) fn io_err(
         volume,
         action,
         path,
-        source,
+        cause: source,
     }
 }

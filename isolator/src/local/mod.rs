@@ -93,7 +93,7 @@ impl LocalDriver {
         move |source| LocalError::Root {
             action,
             path: self.root.clone(),
-            source,
+            cause: source,
         }
     }
 

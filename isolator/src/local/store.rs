@@ -167,7 +167,7 @@ fn write_record<T: Serialize>(
         volume: volume.to_string(),
         action: "encode",
         path: path.to_path_buf(),
-        source: io::Error::other(e),
+        cause: io::Error::other(e),
     })?;
     bytes.push(b'\n');
     write_atomic(path, &bytes).map_err(io_err(volume.as_str(), "write", path))

@@ -285,8 +285,8 @@ fn every_default_protected_dir_and_what_is_below_it_is_refused_without_an_image(
             for slot in ["", "7"] {
                 let err = prepare_env(&f, &format!("c{n}"), &one_path(slot, &path)).unwrap_err();
                 assert!(
-                    matches!(&err, IsolatorError::ContainerPath { source, .. }
-                        if matches!(**source, PathError::ProtectedHostDir { .. })),
+                    matches!(&err, IsolatorError::ContainerPath { cause, .. }
+                        if matches!(**cause, PathError::ProtectedHostDir { .. })),
                     "{path}: {err}"
                 );
                 let text = err.to_string();
@@ -374,8 +374,8 @@ fn the_elasticsearch_shapes_pass_the_protected_dirs_rule() {
         }
         Err(err) => {
             assert!(
-                matches!(&err, IsolatorError::ContainerPath { source, .. }
-                    if matches!(&**source, PathError::Missing { path, .. } if path == "/data")),
+                matches!(&err, IsolatorError::ContainerPath { cause, .. }
+                    if matches!(&**cause, PathError::Missing { path, .. } if path == "/data")),
                 "{err}"
             );
             assert!(!Path::new("/data").exists());

@@ -40,6 +40,15 @@ pub enum Fault {
     NotVolumeDriver,
     /// Close the connection without answering.
     DropConnection,
+    /// Answer normally, with two `Content-Length` headers: a wrong one (the body's length plus
+    /// 16), then the right one. A client reading the last one gets the right body; RFC 9112
+    /// §6.3 makes it a framing error.
+    ConflictingLengths,
+    /// Answer normally (the call is performed), with the reply's `Mountpoint` replaced by this
+    /// text: the top-level one (`Mount`, `Path`) or the volume's (`Get`).
+    Mountpoint(String),
+    /// Answer a `List` with volumes of these names (the call changes nothing).
+    ListNames(Vec<String>),
 }
 
 #[derive(Debug)]

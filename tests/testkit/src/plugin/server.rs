@@ -319,6 +319,14 @@ fn perform(shared: &Shared, endpoint: &str, body: &Value, framing: Framing) -> O
         Some(Fault::Chunked) => return Outcome::Send(normal(), Framing::Chunked),
         Some(Fault::CloseDelimited) => return Outcome::Send(normal(), Framing::CloseDelimited),
         Some(Fault::CutMidBody) => return Outcome::Send(normal(), Framing::CutMidBody),
+        Some(Fault::ConflictingLengths) => {
+            return Outcome::Send(normal(), Framing::ConflictingLengths)
+        }
+        Some(Fault::Mountpoint(text)) => with_mountpoint(normal(), &text),
+        Some(Fault::ListNames(names)) => {
+            let volumes: Vec<Value> = names.iter().map(|n| json!({ "Name": n })).collect();
+            Reply::json(200, &json!({ "Volumes": volumes, "Err": "" }))
+        }
         Some(Fault::Huge(size)) => padded(normal(), size),
         Some(Fault::ErrorIn200(text)) => Reply::json(200, &json!({ "Err": text })),
         Some(Fault::Status {
@@ -337,6 +345,22 @@ fn perform(shared: &Shared, endpoint: &str, body: &Value, framing: Framing) -> O
         Some(Fault::DropConnection) => return Outcome::Close,
     };
     Outcome::Send(reply, framing)
+}
+
+/// `reply` with its `Mountpoint` (or its `Volume`'s) set to `text`.
+fn with_mountpoint(reply: Reply, text: &str) -> Reply {
+    let Ok(Value::Object(mut fields)) = serde_json::from_slice::<Value>(&reply.body) else {
+        return reply;
+    };
+    match fields.get_mut("Volume") {
+        Some(Value::Object(volume)) => {
+            volume.insert("Mountpoint".into(), Value::String(text.into()));
+        }
+        _ => {
+            fields.insert("Mountpoint".into(), Value::String(text.into()));
+        }
+    }
+    Reply::json(reply.status, &Value::Object(fields))
 }
 
 /// `reply` with a `"Padding"` field that brings its JSON body to about `size` bytes.

@@ -234,6 +234,8 @@ pub(crate) enum Framing {
     CloseDelimited,
     /// A `Content-Length` larger than the bytes that follow (the caller then closes).
     CutMidBody,
+    /// Two `Content-Length` headers, a wrong one (16 more) and then the right one.
+    ConflictingLengths,
 }
 
 impl Framing {
@@ -263,13 +265,21 @@ pub(crate) fn write_reply(
         Framing::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
         Framing::CloseDelimited => {}
         Framing::CutMidBody => write!(out, "Content-Length: {}\r\n", body.len() + 64)?,
+        Framing::ConflictingLengths => write!(
+            out,
+            "Content-Length: {}\r\nContent-Length: {}\r\n",
+            body.len() + 16,
+            body.len()
+        )?,
     }
     if !keep_alive || framing.closes() {
         out.extend_from_slice(b"Connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
     match framing {
-        Framing::Length | Framing::CloseDelimited => out.extend_from_slice(body),
+        Framing::Length | Framing::CloseDelimited | Framing::ConflictingLengths => {
+            out.extend_from_slice(body)
+        }
         Framing::CutMidBody => out.extend_from_slice(&body[..body.len() / 2]),
         Framing::Chunked => {
             // Head and first chunk go together; the rest follow as separate writes so the
