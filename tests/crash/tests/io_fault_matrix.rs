@@ -44,6 +44,13 @@ const HUNG: Duration = Duration::from_secs(30);
 
 const ERRNOS: &[&str] = &["ENOSPC", "EIO", "EROFS"];
 
+/// I/O points the scenario cannot reach, and why.
+const UNREACHED: &[(&str, &str)] = &[(
+    "durable.unlink",
+    "a record is deleted by unlink only when its directory already keeps the most spare temp \
+     files (else it is renamed to a spare: `durable.rename`), which a fresh process never has",
+)];
+
 /// One step of the scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
@@ -480,7 +487,8 @@ fn every_io_fault_at_every_step_fails_cleanly_and_leaves_nothing() {
     println!("|---|{}", "---|".repeat(STEPS.len()));
     let mut unreached = Vec::new();
     for name in dvdi::fault::IO_POINTS {
-        if !reached.contains(name) {
+        let excused = UNREACHED.iter().any(|(n, _)| n == name);
+        if reached.contains(name) == excused {
             unreached.push(*name);
         }
         let cells: Vec<String> = STEPS
@@ -512,8 +520,11 @@ fn every_io_fault_at_every_step_fails_cleanly_and_leaves_nothing() {
     );
     assert_eq!(failed, 0, "I/O fault matrix rows failed (see the table)");
     assert!(only.is_none(), "DVDI_IO_MATRIX_ONLY ran part of the matrix");
+    for (name, why) in UNREACHED {
+        println!("`{name}` is not reached by the scenario: {why}");
+    }
     assert!(
         unreached.is_empty(),
-        "I/O points never reached: {unreached:?}"
+        "I/O points never reached, or reached though listed in UNREACHED: {unreached:?}"
     );
 }
