@@ -3,86 +3,14 @@
 //! shared by two execs stay mounted until both end, and a SIGKILLed exec's volumes are released
 //! by the next dvdcli that looks.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use dvdi_testkit::env::{command, require_root, workspace_bin};
+use dvdi_testkit::env::require_root;
 
-/// A sandbox directory (the cwd of exec), a checkpoint dir and a local-driver root.
-struct Env {
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    fn new() -> Env {
-        let env = Env {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        std::fs::create_dir(env.sandbox()).unwrap();
-        env
-    }
-
-    fn sandbox(&self) -> PathBuf {
-        self.dir.path().join("sandbox")
-    }
-
-    fn dvdcli(&self, args: &[&str], vars: &[(&str, &str)]) -> Command {
-        let mut cmd = command(&workspace_bin("dvdcli"));
-        cmd.args(args)
-            .current_dir(self.sandbox())
-            .env("DVDI_CHECKPOINT_DIR", self.dir.path().join("ckpt"))
-            .env("DVDI_LOCAL_ROOT", self.dir.path().join("volumes"))
-            .env("DVDI_PLUGIN_DIRS", self.dir.path().join("plugins"))
-            .env("DVDI_TIMEOUT", "20");
-        for (k, v) in vars {
-            cmd.env(k, v);
-        }
-        cmd
-    }
-
-    fn exec(&self, vars: &[(&str, &str)], script: &str) -> Output {
-        self.dvdcli(&["exec", "--", "sh", "-c", script], vars)
-            .output()
-            .unwrap()
-    }
-
-    fn mounts(&self) -> Vec<PathBuf> {
-        let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        dvdi::mountinfo::parse(&text)
-            .into_iter()
-            .map(|m| m.mount_point)
-            .filter(|m| m.starts_with(self.dir.path()))
-            .collect()
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        for m in self.mounts().into_iter().rev() {
-            let _ = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH);
-        }
-    }
-}
-
-const DATA: [(&str, &str); 4] = [
-    ("DVDI_VOLUME_NAME", "es-data"),
-    ("DVDI_VOLUME_DRIVER", "local"),
-    ("DVDI_VOLUME_OPTS", "size=32M"),
-    ("DVDI_VOLUME_CONTAINERPATH", "data"),
-];
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn wait_for(path: &Path) {
-    let until = Instant::now() + Duration::from_secs(20);
-    while !path.exists() {
-        assert!(Instant::now() < until, "{} never appeared", path.display());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+mod common;
+use common::{stderr, wait_for, Env, DATA};
 
 fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
     let until = Instant::now() + Duration::from_secs(30);

@@ -5,74 +5,29 @@
 //! without an image), and `DVDI_PROTECTED_HOST_DIRS` widens or narrows the list. The module
 //! parameter side of the same settings is `ffi/tests/policy.rs`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
-use dvdi_testkit::env::{command, require_root, workspace_bin};
+use dvdi_testkit::env::require_root;
 
-/// A sandbox (the cwd of exec), a checkpoint dir and a local-driver root in a temp dir.
-struct Env {
-    dir: tempfile::TempDir,
+mod common;
+use common::{stderr, Env};
+
+/// What these tests ask of the shared world beyond what it has.
+trait PolicyEnv {
+    fn container_records(&self) -> Vec<String>;
+    fn more_than_free(&self) -> String;
 }
 
-impl Env {
-    fn new() -> Env {
-        let env = Env {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        std::fs::create_dir(env.sandbox()).unwrap();
-        env
-    }
-
-    fn sandbox(&self) -> PathBuf {
-        self.dir.path().join("sandbox")
-    }
-
-    fn volumes(&self) -> PathBuf {
-        self.dir.path().join("volumes")
-    }
-
-    fn dvdcli(&self, args: &[&str], vars: &[(&str, &str)]) -> Command {
-        let mut cmd = command(&workspace_bin("dvdcli"));
-        cmd.args(args)
-            .current_dir(self.sandbox())
-            .env("DVDI_CHECKPOINT_DIR", self.dir.path().join("ckpt"))
-            .env("DVDI_LOCAL_ROOT", self.volumes())
-            .env("DVDI_PLUGIN_DIRS", self.dir.path().join("plugins"))
-            .env("DVDI_TIMEOUT", "20");
-        for (k, v) in vars {
-            cmd.env(k, v);
-        }
-        cmd
-    }
-
-    fn run(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
-        self.dvdcli(args, vars).output().unwrap()
-    }
-
-    /// `dvdcli exec -- sh -c script` with `vars`.
-    fn exec(&self, vars: &[(&str, &str)], script: &str) -> Output {
-        self.run(&["exec", "--", "sh", "-c", script], vars)
-    }
-
+impl PolicyEnv for Env {
     fn container_records(&self) -> Vec<String> {
-        std::fs::read_dir(self.dir.path().join("ckpt/containers"))
+        std::fs::read_dir(self.ckpt().join("containers"))
             .map(|d| {
                 d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
                     .filter(|n| !n.starts_with(".tmp-"))
                     .collect()
             })
             .unwrap_or_default()
-    }
-
-    /// Mount points under this test's temp dir (none may be left).
-    fn mounts(&self) -> Vec<PathBuf> {
-        let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        dvdi::mountinfo::parse(&text)
-            .into_iter()
-            .map(|m| m.mount_point)
-            .filter(|m| m.starts_with(self.dir.path()))
-            .collect()
     }
 
     /// A size (in the `size=` syntax) above the free space of the local root's filesystem.
@@ -82,18 +37,6 @@ impl Env {
         let free = u64::from(st.blocks_available()) * u64::from(st.fragment_size());
         format!("{}G", free / (1 << 30) * 2 + 2)
     }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        for m in self.mounts().into_iter().rev() {
-            let _ = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH);
-        }
-    }
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn assert_refused(o: &Output, needles: &[&str]) {

@@ -7,55 +7,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use dvdi_testkit::env::{command, require_root, workspace_bin};
+use dvdi_testkit::env::{require_root, workspace_bin};
 
-/// A sandbox directory (the cwd of exec), a checkpoint dir and a local-driver root.
-struct Env {
-    dir: tempfile::TempDir,
+mod common;
+use common::{stderr, wait_for, Env, DATA};
+
+/// What these tests ask of the shared world beyond what it has.
+trait RepairEnv {
+    fn exec_data(&self, script: &str) -> Output;
+    fn killed_exec(&self) -> u32;
+    fn image(&self) -> PathBuf;
+    fn files_named(&self, prefix: &str) -> Vec<PathBuf>;
 }
 
-impl Env {
-    fn new() -> Env {
-        let env = Env {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        std::fs::create_dir(env.sandbox()).unwrap();
-        env
-    }
-
-    fn sandbox(&self) -> PathBuf {
-        self.dir.path().join("sandbox")
-    }
-
-    fn ckpt(&self) -> PathBuf {
-        self.dir.path().join("ckpt")
-    }
-
-    fn vars(&self) -> Vec<(&'static str, PathBuf)> {
-        vec![
-            ("DVDI_CHECKPOINT_DIR", self.ckpt()),
-            ("DVDI_LOCAL_ROOT", self.dir.path().join("volumes")),
-            ("DVDI_PLUGIN_DIRS", self.dir.path().join("plugins")),
-            ("DVDI_TIMEOUT", "20".into()),
-        ]
-    }
-
-    fn dvdcli(&self, args: &[&str], vars: &[(&str, &str)]) -> Command {
-        let mut cmd = command(&workspace_bin("dvdcli"));
-        cmd.args(args).current_dir(self.sandbox());
-        for (k, v) in self.vars() {
-            cmd.env(k, v);
-        }
-        for (k, v) in vars {
-            cmd.env(k, v);
-        }
-        cmd
-    }
-
-    fn exec(&self, script: &str) -> Output {
-        self.dvdcli(&["exec", "--", "sh", "-c", script], &DATA)
-            .output()
-            .unwrap()
+impl RepairEnv for Env {
+    fn exec_data(&self, script: &str) -> Output {
+        self.exec(&DATA, script)
     }
 
     /// A `dvdcli exec` holding the volume, SIGKILLed (no cleanup of its own); its pid.
@@ -75,17 +42,8 @@ impl Env {
         child.id()
     }
 
-    fn mounts(&self) -> Vec<PathBuf> {
-        let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        dvdi::mountinfo::parse(&text)
-            .into_iter()
-            .map(|m| m.mount_point)
-            .filter(|m| m.starts_with(self.dir.path()))
-            .collect()
-    }
-
     fn image(&self) -> PathBuf {
-        self.dir.path().join("volumes/es-data/disk.img")
+        self.volumes().join("es-data/disk.img")
     }
 
     /// Every file under the checkpoint whose name starts with `prefix`.
@@ -107,33 +65,6 @@ impl Env {
         let mut out = vec![];
         walk(&self.ckpt(), prefix, &mut out);
         out
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        for m in self.mounts().into_iter().rev() {
-            let _ = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH);
-        }
-    }
-}
-
-const DATA: [(&str, &str); 4] = [
-    ("DVDI_VOLUME_NAME", "es-data"),
-    ("DVDI_VOLUME_DRIVER", "local"),
-    ("DVDI_VOLUME_OPTS", "size=32M"),
-    ("DVDI_VOLUME_CONTAINERPATH", "data"),
-];
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn wait_for(path: &Path) {
-    let until = Instant::now() + Duration::from_secs(20);
-    while !path.exists() {
-        assert!(Instant::now() < until, "{} never appeared", path.display());
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -193,7 +124,7 @@ fn a_damaged_record_of_a_killed_exec_never_pins_its_volume() {
         return;
     }
     let env = Env::new();
-    let out = env.exec("echo kept > data/f");
+    let out = env.exec_data("echo kept > data/f");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     for record in ["container", "volume"] {
         for how in DAMAGE {
@@ -208,7 +139,7 @@ fn a_damaged_record_of_a_killed_exec_never_pins_its_volume() {
             };
             damage(&path, how);
             // The next exec of the same volume runs, with the data …
-            let out = env.exec("cat data/f");
+            let out = env.exec_data("cat data/f");
             let case = format!("{record} record {how}");
             assert_eq!(out.status.code(), Some(0), "{case}: {}", stderr(&out));
             assert_eq!(String::from_utf8_lossy(&out.stdout), "kept\n", "{case}");
@@ -270,7 +201,7 @@ fn execs_leave_no_temp_file() {
     }
     let env = Env::new();
     for _ in 0..10 {
-        let out = env.exec("true");
+        let out = env.exec_data("true");
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     }
     assert_eq!(env.files_named(".tmp-"), Vec::<PathBuf>::new());
@@ -310,7 +241,7 @@ fn leftover_temp_files_with_the_execs_pid_never_block_it() {
         return;
     }
     let env = Env::new();
-    let out = env.exec("true");
+    let out = env.exec_data("true");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let mut child = exec_with_known_pid(&env);
     let pid = child.id();

@@ -148,10 +148,7 @@ fn rebuild_volume(
     key: &VolumeKey,
     report: &mut ExecRecoverReport,
 ) -> Result<(), IsolatorError> {
-    let ledger_err = |source| IsolatorError::VolumeLedger {
-        volume: key.clone(),
-        cause: Box::new(source),
-    };
+    let ledger_err = Isolator::volume_ledger_error(key);
     let _lock = iso.ledger.lock_volume(key).map_err(ledger_err)?;
     let path = iso.ledger.volume_path(key);
     let damage = match iso.ledger.read_volume(key) {
@@ -286,10 +283,7 @@ fn settle_volume(
     guard: &Guard<'_>,
     report: &mut ExecRecoverReport,
 ) -> Result<(), IsolatorError> {
-    let ledger_err = |source| IsolatorError::VolumeLedger {
-        volume: key.clone(),
-        cause: Box::new(source),
-    };
+    let ledger_err = Isolator::volume_ledger_error(key);
     let _lock = iso.ledger.lock_volume(key).map_err(ledger_err)?;
     let Some(mut record) = iso.ledger.read_volume(key).map_err(ledger_err)? else {
         return Ok(());

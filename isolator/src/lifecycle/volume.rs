@@ -104,9 +104,10 @@ fn driver_lacks_mount(e: &DriverError) -> bool {
 }
 
 impl Isolator {
-    fn volume_ledger_error(
+    /// Wraps a ledger failure about `key`'s record.
+    pub(super) fn volume_ledger_error(
         key: &VolumeKey,
-    ) -> impl FnOnce(crate::ledger::LedgerError) -> IsolatorError + '_ {
+    ) -> impl Fn(crate::ledger::LedgerError) -> IsolatorError + Copy + '_ {
         move |source| IsolatorError::VolumeLedger {
             volume: key.clone(),
             cause: Box::new(source),

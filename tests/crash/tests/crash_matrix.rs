@@ -393,46 +393,22 @@ fn crash_at_every_fault_point_is_recovered() {
             took.as_millis()
         );
     }
-    let reached: BTreeSet<&str> = cases
+    // Kills per point and step (both modes together).
+    let tally: Vec<common::Tally> = rows
         .iter()
-        .map(|(_, _, p)| p.split('@').next().unwrap())
+        .map(|(i, outcome, _)| {
+            let (step, _, point) = &cases[*i];
+            let column = STEPS.iter().position(|s| s == step).unwrap_or(0);
+            (
+                column,
+                point.split('@').next().unwrap_or(""),
+                outcome.is_ok(),
+            )
+        })
         .collect();
-    // Kills per point and step (both modes together); "not reached" where the step never
-    // passes the point.
-    println!(
-        "\n| fault point | {} |",
-        STEPS
-            .iter()
-            .map(|s| s.name())
-            .collect::<Vec<_>>()
-            .join(" | ")
-    );
-    println!("|---|{}", "---|".repeat(STEPS.len()));
-    let mut unreached = Vec::new();
-    for name in dvdi::fault::POINTS {
-        if !reached.contains(name) {
-            unreached.push(*name);
-        }
-        let cells: Vec<String> = STEPS
-            .iter()
-            .map(|step| {
-                let (n, bad) = rows.iter().fold((0, 0), |(n, bad), (i, outcome, _)| {
-                    let (s, _, p) = &cases[*i];
-                    if s == step && p.split('@').next() == Some(name) {
-                        (n + 1, bad + usize::from(outcome.is_err()))
-                    } else {
-                        (n, bad)
-                    }
-                });
-                match (n, bad) {
-                    (0, _) => "not reached".to_owned(),
-                    (n, 0) => format!("{n} kills, all pass"),
-                    (n, bad) => format!("{n} kills, {bad} FAIL"),
-                }
-            })
-            .collect();
-        println!("| `{name}` | {} |", cells.join(" | "));
-    }
+    let steps: Vec<String> = STEPS.iter().map(|s| s.name()).collect();
+    let unreached =
+        common::print_grid("fault point", dvdi::fault::POINTS, &steps, &tally, " kills");
     println!(
         "\n{} kills, {failed} failed, {:.1} s",
         rows.len(),

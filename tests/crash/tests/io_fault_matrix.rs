@@ -470,47 +470,33 @@ fn every_io_fault_at_every_step_fails_cleanly_and_leaves_nothing() {
             took.as_millis()
         );
     }
-    let reached: BTreeSet<&str> = cases
+    // Cases per point and step (every pass × every errno).
+    let tally: Vec<common::Tally> = rows
         .iter()
-        .map(|(_, p, _)| p.split('@').next().unwrap())
+        .map(|(i, outcome, _)| {
+            let (step, point, _) = &cases[*i];
+            let column = STEPS.iter().position(|s| s == step).unwrap_or(0);
+            (
+                column,
+                point.split('@').next().unwrap_or(""),
+                outcome.is_ok(),
+            )
+        })
         .collect();
-    // Cases per point and step (every pass × every errno); "not reached" where the step
-    // never passes the point.
-    println!(
-        "\n| I/O point | {} |",
-        STEPS
+    let steps: Vec<String> = STEPS.iter().map(|s| s.name()).collect();
+    let never = common::print_grid("I/O point", dvdi::fault::IO_POINTS, &steps, &tally, "");
+    // A point the scenario cannot reach must be listed as such, and one listed must stay so.
+    let mut unreached: Vec<&str> = never
+        .iter()
+        .filter(|n| !UNREACHED.iter().any(|(u, _)| u == *n))
+        .copied()
+        .collect();
+    unreached.extend(
+        UNREACHED
             .iter()
-            .map(|s| s.name())
-            .collect::<Vec<_>>()
-            .join(" | ")
+            .map(|(u, _)| *u)
+            .filter(|u| !never.contains(u)),
     );
-    println!("|---|{}", "---|".repeat(STEPS.len()));
-    let mut unreached = Vec::new();
-    for name in dvdi::fault::IO_POINTS {
-        let excused = UNREACHED.iter().any(|(n, _)| n == name);
-        if reached.contains(name) == excused {
-            unreached.push(*name);
-        }
-        let cells: Vec<String> = STEPS
-            .iter()
-            .map(|step| {
-                let (n, bad) = rows.iter().fold((0, 0), |(n, bad), (i, outcome, _)| {
-                    let (s, p, _) = &cases[*i];
-                    if s == step && p.split('@').next() == Some(name) {
-                        (n + 1, bad + usize::from(outcome.is_err()))
-                    } else {
-                        (n, bad)
-                    }
-                });
-                match (n, bad) {
-                    (0, _) => "not reached".to_owned(),
-                    (n, 0) => format!("{n}, all pass"),
-                    (n, bad) => format!("{n}, {bad} FAIL"),
-                }
-            })
-            .collect();
-        println!("| `{name}` | {} |", cells.join(" | "));
-    }
     println!(
         "\n{} cases ({} steps × I/O point passes × {} errnos), {failed} failed, {:.1} s",
         rows.len(),

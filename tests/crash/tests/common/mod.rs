@@ -164,3 +164,42 @@ impl Drop for World {
         }
     }
 }
+
+/// One finished case of a matrix, for [`print_grid`]: the index of its step, its point's
+/// name (without `@N`), and whether it passed.
+pub type Tally<'a> = (usize, &'a str, bool);
+
+/// Prints a matrix's grid: a row per point, a column per step, each cell the number of cases
+/// (`{n} {unit}`) and how many failed, or "not reached" where the step never passes the point.
+/// Returns the points no case reached.
+pub fn print_grid<'a>(
+    corner: &str,
+    points: &[&'a str],
+    steps: &[String],
+    cases: &[Tally<'_>],
+    unit: &str,
+) -> Vec<&'a str> {
+    println!("\n| {corner} | {} |", steps.join(" | "));
+    println!("|---|{}", "---|".repeat(steps.len()));
+    let mut unreached = Vec::new();
+    for name in points {
+        if !cases.iter().any(|(_, p, _)| p == name) {
+            unreached.push(*name);
+        }
+        let cells: Vec<String> = (0..steps.len())
+            .map(|step| {
+                let mine = cases.iter().filter(|(s, p, _)| *s == step && p == name);
+                let (n, bad) = mine.fold((0, 0), |(n, bad), (_, _, ok)| {
+                    (n + 1, bad + usize::from(!ok))
+                });
+                match (n, bad) {
+                    (0, _) => "not reached".to_owned(),
+                    (n, 0) => format!("{n}{unit}, all pass"),
+                    (n, bad) => format!("{n}{unit}, {bad} FAIL"),
+                }
+            })
+            .collect();
+        println!("| `{name}` | {} |", cells.join(" | "));
+    }
+    unreached
+}
