@@ -36,8 +36,10 @@ fn generate_docs(out: &Path) -> std::io::Result<()> {
     let completions = out.join("completions");
     std::fs::create_dir_all(&man)?;
     std::fs::create_dir_all(&completions)?;
-    clap_mangen::generate_to(cli::Cli::command(), &man)?;
-    let mut cmd = cli::Cli::command();
+    // The version is for the pages' title line only: the binary has no --version flag.
+    let cmd = cli::Cli::command().version(env!("CARGO_PKG_VERSION"));
+    clap_mangen::generate_to(cmd.clone(), &man)?;
+    let mut cmd = cmd;
     for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
         clap_complete::generate_to(shell, &mut cmd, "dvdcli", &completions)?;
     }
