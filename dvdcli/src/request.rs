@@ -188,3 +188,143 @@ fn mount_id(lead: &mut Leading, id: cli::MountId) -> Result<String, Failure> {
     }
     Ok(id)
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn request(args: &[&str]) -> Result<Request, Failure> {
+        let cli = Cli::try_parse_from([&["dvdcli"], args].concat()).map_err(Failure::Parse)?;
+        from_cli(cli)
+    }
+
+    fn usage_error(args: &[&str]) -> String {
+        match request(args) {
+            Err(Failure::Usage(msg)) => msg,
+            Err(Failure::Parse(e)) => e.to_string(),
+            Err(Failure::Run(e)) => panic!("{args:?}: not a usage error: {e:#}"),
+            Ok(_) => panic!("{args:?}: accepted"),
+        }
+    }
+
+    #[test]
+    fn leading_and_trailing_flags_merge_and_the_trailing_one_wins() {
+        let Ok(Request::Volume { driver, op }) = request(&[
+            "--volumedriver=a",
+            "--volumeopts=x=1",
+            "--id=lead",
+            "--explicitcreate",
+            "mount",
+            "--volumedriver=b",
+            "--volumename=v",
+            "--volumeopts=y=2",
+        ]) else {
+            panic!("not a volume request")
+        };
+        assert_eq!(driver.as_str(), "b");
+        let VolumeOp::Mount {
+            volume,
+            opts,
+            explicit_create,
+            id,
+        } = op
+        else {
+            panic!("not a mount")
+        };
+        assert_eq!(volume.as_str(), "v");
+        assert_eq!(opts.iter().collect::<Vec<_>>(), [("x", "1"), ("y", "2")]);
+        assert!(explicit_create);
+        assert_eq!(id, "lead");
+    }
+
+    #[test]
+    fn the_default_mount_id_is_shared() {
+        let Ok(Request::Volume {
+            op: VolumeOp::Unmount { id, .. },
+            ..
+        }) = request(&["unmount", "--volumedriver=d", "--volumename=v"])
+        else {
+            panic!("not an unmount")
+        };
+        assert_eq!(id, DEFAULT_MOUNT_ID);
+    }
+
+    #[test]
+    fn a_leading_flag_the_subcommand_does_not_take_is_named() {
+        let volume = ["--volumedriver=d", "--volumename=v"];
+        for (args, flag, cmd) in [
+            (
+                vec!["--volumeopts=a=b", "get", volume[0], volume[1]],
+                "volumeopts",
+                "get",
+            ),
+            (
+                vec!["--explicitcreate", "create", volume[0], volume[1]],
+                "explicitcreate",
+                "create",
+            ),
+            (vec!["--id=x", "path", volume[0], volume[1]], "id", "path"),
+            (
+                vec!["--volumedriver=d", "inspect"],
+                "volumedriver",
+                "inspect",
+            ),
+            (
+                vec!["--volumename=v", "exec", "--", "true"],
+                "volumename",
+                "exec",
+            ),
+        ] {
+            assert_eq!(
+                usage_error(&args),
+                format!("--{flag} is not accepted by '{cmd}'"),
+                "{args:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn go_dvdcli_persistent_flags_stay_accepted_where_it_ignored_them() {
+        assert!(matches!(
+            request(&["--volumename=v", "list", "--volumedriver=d"]),
+            Ok(Request::Volume {
+                op: VolumeOp::List,
+                ..
+            })
+        ));
+        assert!(matches!(
+            request(&["--volumedriver=d", "version", "--volumename=v"]),
+            Ok(Request::Version)
+        ));
+    }
+
+    #[test]
+    fn missing_and_invalid_values_are_usage_errors() {
+        assert_eq!(
+            usage_error(&["mount", "--volumename=v"]),
+            "'mount' needs --volumedriver"
+        );
+        assert_eq!(usage_error(&["list"]), "'list' needs --volumedriver");
+        assert_eq!(
+            usage_error(&["unmount", "--volumedriver=d"]),
+            "'unmount' needs --volumename"
+        );
+        assert!(
+            usage_error(&["mount", "--volumedriver=d", "--volumename=a/b"])
+                .starts_with("--volumename: ")
+        );
+        assert!(usage_error(&[
+            "create",
+            "--volumedriver=d",
+            "--volumename=v",
+            "--volumeopts=x"
+        ])
+        .starts_with("--volumeopts: "));
+        assert_eq!(
+            usage_error(&["mount", "--volumedriver=d", "--volumename=v", "--id="]),
+            "--id must be non-empty printable text"
+        );
+    }
+}
