@@ -1,7 +1,25 @@
-//! Fills in `dvdcli version`: commit, branch and build time, from git when it is there.
+//! Fills in `dvdcli version` (commit, branch and build time, from git when it is there) and
+//! generates, from the same clap definitions as the binary, the man pages (`man/dvdcli.1` and
+//! one `dvdcli-COMMAND.1` per subcommand) and the bash, zsh and fish completions
+//! (`completions/`) in `OUT_DIR`; `scripts/build-dvdcli-static.sh` copies them out for the
+//! `.deb`.
 
+use std::path::Path;
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::CommandFactory;
+use clap_complete::Shell;
+
+/// The command line, exactly as the binary parses it.
+#[allow(dead_code)]
+#[path = "src/cli.rs"]
+mod cli;
+
+/// The library's calendar routine (a build script cannot depend on the crate it builds for).
+#[allow(dead_code)]
+#[path = "../isolator/src/date.rs"]
+mod date;
 
 fn git(args: &[&str]) -> Option<String> {
     let out = Command::new("git").args(args).output().ok()?;
@@ -12,31 +30,20 @@ fn git(args: &[&str]) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
-/// `Tue, 24 Nov 2026 22:37:22 UTC` from seconds since the epoch.
-fn rfc1123(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (proleptic Gregorian).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days.rem_euclid(7)) as usize];
-    let months = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{weekday}, {day:02} {} {year} {:02}:{:02}:{:02} UTC",
-        months[(month - 1) as usize],
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+/// Man pages and completions into `out`.
+fn generate_docs(out: &Path) -> std::io::Result<()> {
+    let man = out.join("man");
+    let completions = out.join("completions");
+    std::fs::create_dir_all(&man)?;
+    std::fs::create_dir_all(&completions)?;
+    // The version is for the pages' title line only: the binary has no --version flag.
+    let cmd = cli::Cli::command().version(env!("CARGO_PKG_VERSION"));
+    clap_mangen::generate_to(cmd.clone(), &man)?;
+    let mut cmd = cmd;
+    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+        clap_complete::generate_to(shell, &mut cmd, "dvdcli", &completions)?;
+    }
+    Ok(())
 }
 
 fn main() {
@@ -53,10 +60,17 @@ fn main() {
         });
     println!("cargo:rustc-env=DVDCLI_COMMIT={commit}");
     println!("cargo:rustc-env=DVDCLI_BRANCH={branch}");
-    println!("cargo:rustc-env=DVDCLI_FORMED={}", rfc1123(secs));
+    println!("cargo:rustc-env=DVDCLI_FORMED={}", date::rfc1123_utc(secs));
     println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=src/cli.rs");
+    println!("cargo:rerun-if-changed=../isolator/src/date.rs");
     if let Some(git_dir) = git(&["rev-parse", "--git-dir"]) {
         println!("cargo:rerun-if-changed={git_dir}/HEAD");
         println!("cargo:rerun-if-changed={git_dir}/refs");
+    }
+    let out = std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR for build scripts");
+    if let Err(e) = generate_docs(Path::new(&out)) {
+        panic!("cannot generate the man pages and completions: {e}");
     }
 }

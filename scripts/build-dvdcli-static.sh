@@ -5,6 +5,8 @@
 # explicit --target keeps the flag off build scripts and proc-macros, which cannot be static;
 # the binary lands in target/<host triple>/release/dvdcli. Used by packaging/deb/build-deb.sh
 # and scripts/bench.sh; `cargo build --release -p dvdcli` still gives the dynamic one.
+# Its build script's man pages and shell completions are copied beside it, to
+# target/<host triple>/release/dvdcli-assets/{man,completions}/ (build-deb.sh ships them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 host=$(rustc -vV | sed -n 's/^host: //p')
@@ -12,6 +14,20 @@ case "$host" in
   *-linux-gnu) ;;
   *) echo "build-dvdcli-static: $host is not a glibc target" >&2; exit 1 ;;
 esac
+messages=$(mktemp)
+trap 'rm -f "$messages"' EXIT
 RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
-  cargo build --quiet --release -p dvdcli --target "$host" >&2
+  cargo build --quiet --release -p dvdcli --target "$host" \
+  --message-format=json-render-diagnostics >"$messages"
+# Cargo reports the build script's OUT_DIR (also when nothing was rebuilt).
+out_dir=$(grep '"reason":"build-script-executed"' "$messages" | grep '/dvdcli#' \
+  | sed -n 's/.*"out_dir":"\([^"]*\)".*/\1/p' | tail -n 1)
+if [ -z "$out_dir" ] || [ ! -f "$out_dir/man/dvdcli.1" ]; then
+  echo "build-dvdcli-static: no man pages from dvdcli's build script" >&2
+  exit 1
+fi
+assets=$PWD/target/$host/release/dvdcli-assets
+rm -rf "$assets"
+mkdir -p "$assets"
+cp -r "$out_dir/man" "$out_dir/completions" "$assets/"
 echo "$PWD/target/$host/release/dvdcli"

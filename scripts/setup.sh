@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 need_apt=()
 for tool in mkfs.ext4:e2fsprogs mkfs.xfs:xfsprogs mkfs.btrfs:btrfs-progs losetup:mount \
             unshare:util-linux python3:python3 pkg-config:pkg-config nm:binutils cc:gcc \
-            dpkg-deb:dpkg; do
+            dpkg-deb:dpkg man:man-db; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need_apt+=("${tool#*:}")
 done
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)

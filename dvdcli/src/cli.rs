@@ -1,70 +1,159 @@
-//! The command line: Go dvdcli's subcommands and flags, plus our additions (`--id`).
+//! The command line as clap sees it: Go dvdcli's subcommands and flags, plus ours (`--id`,
+//! `exec`, `inspect`, `recover`). Definitions only — `build.rs` includes this file to generate
+//! the man pages and shell completions, so it uses nothing but `clap` and `std`.
 //!
-//! Flags are global so they may stand before or after the subcommand, as with Go dvdcli's
-//! persistent flags; `--flag=value` and `--flag value` both work.
+//! Each subcommand declares its own flags, so `dvdcli mount --help` shows mount's flags and
+//! `dvdcli inspect --help` only `--json`. Go dvdcli's flags were persistent, so they may also
+//! stand before the subcommand (`dvdcli --volumedriver=D --volumename=N mount`): the root
+//! takes them as [`Leading`] (hidden from help), and `request` hands each to the subcommand,
+//! refusing one it does not take. `--flag=value` and `--flag value` both work.
 
-use clap::{ArgAction, Parser, Subcommand};
+use std::ffi::OsString;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "dvdcli",
     about = "Docker volume driver client: create, mount and unmount volumes through a Docker volume plugin",
-    disable_version_flag = true,
-    propagate_version = false
+    after_help = "A subcommand's flags may also stand before it, as with Go dvdcli:\n  \
+                  dvdcli --volumedriver=D --volumename=N mount\n\
+                  'dvdcli help COMMAND' shows a command's flags.",
+    disable_version_flag = true
 )]
 pub struct Cli {
+    #[command(flatten)]
+    pub leading: Leading,
+
     #[command(subcommand)]
     pub command: Command,
+}
 
+/// Flags given before the subcommand (Go dvdcli's persistent flags). Hidden: each
+/// subcommand's help shows the ones it takes.
+#[derive(Debug, Default, Args)]
+pub struct Leading {
+    #[arg(long, hide = true)]
+    pub volumedriver: Option<String>,
+    #[arg(long, hide = true)]
+    pub volumename: Option<String>,
+    #[arg(long, hide = true, action = ArgAction::Append)]
+    pub volumeopts: Vec<String>,
+    /// Before the subcommand a value needs `=`, so `dvdcli --explicitcreate mount` is the
+    /// flag and the subcommand, not the value `mount`.
+    #[arg(
+        long,
+        hide = true,
+        alias = "explicitCreate",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub explicitcreate: Option<bool>,
+    #[arg(long, hide = true)]
+    pub id: Option<String>,
+}
+
+/// `--volumedriver` and `--volumename`.
+#[derive(Debug, Args)]
+pub struct Volume {
     /// Volume driver (plugin) name; `local` is the embedded driver.
-    #[arg(long, global = true, value_name = "DRIVER")]
+    #[arg(long, value_name = "DRIVER")]
     pub volumedriver: Option<String>,
 
     /// Volume name.
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, value_name = "NAME")]
     pub volumename: Option<String>,
+}
 
-    /// Volume options `k=v[,k=v…]` (create, mount); repeatable.
-    #[arg(long, global = true, value_name = "K=V", action = ArgAction::Append)]
+/// `--volumeopts`.
+#[derive(Debug, Args)]
+pub struct Opts {
+    /// Volume options `k=v[,k=v…]`; repeatable. A value may hold `=`; an item without `=`
+    /// continues the previous value.
+    #[arg(long, value_name = "K=V", action = ArgAction::Append)]
     pub volumeopts: Vec<String>,
+}
 
-    /// Mount only: the volume must already exist; never create it. `--explicitcreate false`
-    /// means false.
-    #[arg(
-        long,
-        global = true,
-        alias = "explicitCreate",
-        num_args = 0..=1,
-        default_missing_value = "true",
-        value_parser = clap::builder::BoolishValueParser::new(),
-        value_name = "BOOL"
-    )]
-    pub explicitcreate: Option<bool>,
-
-    /// Mount/unmount: the ID sent with Mount and Unmount (default: a stable ID shared by every
-    /// dvdcli, so a mount and its unmount pair up across processes).
-    #[arg(long, global = true, value_name = "ID")]
+/// `--id`.
+#[derive(Debug, Args)]
+pub struct MountId {
+    /// The ID sent with Mount and Unmount (default: `dvdcli`, shared by every dvdcli, so a
+    /// mount and its unmount pair up across processes).
+    #[arg(long, value_name = "ID")]
     pub id: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a volume.
-    Create,
+    Create {
+        #[command(flatten)]
+        volume: Volume,
+        #[command(flatten)]
+        opts: Opts,
+    },
     /// Remove a volume.
-    Remove,
+    Remove {
+        #[command(flatten)]
+        volume: Volume,
+    },
     /// Mount a volume (creating it unless --explicitcreate) and print its mount point.
-    Mount,
+    Mount {
+        #[command(flatten)]
+        volume: Volume,
+        #[command(flatten)]
+        opts: Opts,
+        /// The volume must already exist; never create it. `--explicitcreate false` means
+        /// false; `--explicitCreate` is accepted too.
+        #[arg(
+            long,
+            alias = "explicitCreate",
+            num_args = 0..=1,
+            default_missing_value = "true",
+            value_parser = clap::builder::BoolishValueParser::new(),
+            value_name = "BOOL"
+        )]
+        explicitcreate: Option<bool>,
+        #[command(flatten)]
+        id: MountId,
+    },
     /// Unmount a volume.
-    Unmount,
+    Unmount {
+        #[command(flatten)]
+        volume: Volume,
+        #[command(flatten)]
+        id: MountId,
+    },
     /// Print a volume's mount point.
-    Path,
+    Path {
+        #[command(flatten)]
+        volume: Volume,
+    },
     /// Print a volume's name if it exists.
-    Get,
+    Get {
+        #[command(flatten)]
+        volume: Volume,
+    },
     /// List the driver's volumes, one name per line.
-    List,
+    List {
+        /// Volume driver (plugin) name; `local` is the embedded driver.
+        #[arg(long, value_name = "DRIVER")]
+        volumedriver: Option<String>,
+        /// Accepted and ignored, as Go dvdcli did.
+        #[arg(long, hide = true)]
+        volumename: Option<String>,
+    },
     /// Print version information.
-    Version,
+    Version {
+        /// Accepted and ignored, as Go dvdcli did.
+        #[arg(long, hide = true)]
+        volumedriver: Option<String>,
+        /// Accepted and ignored, as Go dvdcli did.
+        #[arg(long, hide = true)]
+        volumename: Option<String>,
+    },
     /// Mount the volumes named by DVDI_VOLUME_* in this environment, run CMD in a private
     /// mount namespace with them at their container paths, release them when CMD exits.
     Exec {
@@ -75,7 +164,7 @@ pub enum Command {
             allow_hyphen_values = true,
             value_name = "CMD"
         )]
-        command: Vec<std::ffi::OsString>,
+        command: Vec<OsString>,
     },
     /// Show which containers hold which volumes, from the isolator's checkpoint.
     Inspect {
@@ -96,14 +185,14 @@ pub enum Command {
 impl Command {
     pub fn name(&self) -> &'static str {
         match self {
-            Command::Create => "create",
-            Command::Remove => "remove",
-            Command::Mount => "mount",
-            Command::Unmount => "unmount",
-            Command::Path => "path",
-            Command::Get => "get",
-            Command::List => "list",
-            Command::Version => "version",
+            Command::Create { .. } => "create",
+            Command::Remove { .. } => "remove",
+            Command::Mount { .. } => "mount",
+            Command::Unmount { .. } => "unmount",
+            Command::Path { .. } => "path",
+            Command::Get { .. } => "get",
+            Command::List { .. } => "list",
+            Command::Version { .. } => "version",
             Command::Exec { .. } => "exec",
             Command::Inspect { .. } => "inspect",
             Command::Recover { .. } => "recover",

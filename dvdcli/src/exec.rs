@@ -7,23 +7,23 @@
 //! (`PR_SET_PDEATHSIG`), so if we are killed outright, the next dvdcli that touches the
 //! checkpoint finds the holder gone and releases the volumes — from the record's file name
 //! alone when the record is damaged. The isolator is dropped before the process exits, which
-//! deletes the temp files its ledger kept. Signals meant for us (INT, TERM, HUP, QUIT) are passed on to CMD, and we clean
-//! up after it exits however it ended. The exit status is CMD's (128 + signal when killed).
+//! deletes the temp files its ledger kept: [`run`] returns CMD's status to `main` only after
+//! the isolator has gone out of scope. Signals meant for us (INT, TERM, HUP, QUIT) are passed
+//! on to CMD, and we clean up after it exits however it ended. The exit status is CMD's
+//! (128 + signal when killed).
 
 use std::ffi::OsString;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::Command;
+use std::process::{Command, ExitCode};
 
 use anyhow::Context;
 use dvdi::holder::Holder;
 use dvdi::sys::RealHost;
-use dvdi::{
-    launch, parameters, ContainerConfig, ContainerId, Isolator, IsolatorConfig, LaunchInfo,
-};
+use dvdi::{launch, ContainerConfig, ContainerId, LaunchInfo};
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::unistd::Pid;
 
-use crate::commands::Failure;
+use crate::isolator_env::isolator_from_env;
 
 /// Signals passed on to CMD.
 const FORWARDED: [Signal; 4] = [
@@ -33,21 +33,15 @@ const FORWARDED: [Signal; 4] = [
     Signal::SIGQUIT,
 ];
 
-/// The isolator as `dvdcli` sees it: the `DVDI_*` settings of its environment.
-pub fn isolator_from_env() -> anyhow::Result<Isolator> {
-    let (config, _notes) =
-        parameters::from_env(|k| std::env::var(k).ok(), IsolatorConfig::default())
-            .context("bad configuration in the environment")?;
-    Ok(Isolator::from_config(config)?)
+/// Runs CMD with its volumes and gives its exit status, once the volumes are released and the
+/// isolator dropped.
+pub fn run(command: &[OsString]) -> anyhow::Result<ExitCode> {
+    let status = with_volumes(command)?;
+    // An exit status is 0..=255 (128 + signal included); anything else is our failure.
+    Ok(ExitCode::from(u8::try_from(status).unwrap_or(1)))
 }
 
-pub fn run(command: &[OsString]) -> Result<(), Failure> {
-    let status = run_inner(command)?;
-    // The command's own status, passed through.
-    std::process::exit(status)
-}
-
-fn run_inner(command: &[OsString]) -> anyhow::Result<i32> {
+fn with_volumes(command: &[OsString]) -> anyhow::Result<i32> {
     let isolator = isolator_from_env()?;
     let reaped = isolator.reap_dead_holders()?;
     for e in &reaped.errors {

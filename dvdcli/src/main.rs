@@ -1,40 +1,47 @@
 //! `dvdcli`: a drop-in for Go dvdcli 0.2.x over the dvdi core library (SPEC §3).
 //!
 //! stdout carries only data (Mesos takes `dvdcli mount`'s whole stdout as the host path);
-//! every message goes to stderr. Exit status: 0 success, 1 failure, 2 usage error.
+//! every message goes to stderr. Exit status: 0 success, 1 failure, 2 usage error; `exec`
+//! exits with its command's status.
+//!
+//! Modules: [`cli`] is the command line as clap sees it (shared with `build.rs` for the man
+//! pages and completions), [`request`] validates it, [`output`] owns stdout, the error line and
+//! exit codes; one module per subcommand family ([`volume`], [`version`], [`exec`],
+//! [`inspect`], [`recover`]), each depending only on those and the library.
 
 mod cli;
-mod commands;
 mod exec;
 mod inspect;
+mod isolator_env;
+mod output;
 mod recover;
+mod request;
+mod version;
+mod volume;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-/// Exit status for a usage error.
-const EXIT_USAGE: u8 = 2;
+use output::Failure;
+use request::Request;
 
 fn main() -> ExitCode {
-    let cli = match cli::Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
-            // --help goes to stdout with status 0; real usage errors to stderr with 2.
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
-        }
-    };
-    match commands::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(commands::Failure::Usage(msg)) => {
-            eprintln!("dvdcli: {msg}");
-            eprintln!("Run 'dvdcli help' for usage.");
-            ExitCode::from(EXIT_USAGE)
-        }
-        Err(commands::Failure::Run(err)) => {
-            eprintln!("dvdcli: {err:#}");
-            ExitCode::FAILURE
-        }
+    match run() {
+        Ok(code) => code,
+        Err(failure) => failure.report(),
     }
+}
+
+fn run() -> Result<ExitCode, Failure> {
+    let cli = cli::Cli::try_parse().map_err(Failure::Parse)?;
+    match request::from_cli(cli)? {
+        Request::Volume { driver, op } => volume::run(&driver, &op)?,
+        Request::Version => version::run()?,
+        // The command's own status, passed through.
+        Request::Exec { command } => return Ok(exec::run(&command)?),
+        Request::Inspect { json } => inspect::run(json)?,
+        Request::Recover { json } => recover::run(json)?,
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -5,8 +5,8 @@
 
 use dvdi::ExecRecoverReport;
 
-use crate::commands::emit;
-use crate::exec::isolator_from_env;
+use crate::isolator_env::isolator_from_env;
+use crate::output::emit;
 
 pub fn run(json: bool) -> anyhow::Result<()> {
     let isolator = isolator_from_env()?;

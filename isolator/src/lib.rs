@@ -18,9 +18,11 @@
 //! - [`fault`]: crash points for the crash tests (inert unless the `fault-points` feature).
 //! - [`protected`]: the host directories image-less containers may not mount over.
 //! - [`container_id`], [`holder`]: Mesos container ids, and `dvdcli exec` holder processes.
+//! - [`date`]: calendar dates of Unix times (shared with `dvdcli`'s build script).
 
 pub mod config;
 pub mod container_id;
+pub mod date;
 pub mod discovery;
 pub mod driver;
 pub mod fault;

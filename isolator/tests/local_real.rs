@@ -13,18 +13,7 @@ use dvdi::local::LocalDriver;
 use dvdi::mountinfo;
 use dvdi::sys::{Host, MntFlags, MsFlags, RealHost};
 use dvdi::{VolumeDriver, VolumeName, VolumeOpts};
-
-/// True when running as root. Otherwise: a failure under CI (`CI=true`), else a `SKIP` note.
-fn require_root() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("this test needs root, and CI must run it as root");
-    }
-    eprintln!("SKIP: not root");
-    false
-}
+use dvdi_testkit::env::require_root;
 
 /// A driver over a fresh root; on drop, takes down whatever a failed test left mounted or
 /// attached under it, so one failure does not leak into the host.
@@ -153,7 +142,7 @@ fn data_survives_remount(f: &Fixture, name: &str, fstype: &str) {
 
 #[test]
 fn ext4_block_volume_keeps_its_data() {
-    if !require_root() {
+    if !require_root("ext4_block_volume_keeps_its_data") {
         return;
     }
     let f = fixture();
@@ -168,7 +157,7 @@ fn ext4_block_volume_keeps_its_data() {
 
 #[test]
 fn xfs_block_volume_keeps_its_data() {
-    if !require_root() {
+    if !require_root("xfs_block_volume_keeps_its_data") {
         return;
     }
     let f = fixture();
@@ -178,7 +167,7 @@ fn xfs_block_volume_keeps_its_data() {
 
 #[test]
 fn btrfs_block_volume_keeps_its_data() {
-    if !require_root() {
+    if !require_root("btrfs_block_volume_keeps_its_data") {
         return;
     }
     let f = fixture();
@@ -188,7 +177,7 @@ fn btrfs_block_volume_keeps_its_data() {
 
 #[test]
 fn two_ids_keep_it_mounted_until_the_last_unmount() {
-    if !require_root() {
+    if !require_root("two_ids_keep_it_mounted_until_the_last_unmount") {
         return;
     }
     let f = fixture();
@@ -211,7 +200,7 @@ fn two_ids_keep_it_mounted_until_the_last_unmount() {
 
 #[test]
 fn the_same_id_twice_is_one_user() {
-    if !require_root() {
+    if !require_root("the_same_id_twice_is_one_user") {
         return;
     }
     let f = fixture();
@@ -226,7 +215,7 @@ fn the_same_id_twice_is_one_user() {
 
 #[test]
 fn leftovers_of_a_crash_are_reused_not_stacked() {
-    if !require_root() {
+    if !require_root("leftovers_of_a_crash_are_reused_not_stacked") {
         return;
     }
     let f = fixture();
@@ -258,7 +247,7 @@ fn leftovers_of_a_crash_are_reused_not_stacked() {
 
 #[test]
 fn busy_unmount_is_reported_and_repaired_by_a_retry() {
-    if !require_root() {
+    if !require_root("busy_unmount_is_reported_and_repaired_by_a_retry") {
         return;
     }
     let f = fixture();
@@ -277,7 +266,7 @@ fn busy_unmount_is_reported_and_repaired_by_a_retry() {
 
 #[test]
 fn tmpfs_device_volume() {
-    if !require_root() {
+    if !require_root("tmpfs_device_volume") {
         return;
     }
     let f = fixture();
@@ -331,7 +320,7 @@ fn hammer_child_process() {
 
 #[test]
 fn processes_and_threads_hammer_one_volume() {
-    if !require_root() {
+    if !require_root("processes_and_threads_hammer_one_volume") {
         return;
     }
     let f = fixture();

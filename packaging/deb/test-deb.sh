@@ -16,7 +16,11 @@ echo "test-deb: built $deb"
 [ "$(dpkg-deb --field "$deb" Package)" = dvdi ]  # (grep -q in a pipe under pipefail: SIGPIPE)
 files=(/usr/bin/dvdcli /usr/lib/libdvdi_ffi.so /usr/include/dvdi.h /etc/mesos/dvdi-modules.json
        /usr/share/dvdi/mesos-module/dvdi_isolator.cpp /usr/share/dvdi/mesos-module/Makefile
-       /usr/share/doc/dvdi/README.operators.md)
+       /usr/share/doc/dvdi/README.operators.md /usr/share/man/man1/dvdcli.1.gz
+       /usr/share/bash-completion/completions/dvdcli /usr/share/zsh/vendor-completions/_dvdcli
+       /usr/share/fish/vendor_completions.d/dvdcli.fish)
+subcommands=(create remove mount unmount path get list version exec inspect recover)
+for sub in "${subcommands[@]}"; do files+=("/usr/share/man/man1/dvdcli-$sub.1.gz"); done
 for f in "${files[@]}"; do
   if [ -e "$f" ]; then echo "test-deb: $f exists before install; refusing" >&2; exit 1; fi
 done
@@ -26,6 +30,20 @@ for f in "${files[@]}"; do
   [ -e "$f" ] || { echo "test-deb: missing after install: $f" >&2; fail=1; }
 done
 /usr/bin/dvdcli version | grep -q '^SemVer: ' || { echo "test-deb: dvdcli version failed" >&2; fail=1; }
+# The man page renders and names every subcommand; each has its own page with its flags.
+page=$(LC_ALL=C MANWIDTH=200 man -l /usr/share/man/man1/dvdcli.1.gz 2>/dev/null) \
+  || { echo "test-deb: man -l dvdcli.1.gz failed" >&2; fail=1; }
+for sub in "${subcommands[@]}"; do
+  case "$page" in *"dvdcli-$sub(1)"*) ;; *) echo "test-deb: dvdcli(1) lacks $sub" >&2; fail=1 ;; esac
+done
+mount_page=$(LC_ALL=C MANWIDTH=200 man -l /usr/share/man/man1/dvdcli-mount.1.gz 2>/dev/null) || mount_page=
+case "$mount_page" in *--explicitcreate*) ;; *) echo "test-deb: dvdcli-mount(1) lacks --explicitcreate" >&2; fail=1 ;; esac
+# The bash completion loads and completes subcommands and mount's flags.
+words=$(bash -c 'source /usr/share/bash-completion/completions/dvdcli
+  COMP_WORDS=(dvdcli mo); COMP_CWORD=1; _dvdcli dvdcli mo dvdcli; echo "${COMPREPLY[*]}"
+  COMP_WORDS=(dvdcli mount --volume); COMP_CWORD=2; _dvdcli dvdcli --volume mount; echo "${COMPREPLY[*]}"') \
+  || { echo "test-deb: the bash completion fails" >&2; fail=1; }
+case "$words" in *mount*--volumedriver*) ;; *) echo "test-deb: bash completion gave: $words" >&2; fail=1 ;; esac
 nm -D --defined-only /usr/lib/libdvdi_ffi.so | grep -q ' T dvdi_isolator_prepare$' \
   || { echo "test-deb: libdvdi_ffi.so lacks dvdi_isolator_prepare" >&2; fail=1; }
 python3 -c 'import json,sys; json.load(open("/etc/mesos/dvdi-modules.json"))' \

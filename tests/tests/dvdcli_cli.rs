@@ -732,3 +732,155 @@ fn help_goes_to_stdout_with_status_zero() {
     assert_eq!(code(&out), 0);
     assert!(stdout(&out).contains("mount"));
 }
+
+/// The long flags of a help text's option lines (`  --flag …` or `  -h, --flag …`).
+fn help_flags(help: &str) -> Vec<String> {
+    help.lines()
+        .map(|l| l.trim_start())
+        .map(|l| match l.strip_prefix('-') {
+            Some(short) if !short.starts_with('-') => short.get(3..).unwrap_or(""),
+            _ => l,
+        })
+        .filter_map(|l| l.strip_prefix("--"))
+        .map(|rest| format!("--{}", rest.split([' ', ',']).next().unwrap_or("")))
+        .collect()
+}
+
+#[test]
+fn each_subcommand_help_shows_only_its_own_flags() {
+    let volume = ["--volumedriver", "--volumename"];
+    let cases: [(&str, Vec<&str>); 11] = [
+        ("create", [&volume[..], &["--volumeopts"]].concat()),
+        (
+            "mount",
+            [&volume[..], &["--volumeopts", "--explicitcreate", "--id"]].concat(),
+        ),
+        ("unmount", [&volume[..], &["--id"]].concat()),
+        ("remove", volume.to_vec()),
+        ("path", volume.to_vec()),
+        ("get", volume.to_vec()),
+        ("list", vec!["--volumedriver"]),
+        ("version", vec![]),
+        ("exec", vec![]),
+        ("inspect", vec!["--json"]),
+        ("recover", vec!["--json"]),
+    ];
+    for (sub, own) in cases {
+        for args in [[sub, "--help"], ["help", sub]] {
+            let out = command(&workspace_bin("dvdcli"))
+                .args(args)
+                .output()
+                .unwrap();
+            assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+            let mut expected: Vec<String> = own.iter().map(|f| f.to_string()).collect();
+            expected.push("--help".into());
+            assert_eq!(
+                help_flags(stdout(&out)),
+                expected,
+                "{args:?}:\n{}",
+                stdout(&out)
+            );
+        }
+    }
+}
+
+#[test]
+fn root_help_lists_every_subcommand_and_says_flags_may_lead() {
+    let out = command(&workspace_bin("dvdcli"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0);
+    let help = stdout(&out);
+    for sub in [
+        "create", "remove", "mount", "unmount", "path", "get", "list", "version", "exec",
+        "inspect", "recover",
+    ] {
+        assert!(
+            help.lines().any(|l| l.trim_start().starts_with(sub)),
+            "{sub} missing:\n{help}"
+        );
+    }
+    assert_eq!(help_flags(help), ["--help"], "{help}");
+    assert!(
+        help.contains("dvdcli --volumedriver=D --volumename=N mount"),
+        "{help}"
+    );
+}
+
+#[test]
+fn flags_before_the_subcommand_go_to_it_and_only_where_it_takes_them() {
+    let env = Env::new();
+    // Every mount flag may lead; `--explicitcreate` there is the flag, not a value.
+    let out = env.dvdcli(&[
+        "--volumedriver=test",
+        "--volumename=v",
+        "--explicitcreate",
+        "mount",
+    ]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains("explicit"), "{}", stderr(&out));
+    let out = env.dvdcli(&[
+        "--volumeopts=size=5",
+        "--id",
+        "a",
+        "--explicitCreate=false",
+        "mount",
+        "--volumedriver=test",
+        "--volumename=v",
+        "--volumeopts=iops=150",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), env.mountpoint("v"));
+    assert_eq!(
+        env.bodies("VolumeDriver.Create"),
+        [json!({"Name": "v", "Opts": {"size": "5", "iops": "150"}})]
+    );
+    assert_eq!(env.plugin.mount_ids("v"), ["a"]);
+    // The flag after the subcommand wins over the one before it.
+    let out = env.dvdcli(&[
+        "--id=b",
+        "unmount",
+        "--volumedriver=test",
+        "--volumename=v",
+        "--id=a",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(env.plugin.mount_ids("v").is_empty());
+    // Go dvdcli's persistent flags stay accepted where it accepted them and are ignored there.
+    let out = env.dvdcli(&["--volumename=v", "list", "--volumedriver=test"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "v\n");
+    let out = env.dvdcli(&["--volumedriver=test", "version"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // A leading flag the subcommand does not take is a usage error, as it is after it.
+    let calls = env.plugin.calls().len();
+    for args in [
+        &[
+            "--volumeopts=a=b",
+            "get",
+            "--volumedriver=test",
+            "--volumename=v",
+        ][..],
+        &[
+            "--explicitcreate",
+            "unmount",
+            "--volumedriver=test",
+            "--volumename=v",
+        ][..],
+        &["--id=a", "remove", "--volumedriver=test", "--volumename=v"][..],
+        &["--volumedriver=test", "inspect"][..],
+        &["--volumename=v", "recover"][..],
+        &["--volumeopts=a=b", "exec", "--", "true"][..],
+    ] {
+        let out = env.dvdcli(args);
+        assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
+        assert_eq!(stdout(&out), "", "{args:?}");
+        assert!(
+            stderr(&out).contains("is not accepted by"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(env.plugin.calls().len(), calls);
+}

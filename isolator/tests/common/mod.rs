@@ -19,18 +19,7 @@ use dvdi::{
     Settings, VolumeName, VolumeOpts,
 };
 
-/// True for euid 0. Otherwise: under `CI=true` a skipped privileged test is a failure, so
-/// this panics; elsewhere it prints `SKIP` and returns false.
-pub fn require_root(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("privileged test {test} would be skipped under CI=true (run the tests as root)");
-    }
-    eprintln!("SKIP {test}: needs root");
-    false
-}
+pub use dvdi_testkit::env::require_root;
 
 pub fn cid(id: &str) -> ContainerId {
     ContainerId::new(id).unwrap()

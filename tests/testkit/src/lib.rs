@@ -6,3 +6,9 @@ pub mod buttervolume;
 pub mod env;
 pub mod plugin;
 pub mod sys;
+
+/// The workspace's one civil-date routine (`CreatedAt` of the test plugin's volumes). The
+/// testkit does not depend on `dvdi`, so it compiles the library's file itself.
+#[allow(dead_code)]
+#[path = "../../../isolator/src/date.rs"]
+mod date;
