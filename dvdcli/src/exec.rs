@@ -17,9 +17,7 @@ use std::process::Command;
 use anyhow::Context;
 use dvdi::holder::Holder;
 use dvdi::sys::RealHost;
-use dvdi::{
-    launch, parameters, ContainerConfig, ContainerId, Isolator, IsolatorConfig, LaunchInfo,
-};
+use dvdi::{launch, ContainerConfig, ContainerId, Isolator, LaunchInfo};
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::unistd::Pid;
 
@@ -35,10 +33,7 @@ const FORWARDED: [Signal; 4] = [
 
 /// The isolator as `dvdcli` sees it: the `DVDI_*` settings of its environment.
 pub fn isolator_from_env() -> anyhow::Result<Isolator> {
-    let (config, _notes) =
-        parameters::from_env(|k| std::env::var(k).ok(), IsolatorConfig::default())
-            .context("bad configuration in the environment")?;
-    Ok(Isolator::from_config(config)?)
+    Ok(Isolator::from_env(|k| std::env::var(k).ok())?)
 }
 
 pub fn run(command: &[OsString]) -> Result<(), Failure> {

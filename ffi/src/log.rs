@@ -9,6 +9,7 @@ use dvdi::{LogLevel, Logger};
 pub const LEVEL_ERROR: i32 = 0;
 pub const LEVEL_WARNING: i32 = 1;
 pub const LEVEL_INFO: i32 = 2;
+pub const LEVEL_DEBUG: i32 = 3;
 
 pub type LogFn = extern "C" fn(context: *mut c_void, level: i32, message: *const c_char);
 
@@ -41,6 +42,7 @@ pub fn emit(level: LogLevel, message: &str) {
                 LogLevel::Error => LEVEL_ERROR,
                 LogLevel::Warning => LEVEL_WARNING,
                 LogLevel::Info => LEVEL_INFO,
+                LogLevel::Debug => LEVEL_DEBUG,
             };
             f(context, level, text.as_ptr());
         }
