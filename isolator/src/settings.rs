@@ -74,6 +74,9 @@ pub struct Setting {
     pub default: &'static str,
     /// What the setting does and which values it takes, in one line.
     pub rule: &'static str,
+    /// A value it accepts (other than its default) and one it refuses (none: it takes any),
+    /// for the tests that hold the two front ends to the table.
+    pub examples: (&'static str, Option<&'static str>),
     apply: fn(&mut IsolatorConfig, &str) -> Result<(), String>,
 }
 
@@ -112,6 +115,7 @@ pub const SETTINGS: &[Setting] = &[
         kind: Kind::Path,
         default: crate::lifecycle::DEFAULT_CHECKPOINT_DIR,
         rule: "absolute path of the isolator's checkpoint (created 0700)",
+        examples: ("/run/dvdi-example", Some("run/dvdi")),
         apply: |c, v| {
             c.checkpoint_dir = absolute(v)?;
             Ok(())
@@ -123,6 +127,7 @@ pub const SETTINGS: &[Setting] = &[
         kind: Kind::Driver,
         default: crate::grammar::DEFAULT_DRIVER,
         rule: "driver of a volume without DVDI_VOLUME_DRIVER; a driver name",
+        examples: ("local", Some("../x")),
         apply: |c, v| {
             c.default_driver = driver(v)?;
             Ok(())
@@ -134,6 +139,7 @@ pub const SETTINGS: &[Setting] = &[
         kind: Kind::DriverList,
         default: "any",
         rule: "comma-separated driver names tasks may use; empty: any",
+        examples: ("local, rexray", Some("ok,b/ad")),
         apply: |c, v| {
             let set: BTreeSet<DriverName> = v
                 .split(',')
@@ -151,6 +157,7 @@ pub const SETTINGS: &[Setting] = &[
         kind: Kind::PathList,
         default: "/run/docker/plugins:/etc/docker/plugins:/usr/lib/docker/plugins",
         rule: "colon-separated absolute directories searched in order for plugins",
+        examples: ("/a::/b", Some("plugins")),
         apply: |c, v| {
             let dirs: Vec<PathBuf> = v
                 .split(':')
@@ -170,6 +177,7 @@ pub const SETTINGS: &[Setting] = &[
         kind: Kind::Seconds,
         default: "—",
         rule: "seconds; sets every deadline below at once, the connect-retry window included",
+        examples: ("2.5", Some("0")),
         apply: |c, v| {
             c.settings.client.timeouts = Timeouts::uniform(seconds(v)?);
             Ok(())
@@ -181,6 +189,7 @@ pub const SETTINGS: &[Setting] = &[
         kind: Kind::Seconds,
         default: "15",
         rule: "seconds in which a refused or missing plugin socket is retried",
+        examples: ("2.5", Some("soon")),
         apply: |c, v| {
             c.settings.client.timeouts.connect_window = seconds(v)?;
             Ok(())
@@ -192,6 +201,7 @@ pub const SETTINGS: &[Setting] = &[
         kind: Kind::Seconds,
         default: "120",
         rule: "seconds allowed for VolumeDriver.Create",
+        examples: ("2.5", Some("0")),
         apply: |c, v| {
             c.settings.client.timeouts.create = seconds(v)?;
             Ok(())
@@ -203,6 +213,7 @@ pub const SETTINGS: &[Setting] = &[
         kind: Kind::Seconds,
         default: "120",
         rule: "seconds allowed for VolumeDriver.Mount",
+        examples: ("2.5", Some("-1")),
         apply: |c, v| {
             c.settings.client.timeouts.mount = seconds(v)?;
             Ok(())
@@ -214,6 +225,7 @@ pub const SETTINGS: &[Setting] = &[
         kind: Kind::Seconds,
         default: "60",
         rule: "seconds allowed for every other plugin call",
+        examples: ("2.5", Some("inf")),
         apply: |c, v| {
             c.settings.client.timeouts.other = seconds(v)?;
             Ok(())
@@ -225,6 +237,7 @@ pub const SETTINGS: &[Setting] = &[
         kind: Kind::Bytes,
         default: "4194304",
         rule: "largest plugin reply body read, in bytes, at least 1024",
+        examples: ("65536", Some("100")),
         apply: |c, v| {
             c.settings.client.max_reply_bytes = v
                 .trim()
@@ -246,6 +259,7 @@ pub const SETTINGS: &[Setting] = &[
         kind: Kind::Path,
         default: crate::config::DEFAULT_LOCAL_ROOT,
         rule: "absolute path of the embedded local driver's volumes",
+        examples: ("/srv/vols", Some("srv/vols")),
         apply: |c, v| {
             c.settings.local_root = absolute(v)?;
             Ok(())
@@ -257,6 +271,7 @@ pub const SETTINGS: &[Setting] = &[
         kind: Kind::Size,
         default: "the free space",
         rule: "largest new local block volume, in the size= syntax (100G)",
+        examples: ("100G", Some("100GB")),
         apply: |c, v| {
             c.settings.local_max_size = Some(
                 crate::local::parse_size(v.trim()).map_err(|_| {
@@ -272,6 +287,7 @@ pub const SETTINGS: &[Setting] = &[
         kind: Kind::Bool,
         default: "false",
         rule: "true: give the volume root to the task's user",
+        examples: ("TRUE", Some("yes")),
         apply: |c, v| {
             c.chown_volume_root = boolean(v)?;
             Ok(())
@@ -283,6 +299,7 @@ pub const SETTINGS: &[Setting] = &[
         kind: Kind::Bool,
         default: "false",
         rule: "true: a task's DVDI_VOLUME_OPTS may give the local driver type=/device=/o=",
+        examples: ("true", Some("1")),
         apply: |c, v| {
             c.local_device_options = boolean(v)?;
             Ok(())
@@ -294,6 +311,7 @@ pub const SETTINGS: &[Setting] = &[
         kind: Kind::ProtectedDirs,
         default: "default",
         rule: "host directories an image-less container's absolute path may not cover: ':'-separated absolute directories, 'default' in it for the default list, or 'none'",
+        examples: ("default:/srv/secrets", Some("")),
         apply: |c, v| {
             c.protected_host_dirs = ProtectedDirs::parse(v)?;
             Ok(())
@@ -305,6 +323,7 @@ pub const SETTINGS: &[Setting] = &[
         kind: Kind::LogLevel,
         default: "info",
         rule: "error, warning, info or debug: records below it are not logged",
+        examples: ("debug", Some("verbose")),
         apply: |c, v| {
             c.log_level = match v.trim().to_ascii_lowercase().as_str() {
                 "error" => LogLevel::Error,
@@ -322,6 +341,7 @@ pub const SETTINGS: &[Setting] = &[
         kind: Kind::Ignored,
         default: "—",
         rule: "mesos-module-dvdi's parameter: accepted so old manifests load, ignored",
+        examples: ("/tmp/mesos", None),
         apply: |_, _| Ok(()),
     },
 ];

@@ -300,25 +300,6 @@ fn names_are_unique_and_variables_are_the_parameters_in_capitals() {
 /// For each setting, a value both sources accept and one both refuse (the refusal names the
 /// setting as its source spells it, with the same reason). The black-box twin of this test,
 /// through `dvdcli mount` and `dvdcli exec`, is `tests/tests/dvdcli_settings.rs`.
-pub(crate) fn examples(parameter: &str) -> Option<(&'static str, &'static str)> {
-    Some(match parameter {
-        "checkpoint_dir" => ("/run/dvdi-example", "run/dvdi"),
-        "default_driver" => ("local", "../x"),
-        "allowed_drivers" => ("local, rexray", "ok,b/ad"),
-        "plugin_dirs" => ("/a::/b", "plugins"),
-        "timeout" | "connect_timeout" | "create_timeout" | "mount_timeout" | "other_timeout" => {
-            ("2.5", "0")
-        }
-        "max_reply_bytes" => ("65536", "100"),
-        "local_root" => ("/srv/vols", "srv/vols"),
-        "local_max_size" => ("100G", "100GB"),
-        "chown_volume_root" | "local_device_options" => ("TRUE", "yes"),
-        "protected_host_dirs" => ("default:/srv/secrets", ""),
-        "log_level" => ("debug", "verbose"),
-        _ => return None,
-    })
-}
-
 #[test]
 fn every_setting_accepts_and_refuses_the_same_values_from_both_sources() {
     for s in SETTINGS {
@@ -326,8 +307,9 @@ fn every_setting_accepts_and_refuses_the_same_values_from_both_sources() {
             assert_eq!(s.kind, Kind::Ignored, "{} has no variable", s.parameter);
             continue;
         };
-        let (good, bad) = examples(s.parameter)
-            .unwrap_or_else(|| panic!("{}: no example values in this test", s.parameter));
+        let (good, Some(bad)) = s.examples else {
+            panic!("{}: no invalid example", s.parameter)
+        };
         let by_parameter =
             |v: &str| from_parameters(&pairs(&[(s.parameter, v)]), IsolatorConfig::default());
         let by_variable = |v: &str| {
