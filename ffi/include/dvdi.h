@@ -81,19 +81,19 @@ void dvdi_isolator_free(dvdi_isolator *isolator);
 /* recover(): `states_json` is a JSON array of mesos.slave.ContainerState, `orphans_json` a
  * JSON array of mesos.ContainerID. On success `*report_json` (if report_json is not NULL)
  * receives a JSON object describing what was kept and released. */
-dvdi_status dvdi_isolator_recover(dvdi_isolator *isolator, const char *states_json,
+dvdi_status dvdi_isolator_recover(const dvdi_isolator *isolator, const char *states_json,
                                   const char *orphans_json, char **report_json, char **err);
 
 /* prepare(): `container_id_json` is a mesos.ContainerID, `container_config_json` a
  * mesos.slave.ContainerConfig. On success `*launch_info_json` receives a
  * mesos.slave.ContainerLaunchInfo as JSON, or NULL when the container has no DVDI volumes
  * (the module then returns None to Mesos). */
-dvdi_status dvdi_isolator_prepare(dvdi_isolator *isolator, const char *container_id_json,
+dvdi_status dvdi_isolator_prepare(const dvdi_isolator *isolator, const char *container_id_json,
                                   const char *container_config_json, char **launch_info_json,
                                   char **err);
 
 /* cleanup(): releases the container's volumes. Cleanup of an unknown container succeeds. */
-dvdi_status dvdi_isolator_cleanup(dvdi_isolator *isolator, const char *container_id_json,
+dvdi_status dvdi_isolator_cleanup(const dvdi_isolator *isolator, const char *container_id_json,
                                   char **err);
 
 /* Frees a string returned by the library; NULL is ignored. */

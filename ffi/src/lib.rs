@@ -5,6 +5,7 @@
 //! status codes, out-parameters written only on success. A bug in this library must never take
 //! a Mesos agent down.
 
+pub mod abi;
 mod boundary;
 mod log;
 mod mesos;
@@ -17,6 +18,7 @@ use serde_json::{json, Value};
 
 use boundary::{guard, into_c_string, out_arg, str_arg};
 pub use boundary::{Failure, Status};
+pub use log::{CLogLevel, LogFn};
 use mesos::{MesosContainerConfig, MesosContainerId, MesosContainerState};
 
 /// `DVDI_ABI_VERSION` of dvdi.h.
