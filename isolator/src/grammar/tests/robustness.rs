@@ -1,4 +1,5 @@
-//! The grammar against random environments: it never panics, and what it accepts keeps its invariants.
+//! The grammar against random environments: it never panics, and what it accepts keeps
+//! its invariants.
 
 use super::*;
 
