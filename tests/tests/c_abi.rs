@@ -135,6 +135,21 @@ fn header_compiles_against_the_librarys_own_description() {
         "dvdi.h does not match the library:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The Mesos module includes it from C++.
+    let cxx = dir.path().join("check.cpp");
+    std::fs::write(&cxx, "#include \"dvdi.h\"\nint main() { return 0; }\n").unwrap();
+    let out = Command::new("c++")
+        .args(["-std=c++11", "-Wall", "-Wextra", "-Werror", "-fsyntax-only"])
+        .arg("-I")
+        .arg(repo().join("ffi/include"))
+        .arg(&cxx)
+        .output()
+        .expect("run c++");
+    assert!(
+        out.status.success(),
+        "dvdi.h does not compile as C++:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The check is a check: a header with one parameter type changed must fail it.
     let broken = std::fs::read_to_string(repo().join("ffi/include/dvdi.h"))
         .unwrap()
