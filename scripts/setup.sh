@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 for tool in mkfs.ext4:e2fsprogs mkfs.xfs:xfsprogs mkfs.btrfs:btrfs-progs losetup:mount \
-            unshare:util-linux python3:python3 pkg-config:pkg-config nm:binutils cc:gcc \
+            unshare:util-linux python3:python3 pkg-config:pkg-config nm:binutils cc:gcc c++:g++ \
             dpkg-deb:dpkg man:man-db; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need_apt+=("${tool#*:}")
 done

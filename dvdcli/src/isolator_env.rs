@@ -1,12 +1,8 @@
 //! The isolator as `dvdcli` sees it (`exec`, `inspect`, `recover`): the `DVDI_*` settings of
-//! its environment.
+//! its environment, read through the library's one settings table.
 
-use anyhow::Context;
-use dvdi::{parameters, Isolator, IsolatorConfig};
+use dvdi::Isolator;
 
 pub fn isolator_from_env() -> anyhow::Result<Isolator> {
-    let (config, _notes) =
-        parameters::from_env(|k| std::env::var(k).ok(), IsolatorConfig::default())
-            .context("bad configuration in the environment")?;
-    Ok(Isolator::from_config(config)?)
+    Ok(Isolator::from_env(|k| std::env::var(k).ok())?)
 }

@@ -39,6 +39,8 @@ typedef enum dvdi_status {
     DVDI_ERR_PANIC = 8            /* a bug inside the library, caught at the boundary */
 } dvdi_status;
 
+/* A record's level. DVDI_LOG_DEBUG records come only from an isolator whose log_level is
+ * "debug"; records below an isolator's log_level are never passed to the callback. */
 typedef enum dvdi_log_level {
     DVDI_LOG_ERROR = 0,
     DVDI_LOG_WARNING = 1,
@@ -63,12 +65,14 @@ void dvdi_set_logger(dvdi_log_fn fn, void *context);
 /* Creates an isolator from a JSON object of settings, all optional, values as strings or as
  * their JSON types: checkpoint_dir, default_driver, plugin_dirs (colon-separated or array),
  * timeout, connect_timeout, create_timeout, mount_timeout, other_timeout (seconds),
- * local_root, local_max_size (largest new local block volume: bytes, or N with a K, M or G
+ * max_reply_bytes (largest plugin reply read, bytes, at least 1024), local_root, local_max_size (largest new local block volume: bytes, or N with a K, M or G
  * suffix; a JSON number is bytes), allowed_drivers (comma-separated or array),
  * chown_volume_root (bool), local_device_options (bool), protected_host_dirs (host directories
  * an absolute container path of a container without an image may not cover: colon-separated
- * or array, "default" for the default list, "none" for no restriction), work_dir (accepted for
- * mesos-module-dvdi compatibility and ignored). Unknown keys are an error that names them. */
+ * or array, "default" for the default list, "none" for no restriction), log_level ("error",
+ * "warning", "info" or "debug": records below it are not passed to the log callback; default
+ * "info"), work_dir (accepted for mesos-module-dvdi compatibility and ignored). Unknown keys are
+ * an error that names them. packaging/README.md has the whole table. */
 dvdi_status dvdi_isolator_new(const char *config_json, dvdi_isolator **out, char **err);
 
 /* Frees a handle; NULL is ignored. */
@@ -77,19 +81,19 @@ void dvdi_isolator_free(dvdi_isolator *isolator);
 /* recover(): `states_json` is a JSON array of mesos.slave.ContainerState, `orphans_json` a
  * JSON array of mesos.ContainerID. On success `*report_json` (if report_json is not NULL)
  * receives a JSON object describing what was kept and released. */
-dvdi_status dvdi_isolator_recover(dvdi_isolator *isolator, const char *states_json,
+dvdi_status dvdi_isolator_recover(const dvdi_isolator *isolator, const char *states_json,
                                   const char *orphans_json, char **report_json, char **err);
 
 /* prepare(): `container_id_json` is a mesos.ContainerID, `container_config_json` a
  * mesos.slave.ContainerConfig. On success `*launch_info_json` receives a
  * mesos.slave.ContainerLaunchInfo as JSON, or NULL when the container has no DVDI volumes
  * (the module then returns None to Mesos). */
-dvdi_status dvdi_isolator_prepare(dvdi_isolator *isolator, const char *container_id_json,
+dvdi_status dvdi_isolator_prepare(const dvdi_isolator *isolator, const char *container_id_json,
                                   const char *container_config_json, char **launch_info_json,
                                   char **err);
 
 /* cleanup(): releases the container's volumes. Cleanup of an unknown container succeeds. */
-dvdi_status dvdi_isolator_cleanup(dvdi_isolator *isolator, const char *container_id_json,
+dvdi_status dvdi_isolator_cleanup(const dvdi_isolator *isolator, const char *container_id_json,
                                   char **err);
 
 /* Frees a string returned by the library; NULL is ignored. */

@@ -20,6 +20,19 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status, in order.
+    pub const ALL: [Status; 9] = [
+        Status::Ok,
+        Status::NullArgument,
+        Status::InvalidUtf8,
+        Status::InvalidJson,
+        Status::Config,
+        Status::InvalidInput,
+        Status::Volume,
+        Status::State,
+        Status::Panic,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Status::Ok => "DVDI_OK",

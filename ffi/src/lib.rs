@@ -5,6 +5,7 @@
 //! status codes, out-parameters written only on success. A bug in this library must never take
 //! a Mesos agent down.
 
+pub mod abi;
 mod boundary;
 mod log;
 mod mesos;
@@ -17,6 +18,7 @@ use serde_json::{json, Value};
 
 use boundary::{guard, into_c_string, out_arg, str_arg};
 pub use boundary::{Failure, Status};
+pub use log::{CLogLevel, LogFn};
 use mesos::{MesosContainerConfig, MesosContainerId, MesosContainerState};
 
 /// `DVDI_ABI_VERSION` of dvdi.h.
@@ -55,7 +57,8 @@ fn isolator_failure(e: IsolatorError) -> Failure {
 
 /// A JSON value as the string a module parameter would hold.
 fn parameter_text(key: &str, value: &Value) -> Result<String, Failure> {
-    let sep = if key == "allowed_drivers" { "," } else { ":" };
+    // An unknown key's separator does not matter: the parser refuses the key.
+    let sep = dvdi::settings::Setting::by_parameter(key).map_or(":", |s| s.kind.list_separator());
     match value {
         Value::String(s) => Ok(s.clone()),
         Value::Bool(b) => Ok(b.to_string()),
@@ -80,7 +83,7 @@ fn parameter_text(key: &str, value: &Value) -> Result<String, Failure> {
 
 /// The isolator configuration a `dvdi_isolator_new` JSON object describes (no side effects):
 /// values may be strings, numbers, bools or arrays of strings; the keys are the module
-/// parameters of `dvdi::parameters`. Also returns notes for the host's log.
+/// parameters of the table `dvdi::settings::SETTINGS`. Also returns notes for the host's log.
 pub fn config_from_json(text: &str) -> Result<(IsolatorConfig, Vec<String>), Failure> {
     let object: serde_json::Map<String, Value> = parse_json(text, "config_json")?;
     let mut pairs = Vec::with_capacity(object.len());
@@ -91,7 +94,8 @@ pub fn config_from_json(text: &str) -> Result<(IsolatorConfig, Vec<String>), Fai
         log: log::logger(),
         ..IsolatorConfig::default()
     };
-    dvdi::parameters::from_parameters(&pairs, base)
+    dvdi::settings::from_parameters(&pairs, base)
+        .map(|parsed| (parsed.config, parsed.notes))
         .map_err(|e| Failure::new(Status::Config, e.to_string()))
 }
 
@@ -137,8 +141,9 @@ pub unsafe extern "C" fn dvdi_isolator_new(
         // SAFETY: forwarded contract of this function.
         let text = unsafe { str_arg(config_json, "config_json") }?;
         let (config, notes) = config_from_json(text)?;
+        let logger = config.logger();
         for note in notes {
-            log::emit(LogLevel::Info, &note);
+            logger.log(LogLevel::Info, &note);
         }
         let resolver = DriverResolver::new(config.settings.clone());
         let inner = Isolator::new(config, resolver, Arc::new(dvdi::sys::RealHost))

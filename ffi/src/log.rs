@@ -9,8 +9,14 @@ use dvdi::{LogLevel, Logger};
 pub const LEVEL_ERROR: i32 = 0;
 pub const LEVEL_WARNING: i32 = 1;
 pub const LEVEL_INFO: i32 = 2;
+pub const LEVEL_DEBUG: i32 = 3;
 
-pub type LogFn = extern "C" fn(context: *mut c_void, level: i32, message: *const c_char);
+/// A `dvdi_log_level` as it crosses the ABI: an `int`-sized enum of C.
+#[repr(transparent)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CLogLevel(pub i32);
+
+pub type LogFn = extern "C" fn(context: *mut c_void, level: CLogLevel, message: *const c_char);
 
 #[derive(Clone, Copy)]
 struct Sink {
@@ -41,8 +47,9 @@ pub fn emit(level: LogLevel, message: &str) {
                 LogLevel::Error => LEVEL_ERROR,
                 LogLevel::Warning => LEVEL_WARNING,
                 LogLevel::Info => LEVEL_INFO,
+                LogLevel::Debug => LEVEL_DEBUG,
             };
-            f(context, level, text.as_ptr());
+            f(context, CLogLevel(level), text.as_ptr());
         }
         None => eprintln!("dvdi: {level:?}: {message}"),
     }

@@ -1,8 +1,8 @@
 //! Settings shared by every front end: plugin directories, deadlines, local-driver root and
 //! size cap.
 //!
-//! Each field has a default matching Docker's behaviour and can be set from the environment
-//! (`Settings::from_env`) or by the embedding host (the C ABI builds one from JSON).
+//! Each field has a default matching Docker's behaviour; [`crate::settings`] reads them, from
+//! the environment (`Settings::from_env`) or from module parameters (the C ABI's JSON).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -18,14 +18,7 @@ pub const DEFAULT_LOCAL_ROOT: &str = "/var/lib/dvdi/volumes";
 /// Largest plugin reply body we read (a `List` of many volumes still fits).
 pub const DEFAULT_MAX_REPLY_BYTES: usize = 4 << 20;
 
-/// Why a setting from the environment was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {variable}={value:?}: {reason}")]
-pub struct SettingError {
-    pub variable: &'static str,
-    pub value: String,
-    pub reason: &'static str,
-}
+pub use crate::settings::SettingError;
 
 /// Deadlines for plugin calls. Docker's defaults: connection failures retried for ~15 s,
 /// 2 min for Create and Mount, 1 min for everything else.
@@ -99,99 +92,6 @@ impl Default for Settings {
             local_max_size: None,
         }
     }
-}
-
-impl Settings {
-    /// Reads `DVDI_PLUGIN_DIRS`, `DVDI_TIMEOUT`, `DVDI_CONNECT_TIMEOUT`, `DVDI_MOUNT_TIMEOUT`,
-    /// `DVDI_CREATE_TIMEOUT`, `DVDI_OTHER_TIMEOUT`, `DVDI_MAX_REPLY_BYTES`, `DVDI_LOCAL_ROOT`
-    /// and `DVDI_LOCAL_MAX_SIZE` through `lookup` (the process environment, or a test's map). `DVDI_TIMEOUT` sets every
-    /// deadline; the finer variables then override single ones.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingError> {
-        let mut s = Settings::default();
-        if let Some(dirs) = lookup("DVDI_PLUGIN_DIRS") {
-            let dirs: Vec<PathBuf> = dirs
-                .split(':')
-                .filter(|d| !d.is_empty())
-                .map(PathBuf::from)
-                .collect();
-            if dirs.is_empty() {
-                return Err(SettingError {
-                    variable: "DVDI_PLUGIN_DIRS",
-                    value: String::new(),
-                    reason: "no directory given",
-                });
-            }
-            s.client.plugin_dirs = dirs;
-        }
-        if let Some(v) = lookup("DVDI_TIMEOUT") {
-            s.client.timeouts = Timeouts::uniform(parse_seconds("DVDI_TIMEOUT", &v)?);
-        }
-        let t = &mut s.client.timeouts;
-        for (var, field) in [
-            ("DVDI_CONNECT_TIMEOUT", &mut t.connect_window),
-            ("DVDI_CREATE_TIMEOUT", &mut t.create),
-            ("DVDI_MOUNT_TIMEOUT", &mut t.mount),
-            ("DVDI_OTHER_TIMEOUT", &mut t.other),
-        ] {
-            if let Some(v) = lookup(var) {
-                *field = parse_seconds(var, &v)?;
-            }
-        }
-        if let Some(v) = lookup("DVDI_MAX_REPLY_BYTES") {
-            s.client.max_reply_bytes = v.trim().parse().map_err(|_| SettingError {
-                variable: "DVDI_MAX_REPLY_BYTES",
-                value: v.clone(),
-                reason: "expected a whole number of bytes",
-            })?;
-        }
-        if let Some(root) = lookup("DVDI_LOCAL_ROOT") {
-            if !root.starts_with('/') {
-                return Err(SettingError {
-                    variable: "DVDI_LOCAL_ROOT",
-                    value: root,
-                    reason: "must be an absolute path",
-                });
-            }
-            s.local_root = PathBuf::from(root);
-        }
-        if let Some(v) = lookup("DVDI_LOCAL_MAX_SIZE") {
-            s.local_max_size = Some(parse_local_max_size("DVDI_LOCAL_MAX_SIZE", &v)?);
-        }
-        Ok(s)
-    }
-
-    /// `from_lookup` over the process environment.
-    pub fn from_env() -> Result<Self, SettingError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
-    }
-}
-
-/// A size cap for `local` block volumes: the `size=` syntax, bytes or a whole number with a
-/// `K`, `M` or `G` suffix (`100G`). Shared by `DVDI_LOCAL_MAX_SIZE` here and the module
-/// parameter `local_max_size`, so both accept and refuse the same values.
-pub fn parse_local_max_size(variable: &'static str, value: &str) -> Result<u64, SettingError> {
-    crate::local::parse_size(value.trim()).map_err(|_| SettingError {
-        variable,
-        value: value.to_owned(),
-        reason: "expected a size greater than 0: bytes, or a whole number with a K, M or G suffix (e.g. 100G), as size= takes",
-    })
-}
-
-/// Seconds, fractions allowed (`0.5`), strictly positive.
-pub fn parse_seconds(variable: &'static str, value: &str) -> Result<Duration, SettingError> {
-    let bad = |reason| SettingError {
-        variable,
-        value: value.to_owned(),
-        reason,
-    };
-    let secs: f64 = value
-        .trim()
-        .parse()
-        .map_err(|_| bad("expected a number of seconds"))?;
-    if !secs.is_finite() || secs <= 0.0 || secs > 1e9 {
-        return Err(bad("must be a positive number of seconds"));
-    }
-    Ok(Duration::from_secs_f64(secs))
 }
 
 #[cfg(test)]

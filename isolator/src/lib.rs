@@ -6,7 +6,8 @@
 //!
 //! - [`names`], [`opts`]: validated driver/volume names and option lists.
 //! - [`grammar`]: the `DVDI_VOLUME_*` environment grammar → volume requests.
-//! - [`config`]: settings and deadlines.
+//! - [`config`]: the client settings and deadlines; [`settings`]: the one table of every
+//!   setting (module parameter and `DVDI_` variable) and its one parser.
 //! - [`discovery`], [`http`], [`plugin`]: finding and calling Docker volume plugins.
 //! - [`local`]: the embedded `local` driver.
 //! - [`driver`]: the `VolumeDriver` trait over both, and the resolver.
@@ -37,10 +38,10 @@ pub mod mountinfo;
 pub mod names;
 pub mod ops;
 pub mod opts;
-pub mod parameters;
 pub mod plugin;
 pub mod protected;
 pub mod render;
+pub mod settings;
 pub mod sys;
 
 pub use config::{ClientConfig, Settings, Timeouts};
@@ -53,3 +54,4 @@ pub use lifecycle::{
 };
 pub use names::{DriverName, NameError, VolumeName};
 pub use opts::{OptsError, VolumeOpts};
+pub use settings::{SettingError, SETTINGS};

@@ -29,9 +29,9 @@ static struct {
     void (*set_logger)(dvdi_log_fn, void *);
     dvdi_status (*isolator_new)(const char *, dvdi_isolator **, char **);
     void (*isolator_free)(dvdi_isolator *);
-    dvdi_status (*recover)(dvdi_isolator *, const char *, const char *, char **, char **);
-    dvdi_status (*prepare)(dvdi_isolator *, const char *, const char *, char **, char **);
-    dvdi_status (*cleanup)(dvdi_isolator *, const char *, char **);
+    dvdi_status (*recover)(const dvdi_isolator *, const char *, const char *, char **, char **);
+    dvdi_status (*prepare)(const dvdi_isolator *, const char *, const char *, char **, char **);
+    dvdi_status (*cleanup)(const dvdi_isolator *, const char *, char **);
     void (*string_free)(char *);
     dvdi_status (*selftest_panic)(char **);
 } api;

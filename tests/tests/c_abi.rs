@@ -1,4 +1,5 @@
-//! The C ABI as a C host sees it: the committed header against the library's exports, and a C
+//! The C ABI as a C host sees it: the committed header against the library's exports and the
+//! library's own description of its signatures (`dvdi_ffi::abi`, compiled as C), and a C
 //! program built with `-Wall -Wextra -Werror -fsanitize=address,undefined` that `dlopen`s the
 //! real `libdvdi_ffi.so` and drives the whole lifecycle with real mounts (tests/c/).
 
@@ -80,22 +81,97 @@ fn header_abi_version_matches_the_library() {
         .find(|l| l.starts_with("#define DVDI_ABI_VERSION"))
         .unwrap();
     let version: u32 = line.split_whitespace().nth(2).unwrap().parse().unwrap();
-    assert_eq!(version, dvdi_ffi_abi_version());
+    // The crate's own export, called (the C test also calls it through dlopen).
+    assert_eq!(version, dvdi_ffi::dvdi_abi_version());
+    assert_eq!(version, dvdi_ffi::ABI_VERSION);
 }
 
-fn dvdi_ffi_abi_version() -> u32 {
-    // The constant the library reports; the C test also checks it at run time via dlopen.
-    let src = std::fs::read_to_string(repo().join("ffi/src/lib.rs")).unwrap();
-    let line = src
-        .lines()
-        .find(|l| l.starts_with("pub const ABI_VERSION"))
-        .unwrap();
-    line.trim_end_matches(';')
-        .rsplit(' ')
-        .next()
+#[test]
+fn the_librarys_description_of_itself_covers_every_export() {
+    let described: BTreeSet<String> = dvdi_ffi::abi::functions()
+        .into_iter()
+        .map(|f| f.name.to_owned())
+        .collect();
+    assert_eq!(
+        described,
+        library_exports(),
+        "dvdi_ffi::abi and libdvdi_ffi.so disagree"
+    );
+}
+
+/// `dvdi.h` compiled together with `dvdi_abi_check.h`, which the library generates from its
+/// own signatures, numbers and sizes: every `_Static_assert` in it must hold, in C and with
+/// `-Werror`. A wrong parameter type, a missing `const`, a renumbered status, a wrong
+/// `DVDI_ABI_VERSION` all fail to compile.
+#[test]
+fn header_compiles_against_the_librarys_own_description() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = dir.path().join("dvdi_abi_check.h");
+    std::fs::write(&check, dvdi_ffi::abi::check_header()).unwrap();
+    let source = dir.path().join("check.c");
+    std::fs::write(
+        &source,
+        "#include \"dvdi.h\"\n#include \"dvdi_abi_check.h\"\nint main(void) { return 0; }\n",
+    )
+    .unwrap();
+    let out = Command::new("cc")
+        .args([
+            "-std=c11",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pedantic",
+            "-fsyntax-only",
+        ])
+        .arg("-I")
+        .arg(repo().join("ffi/include"))
+        .arg("-I")
+        .arg(dir.path())
+        .arg(&source)
+        .output()
+        .expect("run cc");
+    assert!(
+        out.status.success(),
+        "dvdi.h does not match the library:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The Mesos module includes it from C++.
+    let cxx = dir.path().join("check.cpp");
+    std::fs::write(&cxx, "#include \"dvdi.h\"\nint main() { return 0; }\n").unwrap();
+    let out = Command::new("c++")
+        .args(["-std=c++11", "-Wall", "-Wextra", "-Werror", "-fsyntax-only"])
+        .arg("-I")
+        .arg(repo().join("ffi/include"))
+        .arg(&cxx)
+        .output()
+        .expect("run c++");
+    assert!(
+        out.status.success(),
+        "dvdi.h does not compile as C++:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The check is a check: a header with one parameter type changed must fail it.
+    let broken = std::fs::read_to_string(repo().join("ffi/include/dvdi.h"))
         .unwrap()
-        .parse()
-        .unwrap()
+        .replacen(
+            "dvdi_isolator_cleanup(const dvdi_isolator *",
+            "dvdi_isolator_cleanup(dvdi_isolator *",
+            1,
+        );
+    std::fs::write(dir.path().join("dvdi.h"), broken).unwrap();
+    let out = Command::new("cc")
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-fsyntax-only"])
+        .arg("-I")
+        .arg(dir.path())
+        .arg(&source)
+        .output()
+        .expect("run cc");
+    assert!(!out.status.success(), "a wrong header passed the check");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("dvdi_isolator_cleanup"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn compile_c(source: &str, out: &Path) {

@@ -48,40 +48,72 @@ use crate::sys::{Host, RealHost};
 /// describes (SPEC §5).
 pub const DEFAULT_CHECKPOINT_DIR: &str = "/var/run/mesos/isolators/dvdi";
 
-/// How loud a log line is.
+/// How loud a log line is, from the quietest up (`log_level` keeps records at or above it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {
+    Debug,
     Info,
     Warning,
     Error,
 }
 
-/// Where the library's log lines go: stderr by default; the C ABI bridges it to glog.
+impl LogLevel {
+    /// The word `log_level` takes for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warning => "warning",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+/// Where the library's log lines go: stderr by default; the C ABI bridges it to glog. A
+/// logger passes on the records at or above its level ([`Logger::at_level`]); a new one, all.
 #[derive(Clone)]
-pub struct Logger(Arc<LogFn>);
+pub struct Logger {
+    sink: Arc<LogFn>,
+    min: LogLevel,
+}
 
 /// The function behind a [`Logger`].
 pub type LogFn = dyn Fn(LogLevel, &str) + Send + Sync;
 
 impl Logger {
     pub fn new(f: impl Fn(LogLevel, &str) + Send + Sync + 'static) -> Self {
-        Self(Arc::new(f))
+        Self {
+            sink: Arc::new(f),
+            min: LogLevel::Debug,
+        }
     }
 
     /// `dvdi: warning: …` lines on stderr (never stdout: `dvdcli` prints data there).
     pub fn stderr() -> Self {
-        Self::new(|level, message| {
-            let level = match level {
-                LogLevel::Info => "info",
-                LogLevel::Warning => "warning",
-                LogLevel::Error => "error",
-            };
-            eprintln!("dvdi: {level}: {message}");
-        })
+        Self::new(|level, message| eprintln!("dvdi: {}: {message}", level.as_str()))
+    }
+
+    /// The same sink, dropping records below `min`.
+    pub fn at_level(&self, min: LogLevel) -> Self {
+        Self {
+            sink: self.sink.clone(),
+            min,
+        }
+    }
+
+    /// Whether a record at `level` would be passed on (to skip building a costly message).
+    pub fn enabled(&self, level: LogLevel) -> bool {
+        level >= self.min
     }
 
     pub fn log(&self, level: LogLevel, message: &str) {
-        (self.0)(level, message)
+        if self.enabled(level) {
+            (self.sink)(level, message)
+        }
+    }
+
+    pub(crate) fn debug(&self, message: &str) {
+        self.log(LogLevel::Debug, message)
     }
 
     pub(crate) fn info(&self, message: &str) {
@@ -127,6 +159,10 @@ pub struct IsolatorConfig {
     /// Host directories an absolute container path may not cover when the container has no
     /// image (its absolute paths are the host's): the system directories by default.
     pub protected_host_dirs: ProtectedDirs,
+    /// Records below this level are not logged (`log_level`); [`IsolatorConfig::logger`].
+    pub log_level: LogLevel,
+    /// Where records go; the isolator logs through [`IsolatorConfig::logger`], which filters
+    /// by `log_level`.
     pub log: Logger,
 }
 
@@ -142,8 +178,16 @@ impl Default for IsolatorConfig {
             chown_volume_root: false,
             local_device_options: false,
             protected_host_dirs: ProtectedDirs::default(),
+            log_level: LogLevel::Info,
             log: Logger::default(),
         }
+    }
+}
+
+impl IsolatorConfig {
+    /// `log` passing on the records at or above `log_level`.
+    pub fn logger(&self) -> Logger {
+        self.log.at_level(self.log_level)
     }
 }
 
@@ -187,12 +231,15 @@ impl fmt::Debug for Isolator {
 
 impl Isolator {
     /// Opens (creating, mode 0700) the checkpoint directory.
+    /// Its log lines go through `config.logger()`: below `config.log_level`, none.
     pub fn new(
-        config: IsolatorConfig,
+        mut config: IsolatorConfig,
         resolver: DriverResolver,
         host: Arc<dyn Host>,
     ) -> Result<Self, IsolatorError> {
+        config.log = config.logger();
         let ledger = Ledger::open(&config.checkpoint_dir).map_err(IsolatorError::checkpoint)?;
+        config.log.debug(&describe(&config));
         Ok(Self {
             config,
             resolver,
@@ -283,6 +330,42 @@ impl Isolator {
         repair::settle_volumes(self, &mut report)?;
         Ok(report)
     }
+}
+
+/// The settings an isolator runs with, in one debug record.
+fn describe(c: &IsolatorConfig) -> String {
+    let t = &c.settings.client.timeouts;
+    let allowed = match &c.allowed_drivers {
+        None => "any".to_owned(),
+        Some(set) => set
+            .iter()
+            .map(DriverName::as_str)
+            .collect::<Vec<_>>()
+            .join(","),
+    };
+    format!(
+        "isolator settings: checkpoint_dir {}, default_driver {}, allowed_drivers {allowed}, \
+         plugin_dirs {}, timeouts connect {} create {} mount {} other {}, max_reply_bytes {}, \
+         local_root {}, local_max_size {}, chown_volume_root {}, local_device_options {}, \
+         log_level {}",
+        c.checkpoint_dir.display(),
+        c.default_driver.as_str(),
+        std::env::join_paths(&c.settings.client.plugin_dirs)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        crate::render::duration(t.connect_window),
+        crate::render::duration(t.create),
+        crate::render::duration(t.mount),
+        crate::render::duration(t.other),
+        c.settings.client.max_reply_bytes,
+        c.settings.local_root.display(),
+        c.settings
+            .local_max_size
+            .map_or("the free space".to_owned(), |n| format!("{n} bytes")),
+        c.chown_volume_root,
+        c.local_device_options,
+        c.log_level.as_str(),
+    )
 }
 
 /// What [`Isolator::reap_dead_holders`] did.

@@ -40,6 +40,27 @@ pub(super) fn prepare(
         container: id.clone(),
         cause: Box::new(source),
     };
+    if iso.config.log.enabled(crate::lifecycle::LogLevel::Debug) {
+        let volumes: Vec<String> = planned
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}{}",
+                    p.key,
+                    if p.request.readonly {
+                        " (read-only)"
+                    } else {
+                        ""
+                    }
+                )
+            })
+            .collect();
+        iso.config.log.debug(&format!(
+            "container {id}: prepare planned {} volume(s): {}",
+            planned.len(),
+            volumes.join(", ")
+        ));
+    }
     let _container = iso.ledger.lock_container(id).map_err(ledger_err)?;
     if iso.ledger.read_container(id).map_err(ledger_err)?.is_some() {
         return Err(IsolatorError::AlreadyPrepared {
