@@ -9,7 +9,8 @@
 //! - [`config`]: settings and deadlines.
 //! - [`discovery`], [`http`], [`plugin`]: finding and calling Docker volume plugins.
 //! - [`local`]: the embedded `local` driver.
-//! - [`driver`]: the `VolumeDriver` trait over both, and the resolver.
+//! - [`driver`]: the `VolumeDriver` trait over both, and its error, which says what happened.
+//! - [`resolver`]: which driver serves a name (`local`, a registered one, or a plugin).
 //! - [`ops`]: the `dvdcli` operations (mount with implicit create, path, …).
 //! - [`render`]: text from outside escaped, and durations, as every message prints them.
 //! - [`sys`], [`mountinfo`]: host calls behind a trait, and the mount table.
@@ -39,11 +40,12 @@ pub mod parameters;
 pub mod plugin;
 pub mod protected;
 pub mod render;
+pub mod resolver;
 pub mod sys;
 
 pub use config::{ClientConfig, Settings, Timeouts};
 pub use container_id::{ContainerId, ContainerIdError};
-pub use driver::{DriverError, DriverResolver, Scope, VolumeDriver, VolumeInfo};
+pub use driver::{DriverError, Operation, Outcome, Scope, VolumeDriver, VolumeInfo};
 pub use launch::{LaunchInfo, LaunchMount};
 pub use lifecycle::{
     ContainerConfig, ExecRecoverReport, Inspection, Isolator, IsolatorConfig, IsolatorError,
@@ -51,3 +53,4 @@ pub use lifecycle::{
 };
 pub use names::{DriverName, NameError, VolumeName};
 pub use opts::{OptsError, VolumeOpts};
+pub use resolver::DriverResolver;

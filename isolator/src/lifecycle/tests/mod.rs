@@ -14,10 +14,10 @@ use std::time::Duration;
 use fake::{Failure, FakeDriver};
 
 use super::*;
+use crate::driver::Operation;
 use crate::launch::LaunchMount;
 use crate::ledger::{ContainerState, MountState, VolumeKey, VolumeState};
 use crate::names::VolumeName;
-use crate::plugin::Endpoint;
 use crate::sys::{HostCall, MsFlags, RecordingHost};
 
 struct Fixture {
@@ -399,7 +399,7 @@ fn two_containers_share_one_mount_and_the_last_one_unmounts_it() {
 fn a_failure_on_the_second_volume_releases_the_first() {
     let f = Fixture::new();
     f.driver
-        .fail(Endpoint::Mount, "second", Failure::Refuse, None);
+        .fail(Operation::Mount, "second", Failure::Refuse, None);
     let err = f
         .prepare(
             "c1",
@@ -432,7 +432,8 @@ fn a_failure_on_the_second_volume_releases_the_first() {
 fn rollback_keeps_a_shared_volume_mounted_for_its_other_holder() {
     let f = Fixture::new();
     f.prepare("c1", &[("DVDI_VOLUME_NAME", "shared")]).unwrap();
-    f.driver.fail(Endpoint::Mount, "bad", Failure::Refuse, None);
+    f.driver
+        .fail(Operation::Mount, "bad", Failure::Refuse, None);
     f.prepare(
         "c2",
         &[("DVDI_VOLUME_NAME", "shared"), ("DVDI_VOLUME_NAME1", "bad")],
@@ -449,9 +450,9 @@ fn rollback_keeps_a_shared_volume_mounted_for_its_other_holder() {
 fn a_failed_rollback_is_reported_with_the_primary_error_and_remembered() {
     let f = Fixture::new();
     f.driver
-        .fail(Endpoint::Mount, "second", Failure::Refuse, None);
+        .fail(Operation::Mount, "second", Failure::Refuse, None);
     f.driver
-        .fail(Endpoint::Unmount, "first", Failure::Refuse, Some(1));
+        .fail(Operation::Unmount, "first", Failure::Refuse, Some(1));
     let err = f
         .prepare(
             "c1",
@@ -482,7 +483,7 @@ fn a_failed_rollback_is_reported_with_the_primary_error_and_remembered() {
 fn a_mount_that_timed_out_is_unmounted_with_its_id() {
     let f = Fixture::new();
     f.driver
-        .fail(Endpoint::Mount, "data", Failure::Timeout, Some(1));
+        .fail(Operation::Mount, "data", Failure::Timeout, Some(1));
     let err = f.prepare("c1", ONE).unwrap_err();
     assert!(err.to_string().contains("timed out"), "{err}");
     let mount = mount_id_of(&f.driver.calls_of("Mount data")[0]);
@@ -501,9 +502,9 @@ fn a_refused_unmount_after_an_unanswered_mount_is_retried_once_then_forgotten() 
     // Forgotten once the Mount can no longer land: twice its deadline after it got no answer.
     let f = Fixture::with(|c| c.settings.client.timeouts.mount = Duration::from_millis(30));
     f.driver
-        .fail(Endpoint::Mount, "data", Failure::Timeout, Some(1));
+        .fail(Operation::Mount, "data", Failure::Timeout, Some(1));
     f.driver
-        .fail(Endpoint::Unmount, "data", Failure::Refuse, None);
+        .fail(Operation::Unmount, "data", Failure::Refuse, None);
     f.prepare("c1", ONE).unwrap_err();
     let rec = f.volume("data").unwrap();
     assert!(rec.holders.is_empty());
@@ -522,9 +523,9 @@ fn a_refused_unmount_is_kept_while_a_timed_out_mount_may_still_land() {
     // the Mount then landed: a mount nobody would ever unmount.
     let f = Fixture::new();
     f.driver
-        .fail(Endpoint::Mount, "data", Failure::Timeout, Some(1));
+        .fail(Operation::Mount, "data", Failure::Timeout, Some(1));
     f.driver
-        .fail(Endpoint::Unmount, "data", Failure::Refuse, Some(2));
+        .fail(Operation::Unmount, "data", Failure::Refuse, Some(2));
     f.prepare("c1", ONE).unwrap_err();
     let id = mount_id_of(&f.driver.calls_of("Mount data")[0]);
     let report = f.restart().recover(&[], &[]).unwrap();
@@ -551,7 +552,7 @@ fn a_failed_unmount_does_not_pin_the_volume() {
     f.prepare("c1", ONE).unwrap();
     let first_id = mount_id_of(&f.driver.calls_of("Mount data")[0]);
     f.driver
-        .fail(Endpoint::Unmount, "data", Failure::Refuse, Some(1));
+        .fail(Operation::Unmount, "data", Failure::Refuse, Some(1));
     let err = f.iso.cleanup(&cid("c1")).unwrap_err();
     let text = err.to_string();
     assert!(
@@ -1095,7 +1096,7 @@ fn a_refused_unmount_of_an_uncertain_mount_is_forgotten_not_retried_forever() {
         ledger.write_volume(&rec).unwrap();
         ledger.remove_container(&cid("c1")).unwrap();
         f.driver
-            .fail(Endpoint::Unmount, "data", Failure::Refuse, None);
+            .fail(Operation::Unmount, "data", Failure::Refuse, None);
         let report = f.restart().recover(&[], &[]).unwrap();
         assert!(
             f.driver
@@ -1125,7 +1126,7 @@ fn an_unanswered_unmount_of_an_uncertain_mount_is_remembered() {
     ledger.write_volume(&rec).unwrap();
     ledger.remove_container(&cid("c1")).unwrap();
     f.driver
-        .fail(Endpoint::Unmount, "data", Failure::Timeout, None);
+        .fail(Operation::Unmount, "data", Failure::Timeout, None);
     f.restart().recover(&[], &[]).unwrap();
     let rec = f.volume("data").unwrap();
     assert_eq!(rec.failed_unmounts[0].mount_id, id);
@@ -1195,7 +1196,7 @@ fn a_corrupt_volume_record_is_rebuilt_with_its_mount_id() {
 fn recover_retries_failed_unmounts() {
     let (f, id) = prepared();
     f.driver
-        .fail(Endpoint::Unmount, "data", Failure::Refuse, Some(1));
+        .fail(Operation::Unmount, "data", Failure::Refuse, Some(1));
     f.iso.cleanup(&cid("c1")).unwrap_err();
     let report = f.restart().recover(&[], &[]).unwrap();
     assert_eq!(report.retried_unmounts, 1);
@@ -1280,7 +1281,7 @@ fn inspect_shows_holders_mount_points_and_stuck_unmounts() {
     f.prepare("c2", ONE).unwrap();
     f.prepare("c3", &[("DVDI_VOLUME_NAME", "stuck")]).unwrap();
     f.driver
-        .fail(Endpoint::Unmount, "stuck", Failure::Refuse, None);
+        .fail(Operation::Unmount, "stuck", Failure::Refuse, None);
     f.iso.cleanup(&cid("c3")).unwrap_err();
     let view = f.iso.inspect().unwrap();
     assert_eq!(view.containers.len(), 2);

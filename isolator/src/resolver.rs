@@ -1,5 +1,10 @@
-//! The volume-driver interface: one trait served by Docker plugins (`PluginClient`) and by the
-//! embedded `local` driver (`LocalDriver`), and the resolver that picks one for a name.
+//! The resolver: which [`VolumeDriver`] serves a driver name — a driver the host registered,
+//! the embedded `local` driver (`LocalDriver`), or a discovered Docker plugin (`PluginClient`).
+//!
+//! It lives beside `driver`, not inside it, because it is the one place that knows every
+//! implementation: `plugin` and `local` depend on `driver` (the trait and its error), and this
+//! module depends on all three. Inside `driver/` it would make `driver` → `plugin` → `driver`
+//! a cycle.
 //!
 //! The resolver keeps each plugin it found for the life of the process (as Docker's plugin
 //! registry does): discovered once and activated once, not once per operation. A call that
@@ -12,66 +17,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::config::Settings;
-use crate::local::{LocalDriver, LocalError};
+use crate::driver::{DriverError, Scope, VolumeDriver, VolumeInfo};
+use crate::local::LocalDriver;
 use crate::names::{DriverName, VolumeName};
 use crate::opts::VolumeOpts;
-use crate::plugin::{PluginClient, PluginError};
+use crate::plugin::PluginClient;
 use crate::sys::{Host, RealHost};
-
-/// A volume as a driver describes it (`Get`, `List`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct VolumeInfo {
-    pub name: String,
-    pub mountpoint: Option<PathBuf>,
-    pub created_at: Option<String>,
-    pub status: Option<serde_json::Value>,
-}
-
-/// A driver's declared scope (`VolumeDriver.Capabilities`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    Local,
-    Global,
-}
-
-/// Any driver failure, keeping its source.
-#[derive(Debug, thiserror::Error)]
-pub enum DriverError {
-    #[error(transparent)]
-    Plugin(#[from] PluginError),
-    #[error(transparent)]
-    Local(#[from] LocalError),
-}
-
-impl DriverError {
-    /// True when the driver answered and refused (as opposed to an unreachable or timed-out
-    /// driver). `mount` treats such an answer to `Get` as "no such volume".
-    pub fn is_refusal(&self) -> bool {
-        match self {
-            DriverError::Plugin(e) => e.is_refusal(),
-            DriverError::Local(e) => e.is_refusal(),
-        }
-    }
-}
-
-/// The operations of the Docker volume plugin protocol.
-pub trait VolumeDriver: Send + Sync {
-    fn name(&self) -> &DriverName;
-    /// Checks the driver is reachable and implements `VolumeDriver`.
-    fn activate(&self) -> Result<(), DriverError>;
-    fn create(&self, volume: &VolumeName, opts: &VolumeOpts) -> Result<(), DriverError>;
-    fn remove(&self, volume: &VolumeName) -> Result<(), DriverError>;
-    /// Mounts for user `id`; returns the host mount point.
-    fn mount(&self, volume: &VolumeName, id: &str) -> Result<PathBuf, DriverError>;
-    /// Releases user `id` (the id given to its `mount`).
-    fn unmount(&self, volume: &VolumeName, id: &str) -> Result<(), DriverError>;
-    fn path(&self, volume: &VolumeName) -> Result<Option<PathBuf>, DriverError>;
-    /// `Ok(None)` when the driver says there is no such volume.
-    fn get(&self, volume: &VolumeName) -> Result<Option<VolumeInfo>, DriverError>;
-    fn list(&self) -> Result<Vec<VolumeInfo>, DriverError>;
-    fn capabilities(&self) -> Result<Scope, DriverError>;
-}
 
 /// Builds the driver for a name: `local` is served in-process, every other name is a plugin.
 ///
@@ -87,7 +38,8 @@ pub struct DriverResolver {
 }
 
 /// A discovered plugin kept for later operations: `activate` reaches the plugin only until it
-/// has succeeded once. Any failure that is not the plugin's own answer marks it stale.
+/// has succeeded once. Any failure that is not the plugin saying no
+/// ([`DriverError::is_refusal`]) marks it stale.
 struct KeptPlugin {
     client: PluginClient,
     activated: AtomicBool,
