@@ -6,7 +6,7 @@
 //! `local` driver (`local`) and any later kind each depend on this module and map their own
 //! failures onto an [`Outcome`] in their own module; the resolver that builds them for a name
 //! lives outside, in `resolver`, so that no module here imports an implementation and
-//! nothing forms an import cycle (checked by `crate::module_graph`'s test).
+//! nothing forms an import cycle (checked by `isolator/tests/no_import_cycle.rs`).
 
 mod error;
 
