@@ -126,13 +126,27 @@ impl DriverResolver {
         if let Some(driver) = self.overrides.get(name) {
             Ok(driver.clone())
         } else if name.is_local() {
-            Ok(Arc::new(
-                LocalDriver::new(self.settings.local_root.clone(), self.host.clone())
-                    .with_max_size(self.settings.local_max_size),
-            ))
+            Ok(Arc::new(self.local()))
         } else {
             self.plugin(name)
         }
+    }
+
+    /// [`VolumeDriver::fixed_mountpoint`] of the driver serving `name`, without discovering
+    /// a plugin (whose mount points are only in its answers).
+    pub fn fixed_mountpoint(&self, name: &DriverName, volume: &VolumeName) -> Option<PathBuf> {
+        if let Some(driver) = self.overrides.get(name) {
+            driver.fixed_mountpoint(volume)
+        } else if name.is_local() {
+            self.local().fixed_mountpoint(volume)
+        } else {
+            None
+        }
+    }
+
+    fn local(&self) -> LocalDriver {
+        LocalDriver::new(self.settings.local_root.clone(), self.host.clone())
+            .with_max_size(self.settings.local_max_size)
     }
 
     /// The kept plugin for `name`, discovered now if there is none or it went stale.
@@ -153,5 +167,43 @@ impl DriverResolver {
 
     fn plugins_locked(&self) -> std::sync::MutexGuard<'_, BTreeMap<DriverName, Arc<KeptPlugin>>> {
         self.plugins.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_driver_that_knows_its_mount_point_says_it_and_no_plugin_is_discovered_for_it() {
+        let mut settings = Settings {
+            local_root: PathBuf::from("/srv/dvdi"),
+            ..Settings::default()
+        };
+        // No plugin directory exists: asking a plugin would fail discovery, not answer None.
+        settings.client.plugin_dirs = vec![PathBuf::from("/nonexistent/dvdi-plugins")];
+        let resolver = DriverResolver::new(settings);
+        let volume = VolumeName::new("data").unwrap();
+        assert_eq!(
+            resolver.fixed_mountpoint(&DriverName::new("local").unwrap(), &volume),
+            Some(PathBuf::from("/srv/dvdi/data/_data"))
+        );
+        assert_eq!(
+            resolver.fixed_mountpoint(&DriverName::new("rexray").unwrap(), &volume),
+            None
+        );
+        assert!(resolver.plugins_locked().is_empty());
+    }
+
+    #[test]
+    fn local_options_that_reach_the_host_are_named_by_the_local_driver_alone() {
+        let resolver = DriverResolver::new(Settings::default());
+        let local = resolver
+            .resolve(&DriverName::new("local").unwrap())
+            .unwrap();
+        let opts = VolumeOpts::parse_lists(&["type=none,device=/etc,o=bind"]).unwrap();
+        assert_eq!(local.device_options(&opts), ["type", "device", "o"]);
+        let sized = VolumeOpts::parse_lists(&["size=1M"]).unwrap();
+        assert!(local.device_options(&sized).is_empty());
     }
 }

@@ -60,4 +60,13 @@ pub trait VolumeDriver: Send + Sync {
         let _ = opts;
         Vec::new()
     }
+
+    /// Where this driver always mounts `volume`, when that is fixed and known without asking
+    /// it (the `local` driver's `root/<name>/_data`). A repair that lost a volume's mount id
+    /// looks there to tell the operator a mount is left. None by default: a plugin says its
+    /// mount point only in its answers.
+    fn fixed_mountpoint(&self, volume: &VolumeName) -> Option<PathBuf> {
+        let _ = volume;
+        None
+    }
 }

@@ -509,6 +509,10 @@ impl VolumeDriver for LocalDriver {
     fn device_options(&self, opts: &VolumeOpts) -> Vec<String> {
         device_options(opts)
     }
+
+    fn fixed_mountpoint(&self, volume: &VolumeName) -> Option<PathBuf> {
+        Some(Self::mountpoint_under(&self.root, volume))
+    }
 }
 
 #[cfg(test)]
