@@ -1023,4 +1023,112 @@ mod tests {
         );
         assert!(e.is_refusal());
     }
+
+    #[test]
+    fn each_failure_says_what_happened_to_the_call() {
+        let driver = || "rexray".to_owned();
+        let refused = |endpoint| PluginError::Refused {
+            driver: driver(),
+            endpoint,
+            status: 500,
+            message: "no".into(),
+        };
+        let bad_mount = |undo| PluginError::BadMountpoint {
+            driver: driver(),
+            endpoint: Endpoint::Mount,
+            volume: Some("v".into()),
+            mountpoint: "rel".into(),
+            problem: MountpointProblem::NotAbsolute,
+            undo,
+        };
+        let cases = [
+            (refused(Endpoint::Get), Outcome::Refused, Operation::Get),
+            (refused(Endpoint::Mount), Outcome::Refused, Operation::Mount),
+            (
+                refused(Endpoint::Unmount),
+                Outcome::NotHeld,
+                Operation::Unmount,
+            ),
+            (
+                PluginError::Connect {
+                    driver: driver(),
+                    endpoint: Endpoint::Mount,
+                    cause: HttpError::Connect {
+                        addr: "unix:///x.sock".into(),
+                        waited: Duration::from_millis(10),
+                        cause: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+                    },
+                },
+                Outcome::Unreachable,
+                Operation::Mount,
+            ),
+            (
+                PluginError::Discovery(DiscoveryError::NotFound {
+                    driver: driver(),
+                    searched: Vec::new(),
+                }),
+                Outcome::Unreachable,
+                Operation::Resolve,
+            ),
+            (
+                PluginError::NotVolumeDriver { driver: driver() },
+                Outcome::Unreachable,
+                Operation::Activate,
+            ),
+            (
+                PluginError::Timeout {
+                    driver: driver(),
+                    endpoint: Endpoint::Mount,
+                    limit: Duration::from_secs(1),
+                },
+                Outcome::NoAnswer,
+                Operation::Mount,
+            ),
+            (
+                PluginError::Transport {
+                    driver: driver(),
+                    endpoint: Endpoint::Unmount,
+                    cause: HttpError::Malformed("x".into()),
+                },
+                Outcome::NoAnswer,
+                Operation::Unmount,
+            ),
+            (
+                PluginError::TooLarge {
+                    driver: driver(),
+                    endpoint: Endpoint::List,
+                    limit: 10,
+                },
+                Outcome::NoAnswer,
+                Operation::List,
+            ),
+            (
+                PluginError::BadReply {
+                    driver: driver(),
+                    endpoint: Endpoint::Get,
+                    reason: "x".into(),
+                },
+                Outcome::NoAnswer,
+                Operation::Get,
+            ),
+            (bad_mount(Undo::Done), Outcome::Failed, Operation::Mount),
+            (
+                bad_mount(Undo::Failed(Box::new(refused(Endpoint::Unmount)))),
+                Outcome::NoAnswer,
+                Operation::Mount,
+            ),
+        ];
+        for (plugin_error, outcome, operation) in cases {
+            let text = plugin_error.to_string();
+            let e = DriverError::from(plugin_error);
+            assert_eq!((e.outcome(), e.operation()), (outcome, operation), "{text}");
+            assert_eq!(e.driver(), "rexray");
+            assert_eq!(
+                e.to_string(),
+                text,
+                "the message is the plugin's, said once"
+            );
+            assert!(e.into_cause().downcast::<PluginError>().is_ok());
+        }
+    }
 }

@@ -95,6 +95,12 @@ impl VolumeDriver for KeptPlugin {
     fn capabilities(&self) -> Result<Scope, DriverError> {
         self.watch(self.client.capabilities())
     }
+    fn device_options(&self, opts: &VolumeOpts) -> Vec<String> {
+        self.client.device_options(opts)
+    }
+    fn fixed_mountpoint(&self, volume: &VolumeName) -> Option<PathBuf> {
+        self.client.fixed_mountpoint(volume)
+    }
 }
 
 impl DriverResolver {

@@ -214,3 +214,47 @@ pub(crate) fn io_err(
         cause: source,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_failure_says_what_happened_to_the_call() {
+        let v = || "v".to_owned();
+        let io = || LocalError::Io {
+            volume: v(),
+            action: "read",
+            path: PathBuf::from("/x"),
+            cause: io::Error::from_raw_os_error(libc::EIO),
+        };
+        for (e, outcome) in [
+            (
+                LocalError::NoSuchVolume { volume: v() },
+                Outcome::NoSuchVolume,
+            ),
+            (
+                LocalError::UnknownUser {
+                    volume: v(),
+                    id: "dvdi-1".into(),
+                },
+                Outcome::NotHeld,
+            ),
+            (
+                LocalError::InUse {
+                    volume: v(),
+                    users: 1,
+                },
+                Outcome::Refused,
+            ),
+            (io(), Outcome::Failed),
+            (io().with_cleanup(Err(io())), Outcome::NoAnswer),
+        ] {
+            let text = e.to_string();
+            let d = e.into_driver_error(Operation::Mount);
+            assert_eq!(d.outcome(), outcome, "{text}");
+            assert_eq!((d.driver(), d.operation()), ("local", Operation::Mount));
+            assert_eq!(d.to_string(), text);
+        }
+    }
+}
