@@ -19,6 +19,8 @@ pub enum Failure {
     /// No answer in time ([`Outcome::NoAnswer`]): the call may or may not have taken effect
     /// (it does not, here).
     Timeout,
+    /// The call never reached the driver ([`Outcome::Unreachable`]).
+    Unreachable,
 }
 
 /// The fake's own failure text: what a driver's cause says.
@@ -127,6 +129,9 @@ impl FakeDriver {
             }
             (Failure::Refuse, _) => self.error(Outcome::Refused, operation, volume, "refused"),
             (Failure::Timeout, _) => self.error(Outcome::NoAnswer, operation, volume, "timed out"),
+            (Failure::Unreachable, _) => {
+                self.error(Outcome::Unreachable, operation, volume, "never reached")
+            }
         })
     }
 }

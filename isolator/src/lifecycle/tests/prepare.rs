@@ -346,6 +346,20 @@ fn a_mount_that_timed_out_is_unmounted_with_its_id() {
     assert!(f.volume_files().is_empty());
 }
 
+/// A Mount that never reached the driver (nothing listening) mounted nothing: its id is
+/// forgotten, with no Unmount and nothing remembered for retry.
+#[test]
+fn a_mount_that_never_reached_the_driver_is_forgotten_not_unmounted() {
+    let f = Fixture::new();
+    f.driver
+        .fail(Operation::Mount, "data", Failure::Unreachable, Some(1));
+    let err = f.prepare("c1", ONE).unwrap_err();
+    assert!(err.to_string().contains("never reached"), "{err}");
+    assert!(f.driver.calls_of("Unmount").is_empty());
+    assert!(f.volume_files().is_empty());
+    f.prepare("c1", ONE).unwrap();
+}
+
 /// A Mount with no answer may still be running in the plugin, so a refusal of the rollback
 /// Unmount right away proves nothing: it is remembered. Refused again by a later retry, it is
 /// forgotten, not retried forever (plugin fault matrix: hang, cut reply, malformed reply).
