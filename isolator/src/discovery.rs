@@ -71,6 +71,19 @@ pub enum DiscoveryError {
     },
 }
 
+impl DiscoveryError {
+    /// The name of the plugin looked for.
+    pub fn driver(&self) -> &str {
+        match self {
+            DiscoveryError::NotFound { driver, .. }
+            | DiscoveryError::Read { driver, .. }
+            | DiscoveryError::NotASocket { driver, .. }
+            | DiscoveryError::BadSpec { driver, .. }
+            | DiscoveryError::HttpsUnsupported { driver, .. } => driver,
+        }
+    }
+}
+
 fn display_dirs(dirs: &[PathBuf]) -> String {
     let v: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
     v.join(", ")

@@ -10,7 +10,8 @@
 //!   setting (module parameter and `DVDI_` variable) and its one parser.
 //! - [`discovery`], [`http`], [`plugin`]: finding and calling Docker volume plugins.
 //! - [`local`]: the embedded `local` driver.
-//! - [`driver`]: the `VolumeDriver` trait over both, and the resolver.
+//! - [`driver`]: the `VolumeDriver` trait over both, and its error, which says what happened.
+//! - [`resolver`]: which driver serves a name (`local`, a registered one, or a plugin).
 //! - [`ops`]: the `dvdcli` operations (mount with implicit create, path, …).
 //! - [`render`]: text from outside escaped, and durations, as every message prints them.
 //! - [`sys`], [`mountinfo`]: host calls behind a trait, and the mount table.
@@ -41,12 +42,13 @@ pub mod opts;
 pub mod plugin;
 pub mod protected;
 pub mod render;
+pub mod resolver;
 pub mod settings;
 pub mod sys;
 
 pub use config::{ClientConfig, Settings, Timeouts};
 pub use container_id::{ContainerId, ContainerIdError};
-pub use driver::{DriverError, DriverResolver, Scope, VolumeDriver, VolumeInfo};
+pub use driver::{DriverError, Operation, Outcome, Scope, VolumeDriver, VolumeInfo};
 pub use launch::{LaunchInfo, LaunchMount};
 pub use lifecycle::{
     ContainerConfig, ExecRecoverReport, Inspection, Isolator, IsolatorConfig, IsolatorError,
@@ -54,4 +56,5 @@ pub use lifecycle::{
 };
 pub use names::{DriverName, NameError, VolumeName};
 pub use opts::{OptsError, VolumeOpts};
+pub use resolver::DriverResolver;
 pub use settings::{SettingError, SETTINGS};

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::config::ClientConfig;
 use crate::discovery::{self, DiscoveryError, PluginAddr, PluginLocation};
-use crate::driver::{DriverError, Scope, VolumeDriver, VolumeInfo};
+use crate::driver::{DriverError, Operation, Outcome, Scope, VolumeDriver, VolumeInfo};
 use crate::http::{self, HttpError, Limits};
 use crate::names::{DriverName, VolumeName};
 use crate::opts::VolumeOpts;
@@ -45,6 +45,22 @@ impl Endpoint {
             Endpoint::Get => "VolumeDriver.Get",
             Endpoint::List => "VolumeDriver.List",
             Endpoint::Capabilities => "VolumeDriver.Capabilities",
+        }
+    }
+}
+
+impl From<Endpoint> for Operation {
+    fn from(endpoint: Endpoint) -> Self {
+        match endpoint {
+            Endpoint::Activate => Operation::Activate,
+            Endpoint::Create => Operation::Create,
+            Endpoint::Remove => Operation::Remove,
+            Endpoint::Mount => Operation::Mount,
+            Endpoint::Unmount => Operation::Unmount,
+            Endpoint::Path => Operation::Path,
+            Endpoint::Get => Operation::Get,
+            Endpoint::List => Operation::List,
+            Endpoint::Capabilities => Operation::Capabilities,
         }
     }
 }
@@ -221,6 +237,68 @@ impl PluginError {
             PluginError::BadMountpoint { endpoint, .. } => Some(*endpoint),
             PluginError::Discovery(_) | PluginError::NotVolumeDriver { .. } => None,
         }
+    }
+}
+
+impl PluginError {
+    /// What happened to the call, for the callers above the trait:
+    ///
+    /// - `Refused` (an error reply) → [`Outcome::Refused`]; to `Unmount`, [`Outcome::NotHeld`]
+    ///   (a plugin's refusal cannot say why, and an `Unmount` of an id it does not hold is
+    ///   the refusal that matters).
+    /// - `Discovery`, `Connect` (no connection was made), `NotVolumeDriver` (what answered is
+    ///   no volume driver) → [`Outcome::Unreachable`]: the request never reached a driver.
+    /// - `Timeout`, `Transport`, `TooLarge`, `BadReply`, a `BadMountpoint` of `Get`/`Path`,
+    ///   and a `BadMountpoint` of `Mount` whose undo failed → [`Outcome::NoAnswer`].
+    /// - A `BadMountpoint` of `Mount` undone by `Unmount` → [`Outcome::Failed`].
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            PluginError::Refused {
+                endpoint: Endpoint::Unmount,
+                ..
+            } => Outcome::NotHeld,
+            PluginError::Refused { .. } => Outcome::Refused,
+            PluginError::Discovery(_)
+            | PluginError::Connect { .. }
+            | PluginError::NotVolumeDriver { .. } => Outcome::Unreachable,
+            PluginError::Timeout { .. }
+            | PluginError::Transport { .. }
+            | PluginError::TooLarge { .. }
+            | PluginError::BadReply { .. } => Outcome::NoAnswer,
+            PluginError::BadMountpoint { undo, .. } => match undo {
+                Undo::Done => Outcome::Failed,
+                Undo::NotNeeded | Undo::Failed(_) => Outcome::NoAnswer,
+            },
+        }
+    }
+
+    /// The driver's name, as every variant carries it.
+    fn driver(&self) -> &str {
+        match self {
+            PluginError::Discovery(e) => e.driver(),
+            PluginError::Connect { driver, .. }
+            | PluginError::Timeout { driver, .. }
+            | PluginError::Transport { driver, .. }
+            | PluginError::TooLarge { driver, .. }
+            | PluginError::BadReply { driver, .. }
+            | PluginError::Refused { driver, .. }
+            | PluginError::NotVolumeDriver { driver }
+            | PluginError::BadMountpoint { driver, .. } => driver,
+        }
+    }
+}
+
+/// A plugin failure as the trait says it: its [`PluginError::outcome`], the driver, the
+/// operation (discovery is [`Operation::Resolve`]; the handshake's verdict is `Activate`), and
+/// the `PluginError` itself as the cause.
+impl From<PluginError> for DriverError {
+    fn from(e: PluginError) -> Self {
+        let operation = match (&e, e.endpoint()) {
+            (_, Some(endpoint)) => endpoint.into(),
+            (PluginError::NotVolumeDriver { .. }, None) => Operation::Activate,
+            (_, None) => Operation::Resolve,
+        };
+        DriverError::new(e.outcome(), e.driver().to_owned(), operation, e)
     }
 }
 
@@ -944,5 +1022,113 @@ mod tests {
             "{s}"
         );
         assert!(e.is_refusal());
+    }
+
+    #[test]
+    fn each_failure_says_what_happened_to_the_call() {
+        let driver = || "rexray".to_owned();
+        let refused = |endpoint| PluginError::Refused {
+            driver: driver(),
+            endpoint,
+            status: 500,
+            message: "no".into(),
+        };
+        let bad_mount = |undo| PluginError::BadMountpoint {
+            driver: driver(),
+            endpoint: Endpoint::Mount,
+            volume: Some("v".into()),
+            mountpoint: "rel".into(),
+            problem: MountpointProblem::NotAbsolute,
+            undo,
+        };
+        let cases = [
+            (refused(Endpoint::Get), Outcome::Refused, Operation::Get),
+            (refused(Endpoint::Mount), Outcome::Refused, Operation::Mount),
+            (
+                refused(Endpoint::Unmount),
+                Outcome::NotHeld,
+                Operation::Unmount,
+            ),
+            (
+                PluginError::Connect {
+                    driver: driver(),
+                    endpoint: Endpoint::Mount,
+                    cause: HttpError::Connect {
+                        addr: "unix:///x.sock".into(),
+                        waited: Duration::from_millis(10),
+                        cause: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+                    },
+                },
+                Outcome::Unreachable,
+                Operation::Mount,
+            ),
+            (
+                PluginError::Discovery(DiscoveryError::NotFound {
+                    driver: driver(),
+                    searched: Vec::new(),
+                }),
+                Outcome::Unreachable,
+                Operation::Resolve,
+            ),
+            (
+                PluginError::NotVolumeDriver { driver: driver() },
+                Outcome::Unreachable,
+                Operation::Activate,
+            ),
+            (
+                PluginError::Timeout {
+                    driver: driver(),
+                    endpoint: Endpoint::Mount,
+                    limit: Duration::from_secs(1),
+                },
+                Outcome::NoAnswer,
+                Operation::Mount,
+            ),
+            (
+                PluginError::Transport {
+                    driver: driver(),
+                    endpoint: Endpoint::Unmount,
+                    cause: HttpError::Malformed("x".into()),
+                },
+                Outcome::NoAnswer,
+                Operation::Unmount,
+            ),
+            (
+                PluginError::TooLarge {
+                    driver: driver(),
+                    endpoint: Endpoint::List,
+                    limit: 10,
+                },
+                Outcome::NoAnswer,
+                Operation::List,
+            ),
+            (
+                PluginError::BadReply {
+                    driver: driver(),
+                    endpoint: Endpoint::Get,
+                    reason: "x".into(),
+                },
+                Outcome::NoAnswer,
+                Operation::Get,
+            ),
+            (bad_mount(Undo::Done), Outcome::Failed, Operation::Mount),
+            (
+                bad_mount(Undo::Failed(Box::new(refused(Endpoint::Unmount)))),
+                Outcome::NoAnswer,
+                Operation::Mount,
+            ),
+        ];
+        for (plugin_error, outcome, operation) in cases {
+            let text = plugin_error.to_string();
+            let e = DriverError::from(plugin_error);
+            assert_eq!((e.outcome(), e.operation()), (outcome, operation), "{text}");
+            assert_eq!(e.driver(), "rexray");
+            assert_eq!(
+                e.to_string(),
+                text,
+                "the message is the plugin's, said once"
+            );
+            assert!(e.into_cause().downcast::<PluginError>().is_ok());
+        }
     }
 }

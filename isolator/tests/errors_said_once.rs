@@ -97,7 +97,7 @@ fn every_wrapping_error_says_its_cause_once() {
         Box::new(IsolatorError::Unmount {
             volume: key.clone(),
             mount_id: "dvdi-1".into(),
-            cause: Box::new(DriverError::from(local)),
+            cause: Box::new(local.into_driver_error(dvdi::Operation::Unmount)),
         }),
         Box::new(IsolatorError::VolumeLedger {
             volume: key.clone(),

@@ -43,9 +43,9 @@ fn vol(n: &str) -> VolumeName {
 }
 
 fn plugin_err(e: DriverError) -> PluginError {
-    match e {
-        DriverError::Plugin(p) => p,
-        other => panic!("not a plugin error: {other}"),
+    match e.into_cause().downcast::<PluginError>() {
+        Ok(p) => *p,
+        Err(other) => panic!("not a plugin error: {other}"),
     }
 }
 

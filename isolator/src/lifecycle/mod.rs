@@ -35,13 +35,13 @@ pub use repair::ExecRecoverReport;
 
 use crate::config::Settings;
 use crate::container_id::ContainerId;
-use crate::driver::DriverResolver;
 use crate::grammar::DEFAULT_DRIVER;
 use crate::holder::Holder;
 use crate::launch::LaunchInfo;
 use crate::ledger::Ledger;
 use crate::names::DriverName;
 use crate::protected::ProtectedDirs;
+use crate::resolver::DriverResolver;
 use crate::sys::{Host, RealHost};
 
 /// Where the ledger lives unless configured: a tmpfs, so it does not outlive the mounts it

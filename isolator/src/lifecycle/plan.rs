@@ -1,7 +1,8 @@
 //! Planning a prepare: everything that can be refused is refused here, before the ledger or
-//! any mount is touched — the grammar, allowed drivers, the `local` device options, the
-//! protected host directories (for containers without an image), driver resolution (plugin
-//! discovery) and container paths (checked read-only with the symlink-safe walk).
+//! any mount is touched — the grammar, allowed drivers, the protected host directories (for
+//! containers without an image), driver resolution (plugin discovery), the options a driver
+//! says mount a host device or path ([`VolumeDriver::device_options`]) and container paths
+//! (checked read-only with the symlink-safe walk).
 //!
 //! Container paths (SPEC §4): absolute → without a rootfs the same path on the host (the task
 //! runs in the host's filesystem with a private mount namespace), with a rootfs `rootfs/path`;
@@ -249,9 +250,6 @@ fn check_protected(
     }
 }
 
-/// The `local` driver's options that mount a host device or path of the task's choosing.
-pub(super) const LOCAL_DEVICE_OPTIONS: [&str; 3] = ["type", "device", "o"];
-
 /// One volume of a prepare, validated.
 pub(super) struct PlannedVolume {
     pub request: VolumeRequest,
@@ -302,22 +300,6 @@ pub(super) fn plan(
                 });
             }
         }
-        if request.driver.is_local() && !iso.config.local_device_options {
-            let given: Vec<&str> = LOCAL_DEVICE_OPTIONS
-                .into_iter()
-                .filter(|k| request.opts.get(k).is_some())
-                .collect();
-            if !given.is_empty() {
-                return Err(IsolatorError::LocalDeviceOptions {
-                    container: id.clone(),
-                    volume: key,
-                    cause: Box::new(DeviceOptionsRefused {
-                        variable: grammar::opts_variable(request.slot),
-                        options: given.join(", "),
-                    }),
-                });
-            }
-        }
         if let (Some(path), None) = (&request.container_path, &cfg.rootfs) {
             check_protected(&iso.config.protected_host_dirs, path, request.slot).map_err(
                 |source| IsolatorError::ContainerPath {
@@ -341,6 +323,19 @@ pub(super) fn plan(
                 d
             }
         };
+        if !iso.config.local_device_options {
+            let given = driver.device_options(&request.opts);
+            if !given.is_empty() {
+                return Err(IsolatorError::LocalDeviceOptions {
+                    container: id.clone(),
+                    volume: key,
+                    cause: Box::new(DeviceOptionsRefused {
+                        variable: grammar::opts_variable(request.slot),
+                        options: given.join(", "),
+                    }),
+                });
+            }
+        }
         let target = request
             .container_path
             .as_ref()

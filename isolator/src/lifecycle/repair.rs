@@ -6,8 +6,9 @@
 //! - temp files of writers that are gone are deleted;
 //! - a **damaged volume record** (empty, truncated, not JSON, another format, a symlink, …)
 //!   whose volume its file name or a container record names is rebuilt: holders from the valid
-//!   container records that hold it, the mount id and mount point they copied; for a `local`
-//!   volume the mount table says whether `_data` is still mounted when no record knows the id
+//!   container records that hold it, the mount id and mount point they copied; for a driver
+//!   with a fixed mount point (`local`'s `_data`: `VolumeDriver::fixed_mountpoint`) the mount
+//!   table says whether it is still mounted when no record knows the id
 //!   (that mount cannot be released by id, and is reported). The damaged file is moved aside
 //!   (`<file>.corrupt`). It is done here, not in `join`, so a damaged record is repaired once,
 //!   under its volume's lock, before any exec uses the volume; the agent (which runs no reap)
@@ -33,7 +34,6 @@ use crate::holder::Holder;
 use crate::ledger::{
     encode, ContainerRecord, LedgerError, Listed, MountRecord, MountState, VolumeKey, VolumeRecord,
 };
-use crate::local::LocalDriver;
 
 /// What [`Isolator::recover_exec`] (`dvdcli recover`) found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -184,11 +184,13 @@ fn rebuild_volume(
             });
             format!("rebuilt with mount id {id} from its container records")
         }
-        None if key.driver.is_local() && local_is_mounted(iso, key) => format!(
-            "rebuilt without a mount: {} is mounted but no record knows its mount id; release it by hand",
-            LocalDriver::mountpoint_under(&iso.config.settings.local_root, &key.name).display()
-        ),
-        None => "rebuilt without a mount (no record knows one)".into(),
+        None => match left_mounted(iso, key) {
+            Some(data) => format!(
+                "rebuilt without a mount: {} is mounted but no record knows its mount id; release it by hand",
+                data.display()
+            ),
+            None => "rebuilt without a mount (no record knows one)".into(),
+        },
     };
     let aside = iso.ledger.move_aside(&path).map_err(ledger_err)?;
     iso.ledger.write_volume(&record).map_err(ledger_err)?;
@@ -201,10 +203,12 @@ fn rebuild_volume(
     Ok(())
 }
 
-/// Whether the mount table shows the `local` volume's `_data` mounted (unknown: yes).
-fn local_is_mounted(iso: &Isolator, key: &VolumeKey) -> bool {
-    let data = LocalDriver::mountpoint_under(&iso.config.settings.local_root, &key.name);
-    iso.host.is_mountpoint(&data).unwrap_or(true)
+/// The volume's fixed mount point ([`crate::driver::VolumeDriver::fixed_mountpoint`], the
+/// `local` driver's `_data`) when the mount table shows it mounted (unknown: mounted).
+fn left_mounted(iso: &Isolator, key: &VolumeKey) -> Option<PathBuf> {
+    iso.resolver
+        .fixed_mountpoint(&key.driver, &key.name)
+        .filter(|data| iso.host.is_mountpoint(data).unwrap_or(true))
 }
 
 /// Per volume record (ledger lock held, shared): drops dead exec holders without a record,

@@ -7,12 +7,11 @@ use std::path::{Path, PathBuf};
 
 use super::{Isolator, IsolatorError};
 use crate::container_id::ContainerId;
-use crate::driver::{DriverError, VolumeDriver};
+use crate::driver::{DriverError, Operation, VolumeDriver};
 use crate::fault;
 use crate::ledger::records::now_ms;
 use crate::ledger::{MountRecord, MountState, VolumeKey, VolumeRecord};
 use crate::ops::{self, OpsError};
-use crate::plugin::{Endpoint, PluginError};
 
 /// How a prepare came to hold a volume.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,52 +53,14 @@ pub(super) fn new_mount_id() -> Result<String, IsolatorError> {
     Ok(format!("dvdi-{hex}"))
 }
 
-/// Whether a failed mount flow may have left the volume mounted: only a Mount call that got
-/// no answer (timeout, broken connection), or whose refused mount point could not be undone.
-/// A refusal, an undone Mount, or a failure before Mount did not mount.
+/// Whether a failed mount flow may have left the volume mounted: only a Mount that got no
+/// usable answer ([`DriverError::may_have_acted`]: a timeout, a cut reply, a refused mount
+/// point whose undo failed). A refusal, an unreachable driver, an undone Mount, or a failure
+/// before Mount did not mount.
 fn maybe_mounted(e: &OpsError) -> bool {
-    use crate::plugin::Undo;
     match e {
-        OpsError::Driver(DriverError::Plugin(p)) => {
-            p.endpoint() == Some(Endpoint::Mount)
-                && !matches!(
-                    p,
-                    PluginError::Refused { .. }
-                        | PluginError::BadMountpoint {
-                            undo: Undo::Done,
-                            ..
-                        }
-                )
-        }
+        OpsError::Driver(d) => d.operation() == Operation::Mount && d.may_have_acted(),
         _ => false,
-    }
-}
-
-/// Whether a call was delivered but got no usable answer (timeout, cut or unreadable reply):
-/// it may or may not have taken effect.
-fn unanswered(e: &DriverError) -> bool {
-    matches!(
-        e,
-        DriverError::Plugin(
-            PluginError::Timeout { .. }
-                | PluginError::Transport { .. }
-                | PluginError::BadReply { .. }
-                | PluginError::TooLarge { .. }
-        )
-    )
-}
-
-/// Whether the driver answered that it does not hold the volume for that mount id: a plugin
-/// that refused the call, or the `local` driver with no such volume or user. Only trusted for
-/// a mount an interrupted operation left uncertain (see [`Isolator::unmount_now`]).
-fn driver_lacks_mount(e: &DriverError) -> bool {
-    use crate::local::LocalError;
-    match e {
-        DriverError::Plugin(p) => p.is_refusal(),
-        DriverError::Local(l) => matches!(
-            l,
-            LocalError::NoSuchVolume { .. } | LocalError::UnknownUser { .. }
-        ),
     }
 }
 
@@ -133,7 +94,7 @@ impl Isolator {
             match driver.unmount(&record.name, &failed.mount_id) {
                 Err(e)
                     if failed.uncertain
-                        && driver_lacks_mount(&e)
+                        && e.is_not_held()
                         && !failed.mount_may_still_land(now_ms()) =>
                 {
                     done += 1;
@@ -152,7 +113,7 @@ impl Isolator {
                     ));
                 }
                 Err(e) => {
-                    failed.uncertain |= unanswered(&e);
+                    failed.uncertain |= e.may_have_acted();
                     failed.attempts += 1;
                     failed.last_error = e.to_string();
                     still.push(format!(
@@ -212,7 +173,7 @@ impl Isolator {
                 self.write_volume(record)?;
                 Ok(())
             }
-            Err(source) if interrupted.is_some() && driver_lacks_mount(&source) => {
+            Err(source) if interrupted.is_some() && source.is_not_held() => {
                 self.config.log.warn(&format!(
                     "{key}: mount id {} was left {:?} by an interrupted operation and the driver does not hold it ({source}); forgotten",
                     mount.id,
@@ -230,7 +191,7 @@ impl Isolator {
                     let grace = self.config.settings.client.timeouts.mount.saturating_mul(2);
                     now_ms().saturating_add(u64::try_from(grace.as_millis()).unwrap_or(u64::MAX))
                 });
-                if in_flight || unanswered(&source) {
+                if in_flight || source.may_have_acted() {
                     for f in &mut record.failed_unmounts {
                         if f.mount_id == mount.id {
                             f.uncertain = true;

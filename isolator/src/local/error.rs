@@ -1,9 +1,12 @@
 //! `LocalError`: every way the embedded `local` driver fails, each naming the volume (or the
-//! root) and keeping its source. Refusals ("the driver answered no") are told apart from
-//! failures of the host, because callers treat a refused `Get` as "no such volume".
+//! root) and keeping its source; and how each maps onto the trait's [`Outcome`]. Refusals
+//! ("the driver answered no") are told apart from failures of the host, because callers treat
+//! a refused `Get` as "no such volume".
 
 use std::io;
 use std::path::PathBuf;
+
+use crate::driver::{DriverError, Operation, Outcome};
 
 /// A local-driver failure.
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +104,41 @@ impl LocalError {
         }
     }
 
+    /// What happened to the call, for the callers above the trait. The driver runs in this
+    /// process and every operation finishes under the volume's lock, so it always answers:
+    ///
+    /// - `NoSuchVolume` → [`Outcome::NoSuchVolume`]; `UnknownUser` (an `Unmount` of an id the
+    ///   volume does not hold) → [`Outcome::NotHeld`];
+    /// - every other refusal ([`LocalError::is_refusal`]: options, reserved name, in use,
+    ///   still mounted) → [`Outcome::Refused`];
+    /// - a failure of the host (`Io`, `Root`, `Corrupt`) → [`Outcome::Failed`]: the driver
+    ///   undid what it had done before returning;
+    /// - `Rollback` (that undo failed too) → [`Outcome::NoAnswer`]: the driver may have acted
+    ///   — a `Mount` whose users could not be restored still holds the caller's mount id.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            LocalError::NoSuchVolume { .. } => Outcome::NoSuchVolume,
+            LocalError::UnknownUser { .. } => Outcome::NotHeld,
+            LocalError::ReservedName { .. }
+            | LocalError::UnknownOption { .. }
+            | LocalError::InvalidOption { .. }
+            | LocalError::OptionConflict { .. }
+            | LocalError::TooLarge { .. }
+            | LocalError::OptionsDiffer { .. }
+            | LocalError::InUse { .. }
+            | LocalError::StillMounted { .. } => Outcome::Refused,
+            LocalError::Corrupt { .. } | LocalError::Io { .. } | LocalError::Root { .. } => {
+                Outcome::Failed
+            }
+            LocalError::Rollback { .. } => Outcome::NoAnswer,
+        }
+    }
+
+    /// This failure of `operation`, as the trait says it (the cause is `self`).
+    pub fn into_driver_error(self, operation: Operation) -> DriverError {
+        DriverError::new(self.outcome(), "local", operation, self)
+    }
+
     /// Keeps `cleanup` beside `self` when undoing after `self` failed too.
     pub(crate) fn with_cleanup(self, cleanup: Result<(), LocalError>) -> LocalError {
         match cleanup {
@@ -174,5 +212,49 @@ pub(crate) fn io_err(
         action,
         path,
         cause: source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_failure_says_what_happened_to_the_call() {
+        let v = || "v".to_owned();
+        let io = || LocalError::Io {
+            volume: v(),
+            action: "read",
+            path: PathBuf::from("/x"),
+            cause: io::Error::from_raw_os_error(libc::EIO),
+        };
+        for (e, outcome) in [
+            (
+                LocalError::NoSuchVolume { volume: v() },
+                Outcome::NoSuchVolume,
+            ),
+            (
+                LocalError::UnknownUser {
+                    volume: v(),
+                    id: "dvdi-1".into(),
+                },
+                Outcome::NotHeld,
+            ),
+            (
+                LocalError::InUse {
+                    volume: v(),
+                    users: 1,
+                },
+                Outcome::Refused,
+            ),
+            (io(), Outcome::Failed),
+            (io().with_cleanup(Err(io())), Outcome::NoAnswer),
+        ] {
+            let text = e.to_string();
+            let d = e.into_driver_error(Operation::Mount);
+            assert_eq!(d.outcome(), outcome, "{text}");
+            assert_eq!((d.driver(), d.operation()), ("local", Operation::Mount));
+            assert_eq!(d.to_string(), text);
+        }
     }
 }

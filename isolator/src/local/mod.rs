@@ -31,13 +31,13 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::driver::{DriverError, Scope, VolumeDriver, VolumeInfo};
+use crate::driver::{DriverError, Operation, Scope, VolumeDriver, VolumeInfo};
 use crate::names::{DriverName, VolumeName};
 use crate::opts::VolumeOpts;
 use crate::sys::Host;
 
 pub use error::{LocalError, SizeLimit};
-pub use spec::{parse_size, FsType, VolumeKind};
+pub use spec::{device_options, parse_size, FsType, VolumeKind, DEVICE_OPTIONS};
 pub use store::FORMAT_VERSION;
 
 use error::io_err;
@@ -468,35 +468,50 @@ impl VolumeDriver for LocalDriver {
     }
 
     fn create(&self, volume: &VolumeName, opts: &VolumeOpts) -> Result<(), DriverError> {
-        Ok(self.do_create(volume, opts)?)
+        self.do_create(volume, opts)
+            .map_err(|e| e.into_driver_error(Operation::Create))
     }
 
     fn remove(&self, volume: &VolumeName) -> Result<(), DriverError> {
-        Ok(self.do_remove(volume)?)
+        self.do_remove(volume)
+            .map_err(|e| e.into_driver_error(Operation::Remove))
     }
 
     fn mount(&self, volume: &VolumeName, id: &str) -> Result<PathBuf, DriverError> {
-        Ok(self.do_mount(volume, id)?)
+        self.do_mount(volume, id)
+            .map_err(|e| e.into_driver_error(Operation::Mount))
     }
 
     fn unmount(&self, volume: &VolumeName, id: &str) -> Result<(), DriverError> {
-        Ok(self.do_unmount(volume, id)?)
+        self.do_unmount(volume, id)
+            .map_err(|e| e.into_driver_error(Operation::Unmount))
     }
 
     fn path(&self, volume: &VolumeName) -> Result<Option<PathBuf>, DriverError> {
-        Ok(self.do_path(volume)?)
+        self.do_path(volume)
+            .map_err(|e| e.into_driver_error(Operation::Path))
     }
 
     fn get(&self, volume: &VolumeName) -> Result<Option<VolumeInfo>, DriverError> {
-        Ok(self.do_get(volume)?)
+        self.do_get(volume)
+            .map_err(|e| e.into_driver_error(Operation::Get))
     }
 
     fn list(&self) -> Result<Vec<VolumeInfo>, DriverError> {
-        Ok(self.do_list()?)
+        self.do_list()
+            .map_err(|e| e.into_driver_error(Operation::List))
     }
 
     fn capabilities(&self) -> Result<Scope, DriverError> {
         Ok(Scope::Local)
+    }
+
+    fn device_options(&self, opts: &VolumeOpts) -> Vec<String> {
+        device_options(opts)
+    }
+
+    fn fixed_mountpoint(&self, volume: &VolumeName) -> Option<PathBuf> {
+        Some(Self::mountpoint_under(&self.root, volume))
     }
 }
 

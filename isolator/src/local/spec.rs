@@ -83,6 +83,19 @@ pub enum VolumeKind {
     },
 }
 
+/// The options that make a device volume: they mount a host device or path (or a tmpfs) the
+/// caller names, so a task may set them only where the operator allows it.
+pub const DEVICE_OPTIONS: [&str; 3] = ["type", "device", "o"];
+
+/// The [`DEVICE_OPTIONS`] that `opts` sets, in that order.
+pub fn device_options(opts: &VolumeOpts) -> Vec<String> {
+    DEVICE_OPTIONS
+        .into_iter()
+        .filter(|k| opts.get(k).is_some())
+        .map(str::to_owned)
+        .collect()
+}
+
 impl VolumeKind {
     /// The volume kind that `opts` ask for. Every key is checked; nothing is touched.
     pub fn from_opts(volume: &VolumeName, opts: &VolumeOpts) -> Result<VolumeKind, LocalError> {
@@ -107,9 +120,7 @@ impl VolumeKind {
             }
         }
         let block = opts.get("size").is_some() || opts.get("fstype").is_some();
-        let device = ["type", "device", "o"]
-            .iter()
-            .any(|k| opts.get(k).is_some());
+        let device = !device_options(opts).is_empty();
         if block && device {
             return Err(conflict(
                 "size/fstype (a block volume) cannot be combined with type/device/o (a device volume)",

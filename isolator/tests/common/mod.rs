@@ -277,7 +277,7 @@ impl VolumeDriver for Wrapped {
         let left = self.fail_unmounts.load(Ordering::SeqCst);
         if left > 0 {
             self.fail_unmounts.store(left - 1, Ordering::SeqCst);
-            return Err(DriverError::Plugin(dvdi::plugin::PluginError::Refused {
+            return Err(DriverError::from(dvdi::plugin::PluginError::Refused {
                 driver: self.name.to_string(),
                 endpoint: dvdi::plugin::Endpoint::Unmount,
                 status: 500,

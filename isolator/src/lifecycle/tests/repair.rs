@@ -172,7 +172,7 @@ fn recover_exec_releases_dead_execs_and_leaves_agent_containers_alone() {
     f.prepare("stuck", &[("DVDI_VOLUME_NAME", "stuck")])
         .unwrap();
     f.driver
-        .fail(Endpoint::Unmount, "stuck", Failure::Refuse, Some(1));
+        .fail(Operation::Unmount, "stuck", Failure::Refuse, Some(1));
     f.iso.cleanup(&cid("stuck")).unwrap_err();
     let mut child = std::process::Command::new("true").spawn().unwrap();
     std::fs::write(

@@ -1,5 +1,10 @@
-//! The volume-driver interface: one trait served by Docker plugins (`PluginClient`) and by the
-//! embedded `local` driver (`LocalDriver`), and the resolver that picks one for a name.
+//! The resolver: which [`VolumeDriver`] serves a driver name — a driver the host registered,
+//! the embedded `local` driver (`LocalDriver`), or a discovered Docker plugin (`PluginClient`).
+//!
+//! It lives beside `driver`, not inside it, because it is the one place that knows every
+//! implementation: `plugin` and `local` depend on `driver` (the trait and its error), and this
+//! module depends on all three. Inside `driver/` it would make `driver` → `plugin` → `driver`
+//! a cycle.
 //!
 //! The resolver keeps each plugin it found for the life of the process (as Docker's plugin
 //! registry does): discovered once and activated once, not once per operation. A call that
@@ -12,66 +17,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::config::Settings;
-use crate::local::{LocalDriver, LocalError};
+use crate::driver::{DriverError, Scope, VolumeDriver, VolumeInfo};
+use crate::local::LocalDriver;
 use crate::names::{DriverName, VolumeName};
 use crate::opts::VolumeOpts;
-use crate::plugin::{PluginClient, PluginError};
+use crate::plugin::PluginClient;
 use crate::sys::{Host, RealHost};
-
-/// A volume as a driver describes it (`Get`, `List`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct VolumeInfo {
-    pub name: String,
-    pub mountpoint: Option<PathBuf>,
-    pub created_at: Option<String>,
-    pub status: Option<serde_json::Value>,
-}
-
-/// A driver's declared scope (`VolumeDriver.Capabilities`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    Local,
-    Global,
-}
-
-/// Any driver failure, keeping its source.
-#[derive(Debug, thiserror::Error)]
-pub enum DriverError {
-    #[error(transparent)]
-    Plugin(#[from] PluginError),
-    #[error(transparent)]
-    Local(#[from] LocalError),
-}
-
-impl DriverError {
-    /// True when the driver answered and refused (as opposed to an unreachable or timed-out
-    /// driver). `mount` treats such an answer to `Get` as "no such volume".
-    pub fn is_refusal(&self) -> bool {
-        match self {
-            DriverError::Plugin(e) => e.is_refusal(),
-            DriverError::Local(e) => e.is_refusal(),
-        }
-    }
-}
-
-/// The operations of the Docker volume plugin protocol.
-pub trait VolumeDriver: Send + Sync {
-    fn name(&self) -> &DriverName;
-    /// Checks the driver is reachable and implements `VolumeDriver`.
-    fn activate(&self) -> Result<(), DriverError>;
-    fn create(&self, volume: &VolumeName, opts: &VolumeOpts) -> Result<(), DriverError>;
-    fn remove(&self, volume: &VolumeName) -> Result<(), DriverError>;
-    /// Mounts for user `id`; returns the host mount point.
-    fn mount(&self, volume: &VolumeName, id: &str) -> Result<PathBuf, DriverError>;
-    /// Releases user `id` (the id given to its `mount`).
-    fn unmount(&self, volume: &VolumeName, id: &str) -> Result<(), DriverError>;
-    fn path(&self, volume: &VolumeName) -> Result<Option<PathBuf>, DriverError>;
-    /// `Ok(None)` when the driver says there is no such volume.
-    fn get(&self, volume: &VolumeName) -> Result<Option<VolumeInfo>, DriverError>;
-    fn list(&self) -> Result<Vec<VolumeInfo>, DriverError>;
-    fn capabilities(&self) -> Result<Scope, DriverError>;
-}
 
 /// Builds the driver for a name: `local` is served in-process, every other name is a plugin.
 ///
@@ -87,7 +38,8 @@ pub struct DriverResolver {
 }
 
 /// A discovered plugin kept for later operations: `activate` reaches the plugin only until it
-/// has succeeded once. Any failure that is not the plugin's own answer marks it stale.
+/// has succeeded once. Any failure that is not the plugin saying no
+/// ([`DriverError::is_refusal`]) marks it stale.
 struct KeptPlugin {
     client: PluginClient,
     activated: AtomicBool,
@@ -143,6 +95,12 @@ impl VolumeDriver for KeptPlugin {
     fn capabilities(&self) -> Result<Scope, DriverError> {
         self.watch(self.client.capabilities())
     }
+    fn device_options(&self, opts: &VolumeOpts) -> Vec<String> {
+        self.client.device_options(opts)
+    }
+    fn fixed_mountpoint(&self, volume: &VolumeName) -> Option<PathBuf> {
+        self.client.fixed_mountpoint(volume)
+    }
 }
 
 impl DriverResolver {
@@ -174,13 +132,27 @@ impl DriverResolver {
         if let Some(driver) = self.overrides.get(name) {
             Ok(driver.clone())
         } else if name.is_local() {
-            Ok(Arc::new(
-                LocalDriver::new(self.settings.local_root.clone(), self.host.clone())
-                    .with_max_size(self.settings.local_max_size),
-            ))
+            Ok(Arc::new(self.local()))
         } else {
             self.plugin(name)
         }
+    }
+
+    /// [`VolumeDriver::fixed_mountpoint`] of the driver serving `name`, without discovering
+    /// a plugin (whose mount points are only in its answers).
+    pub fn fixed_mountpoint(&self, name: &DriverName, volume: &VolumeName) -> Option<PathBuf> {
+        if let Some(driver) = self.overrides.get(name) {
+            driver.fixed_mountpoint(volume)
+        } else if name.is_local() {
+            self.local().fixed_mountpoint(volume)
+        } else {
+            None
+        }
+    }
+
+    fn local(&self) -> LocalDriver {
+        LocalDriver::new(self.settings.local_root.clone(), self.host.clone())
+            .with_max_size(self.settings.local_max_size)
     }
 
     /// The kept plugin for `name`, discovered now if there is none or it went stale.
@@ -201,5 +173,43 @@ impl DriverResolver {
 
     fn plugins_locked(&self) -> std::sync::MutexGuard<'_, BTreeMap<DriverName, Arc<KeptPlugin>>> {
         self.plugins.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_driver_that_knows_its_mount_point_says_it_and_no_plugin_is_discovered_for_it() {
+        let mut settings = Settings {
+            local_root: PathBuf::from("/srv/dvdi"),
+            ..Settings::default()
+        };
+        // No plugin directory exists: asking a plugin would fail discovery, not answer None.
+        settings.client.plugin_dirs = vec![PathBuf::from("/nonexistent/dvdi-plugins")];
+        let resolver = DriverResolver::new(settings);
+        let volume = VolumeName::new("data").unwrap();
+        assert_eq!(
+            resolver.fixed_mountpoint(&DriverName::new("local").unwrap(), &volume),
+            Some(PathBuf::from("/srv/dvdi/data/_data"))
+        );
+        assert_eq!(
+            resolver.fixed_mountpoint(&DriverName::new("rexray").unwrap(), &volume),
+            None
+        );
+        assert!(resolver.plugins_locked().is_empty());
+    }
+
+    #[test]
+    fn local_options_that_reach_the_host_are_named_by_the_local_driver_alone() {
+        let resolver = DriverResolver::new(Settings::default());
+        let local = resolver
+            .resolve(&DriverName::new("local").unwrap())
+            .unwrap();
+        let opts = VolumeOpts::parse_lists(&["type=none,device=/etc,o=bind"]).unwrap();
+        assert_eq!(local.device_options(&opts), ["type", "device", "o"]);
+        let sized = VolumeOpts::parse_lists(&["size=1M"]).unwrap();
+        assert!(local.device_options(&sized).is_empty());
     }
 }
