@@ -18,8 +18,6 @@ pub const DEFAULT_LOCAL_ROOT: &str = "/var/lib/dvdi/volumes";
 /// Largest plugin reply body we read (a `List` of many volumes still fits).
 pub const DEFAULT_MAX_REPLY_BYTES: usize = 4 << 20;
 
-pub use crate::settings::SettingError;
-
 /// Deadlines for plugin calls. Docker's defaults: connection failures retried for ~15 s,
 /// 2 min for Create and Mount, 1 min for everything else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +97,12 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn settings(vars: &[(&str, &str)]) -> Result<Settings, SettingError> {
+    // `Settings::from_lookup` is the settings table's parser (`crate::settings`), which
+    // depends on this module; its error is named through the method so that this module
+    // does not depend back on it.
+    fn settings(
+        vars: &[(&str, &str)],
+    ) -> Result<Settings, impl std::fmt::Display + std::fmt::Debug> {
         let map: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
