@@ -40,17 +40,16 @@
 //! directories are its own and are never removed or replaced while it is open.
 
 use std::collections::HashMap;
-use std::ffi::CString;
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::holder::Holder;
+use crate::sys::{DirHandle, Rename};
 
 /// Temp files start with this; listings skip them and [`sweep`] removes the stale ones.
 pub const TEMP_PREFIX: &str = ".tmp-";
@@ -117,10 +116,9 @@ fn random_state() -> &'static AtomicU64 {
     static STATE: OnceLock<AtomicU64> = OnceLock::new();
     STATE.get_or_init(|| {
         let mut seed = [0u8; 8];
-        // SAFETY: getrandom(2) writes at most `seed.len()` bytes into the buffer it is given.
-        let n = unsafe { libc::getrandom(seed.as_mut_ptr().cast(), seed.len(), 0) };
+        let filled = crate::sys::fill_random(&mut seed);
         let mut s = u64::from_ne_bytes(seed);
-        if n != seed.len() as isize {
+        if filled.is_err() {
             // No entropy (never on Linux ≥ 3.17): still distinct per process and per moment.
             s ^= u64::from(std::process::id()) << 32 ^ now_nanos();
         }
@@ -229,18 +227,6 @@ pub fn sweep(dir: &Path) -> Result<usize> {
     Ok(removed)
 }
 
-fn c_name(name: &str) -> io::Result<CString> {
-    CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a name"))
-}
-
-fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
-
 fn exists(e: &io::Error) -> bool {
     e.raw_os_error() == Some(libc::EEXIST)
 }
@@ -248,7 +234,7 @@ fn exists(e: &io::Error) -> bool {
 /// One directory records are written in: its handle and our kept temp files.
 #[derive(Debug)]
 struct Dir {
-    fd: File,
+    fd: DirHandle,
     spares: Mutex<Vec<String>>,
     /// Cleared when the filesystem refuses `RENAME_EXCHANGE` (then: plain rename).
     exchange: AtomicBool,
@@ -265,35 +251,15 @@ impl Drop for Dir {
 }
 
 impl Dir {
-    fn raw(&self) -> libc::c_int {
-        self.fd.as_raw_fd()
-    }
-
     /// `openat` relative to this directory, never through a symlink.
     fn open(&self, name: &str, flags: libc::c_int) -> io::Result<File> {
-        let c = c_name(name)?;
-        // SAFETY: openat with a NUL-terminated name; the returned descriptor is ours alone.
-        let fd = check(unsafe {
-            libc::openat(
-                self.raw(),
-                c.as_ptr(),
-                flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-                0o600 as libc::c_uint,
-            )
-        })?;
-        // SAFETY: just opened, owned by nobody else.
-        Ok(unsafe { File::from_raw_fd(fd) })
+        self.fd.open_file(OsStr::new(name), flags)
     }
 
-    fn rename(&self, from: &str, to: &str, flags: libc::c_uint) -> Result<()> {
+    fn rename(&self, from: &str, to: &str, how: Rename) -> Result<()> {
         let rename = || {
             crate::fault::io("durable.rename")?;
-            let (from, to) = (c_name(from)?, c_name(to)?);
-            // SAFETY: renameat2 with two NUL-terminated names relative to our directory.
-            check(unsafe {
-                libc::renameat2(self.raw(), from.as_ptr(), self.raw(), to.as_ptr(), flags)
-            })
-            .map(drop)
+            self.fd.rename(OsStr::new(from), OsStr::new(to), how)
         };
         rename().map_err(DurableError::at("rename"))
     }
@@ -307,16 +273,14 @@ impl Dir {
             } else {
                 crate::fault::io("durable.unlink")?;
             }
-            let c = c_name(name)?;
-            // SAFETY: unlinkat with a NUL-terminated name relative to our directory.
-            check(unsafe { libc::unlinkat(self.raw(), c.as_ptr(), 0) }).map(drop)
+            self.fd.unlink(OsStr::new(name))
         };
         unlink().map_err(DurableError::at("unlink"))
     }
 
     fn sync(&self) -> Result<()> {
         crate::fault::io("durable.dir_fsync")
-            .and_then(|()| self.fd.sync_all())
+            .and_then(|()| self.fd.sync())
             .map_err(DurableError::at("fsync directory"))
     }
 
@@ -397,7 +361,7 @@ impl Dir {
         let mut last = None;
         for _ in 0..NAME_ATTEMPTS {
             let temp = temp_name();
-            match self.rename(name, &temp, libc::RENAME_NOREPLACE) {
+            match self.rename(name, &temp, Rename::NoReplace) {
                 Ok(()) => {
                     self.keep_spare(temp);
                     return Ok(());
@@ -423,11 +387,7 @@ impl DirHandles {
         if let Some(d) = lock().get(dir) {
             return Ok(d.clone());
         }
-        let fd = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
-            .open(dir)
-            .map_err(DurableError::at("open directory"))?;
+        let fd = DirHandle::open(dir).map_err(DurableError::at("open directory"))?;
         let d = Arc::new(Dir {
             fd,
             spares: Mutex::default(),
@@ -443,7 +403,7 @@ pub fn write_atomic(dirs: &DirHandles, dir: &Path, name: &str, bytes: &[u8]) -> 
     let temp = d.temp_with(bytes)?;
     crate::fault::point("durable.temp_written");
     let swapped = if d.exchange.load(Ordering::Relaxed) {
-        match d.rename(&temp, name, libc::RENAME_EXCHANGE) {
+        match d.rename(&temp, name, Rename::Exchange) {
             Ok(()) => Ok(true),
             // No record yet: a plain rename below.
             Err(e) if e.error.raw_os_error() == Some(libc::ENOENT) => Ok(false),
@@ -462,7 +422,7 @@ pub fn write_atomic(dirs: &DirHandles, dir: &Path, name: &str, bytes: &[u8]) -> 
             d.keep_spare(temp.clone());
             Ok(())
         } else {
-            d.rename(&temp, name, 0)
+            d.rename(&temp, name, Rename::Replace)
         }
     });
     if let Err(e) = result {
@@ -500,8 +460,12 @@ pub fn rename_durable(
     replace: bool,
 ) -> Result<()> {
     let d = dirs.get(dir)?;
-    let flags = if replace { 0 } else { libc::RENAME_NOREPLACE };
-    d.rename(from, to, flags)?;
+    let how = if replace {
+        Rename::Replace
+    } else {
+        Rename::NoReplace
+    };
+    d.rename(from, to, how)?;
     d.sync()
 }
 

@@ -117,6 +117,7 @@ use serde::Serialize;
 
 use crate::container_id::ContainerId;
 use crate::names::{DriverName, VolumeName};
+use crate::sys::DirHandle;
 pub use locks::{KeyGuard, KeyKind, LedgerGuard, LockTable};
 pub use records::{
     ContainerRecord, ContainerState, FailedUnmount, MountRecord, MountState, VolumeKey,
@@ -563,28 +564,10 @@ fn list_stems(dir: &Path) -> Result<Vec<String>, LedgerError> {
 /// directory) is not trusted.
 /// Opens `path` for reading, never through a symlink and never blocking on a FIFO: relative
 /// to `dir` (its directory, open) when given, saving the walk of the whole path.
-fn open_record(path: &Path, dir: Option<&fs::File>) -> io::Result<fs::File> {
+fn open_record(path: &Path, dir: Option<&DirHandle>) -> io::Result<fs::File> {
     const FLAGS: libc::c_int = libc::O_NOFOLLOW | libc::O_NONBLOCK;
     match (dir, path.file_name()) {
-        (Some(dir), Some(name)) => {
-            use std::os::fd::{AsRawFd, FromRawFd};
-            use std::os::unix::ffi::OsStrExt;
-            let name = std::ffi::CString::new(name.as_bytes())
-                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a name"))?;
-            // SAFETY: openat with a NUL-terminated name; the descriptor is ours alone.
-            let fd = unsafe {
-                libc::openat(
-                    dir.as_raw_fd(),
-                    name.as_ptr(),
-                    libc::O_RDONLY | libc::O_CLOEXEC | FLAGS,
-                )
-            };
-            if fd < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // SAFETY: just opened, owned by nobody else.
-            Ok(unsafe { fs::File::from_raw_fd(fd) })
-        }
+        (Some(dir), Some(name)) => dir.open_file(name, libc::O_RDONLY | FLAGS),
         _ => fs::OpenOptions::new()
             .read(true)
             .custom_flags(FLAGS)
@@ -594,18 +577,14 @@ fn open_record(path: &Path, dir: Option<&fs::File>) -> io::Result<fs::File> {
 
 /// A listing's directory: open, and already found trusted (`None`: check per record, which
 /// says why it is not).
-fn listing_dir(dir: &Path) -> Option<fs::File> {
+fn listing_dir(dir: &Path) -> Option<DirHandle> {
     check_dir_trusted(dir).ok()?;
-    fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
-        .open(dir)
-        .ok()
+    DirHandle::open(dir).ok()
 }
 
 /// `dir`: the record's directory, open and already found trusted (a listing checks it once,
 /// not once per record).
-fn read_trusted(path: &Path, dir: Option<&fs::File>) -> Result<Option<Vec<u8>>, LedgerError> {
+fn read_trusted(path: &Path, dir: Option<&DirHandle>) -> Result<Option<Vec<u8>>, LedgerError> {
     // Never through a symlink, and never blocking on a FIFO planted in a record's place (it
     // is refused below as not a regular file).
     let mut file = match open_record(path, dir) {
@@ -650,7 +629,7 @@ fn read_record<T: DeserializeOwned + Versioned>(path: &Path) -> Result<Option<T>
 /// [`read_record`] of a record in `dir`, open and found trusted by a listing.
 fn read_record_in<T: DeserializeOwned + Versioned>(
     path: &Path,
-    dir: Option<&fs::File>,
+    dir: Option<&DirHandle>,
 ) -> Result<Option<T>, LedgerError> {
     let Some(bytes) = read_trusted(path, dir)? else {
         return Ok(None);
