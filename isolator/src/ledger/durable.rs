@@ -1,4 +1,6 @@
-//! The one way ledger files are written and removed: atomic and durable.
+//! The one way durable state is written and removed: atomic and durable. The ledger's records
+//! go through it, and so do the `local` driver's state files (`meta.json`, `users.json`,
+//! through `local::store::write_atomic`), each with its own fault points ([`Faults`]).
 //!
 //! Write: the new bytes go into a temp file of ours in the same directory (written, `fsync`ed),
 //! which then takes the record's name in one `rename`; then the directory is `fsync`ed. A
@@ -34,7 +36,8 @@
 //!
 //! Every failure says which step failed ([`DurableError::step`]): `open directory`,
 //! `create temp file`, `write`, `fsync`, `rename`, `unlink`, `fsync directory`. Each step is
-//! preceded by its I/O fault point (`durable.*`, see [`crate::fault::IO_POINTS`]).
+//! preceded by its I/O fault point (`durable.*`, see [`crate::fault::IO_POINTS`]) — for the
+//! ledger's writes; the `local` driver's pass `local.state_write` before `write` only.
 //!
 //! The directory handles are kept too (for the `fsync`s and the `*at` calls): the ledger's
 //! directories are its own and are never removed or replaced while it is open.
@@ -238,6 +241,7 @@ struct Dir {
     spares: Mutex<Vec<String>>,
     /// Cleared when the filesystem refuses `RENAME_EXCHANGE` (then: plain rename).
     exchange: AtomicBool,
+    faults: Faults,
 }
 
 impl Drop for Dir {
@@ -258,7 +262,7 @@ impl Dir {
 
     fn rename(&self, from: &str, to: &str, how: Rename) -> Result<()> {
         let rename = || {
-            crate::fault::io("durable.rename")?;
+            self.faults.io(Step::Rename)?;
             self.fd.rename(OsStr::new(from), OsStr::new(to), how)
         };
         rename().map_err(DurableError::at("rename"))
@@ -269,9 +273,9 @@ impl Dir {
             // A temp file of ours and a record are two steps of the matrix: deleting a temp
             // file is best effort (what it leaves, the next sweep removes).
             if name.starts_with(TEMP_PREFIX) {
-                crate::fault::io("durable.unlink_temp")?;
+                self.faults.io(Step::UnlinkTemp)?;
             } else {
-                crate::fault::io("durable.unlink")?;
+                self.faults.io(Step::Unlink)?;
             }
             self.fd.unlink(OsStr::new(name))
         };
@@ -279,7 +283,8 @@ impl Dir {
     }
 
     fn sync(&self) -> Result<()> {
-        crate::fault::io("durable.dir_fsync")
+        self.faults
+            .io(Step::DirFsync)
             .and_then(|()| self.fd.sync())
             .map_err(DurableError::at("fsync directory"))
     }
@@ -305,7 +310,9 @@ impl Dir {
         let mut last = None;
         for _ in 0..NAME_ATTEMPTS {
             let name = temp_name();
-            let created = crate::fault::io("durable.create_temp")
+            let created = self
+                .faults
+                .io(Step::CreateTemp)
                 .and_then(|()| self.open(&name, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL));
             match created {
                 Ok(file) => return Ok((name, file)),
@@ -337,12 +344,15 @@ impl Dir {
             Some(found) => found,
             None => self.create_temp()?,
         };
-        let written = crate::fault::io("durable.write")
+        let written = self
+            .faults
+            .io(Step::Write)
             .and_then(|()| file.write_all(bytes))
             .and_then(|()| file.set_len(bytes.len() as u64))
             .map_err(DurableError::at("write"))
             .and_then(|()| {
-                crate::fault::io("durable.fsync")
+                self.faults
+                    .io(Step::Fsync)
                     .and_then(|()| file.sync_all())
                     .map_err(DurableError::at("fsync"))
             });
@@ -376,14 +386,81 @@ impl Dir {
     }
 }
 
+/// Whose durable writes these are, which decides the fault points their steps pass: the
+/// ledger's records pass the `durable.*` I/O points and crash points; the `local` driver's
+/// state files (`meta.json`, `users.json`) pass one I/O point, `local.state_write`, right
+/// before the bytes are written. (Each matrix knows its points by these names.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Faults {
+    #[default]
+    Ledger,
+    LocalState,
+}
+
+/// A durable step that may have an I/O fault point.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    CreateTemp,
+    Write,
+    Fsync,
+    Rename,
+    Unlink,
+    UnlinkTemp,
+    DirFsync,
+}
+
+/// A place in [`write_atomic`] that may have a crash point.
+#[derive(Debug, Clone, Copy)]
+enum Crash {
+    TempWritten,
+    Renamed,
+}
+
+impl Faults {
+    /// The I/O fault point of `step`, if these writes have one there.
+    fn io(self, step: Step) -> io::Result<()> {
+        match (self, step) {
+            (Faults::Ledger, Step::CreateTemp) => crate::fault::io("durable.create_temp"),
+            (Faults::Ledger, Step::Write) => crate::fault::io("durable.write"),
+            (Faults::Ledger, Step::Fsync) => crate::fault::io("durable.fsync"),
+            (Faults::Ledger, Step::Rename) => crate::fault::io("durable.rename"),
+            (Faults::Ledger, Step::Unlink) => crate::fault::io("durable.unlink"),
+            (Faults::Ledger, Step::UnlinkTemp) => crate::fault::io("durable.unlink_temp"),
+            (Faults::Ledger, Step::DirFsync) => crate::fault::io("durable.dir_fsync"),
+            (Faults::LocalState, Step::Write) => crate::fault::io("local.state_write"),
+            (Faults::LocalState, _) => Ok(()),
+        }
+    }
+
+    /// The crash point at `at`, if these writes have one there.
+    fn crash_point(self, at: Crash) {
+        match (self, at) {
+            (Faults::Ledger, Crash::TempWritten) => crate::fault::point("durable.temp_written"),
+            (Faults::Ledger, Crash::Renamed) => crate::fault::point("durable.renamed"),
+            (Faults::LocalState, _) => {}
+        }
+    }
+}
+
 /// Open handles on the directories records are written in, with their kept temp files. One
 /// entry per directory (containers, one per driver). Dropping it deletes the kept temp files.
 #[derive(Debug, Default)]
-pub struct DirHandles(Mutex<HashMap<PathBuf, Arc<Dir>>>);
+pub struct DirHandles {
+    dirs: Mutex<HashMap<PathBuf, Arc<Dir>>>,
+    faults: Faults,
+}
 
 impl DirHandles {
+    /// Handles whose writes pass the fault points of `faults` (`default()`: the ledger's).
+    pub fn with_faults(faults: Faults) -> Self {
+        Self {
+            dirs: Mutex::default(),
+            faults,
+        }
+    }
+
     fn get(&self, dir: &Path) -> Result<Arc<Dir>> {
-        let lock = || self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let lock = || self.dirs.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(d) = lock().get(dir) {
             return Ok(d.clone());
         }
@@ -392,6 +469,7 @@ impl DirHandles {
             fd,
             spares: Mutex::default(),
             exchange: AtomicBool::new(true),
+            faults: self.faults,
         });
         Ok(lock().entry(dir.to_path_buf()).or_insert(d).clone())
     }
@@ -401,7 +479,7 @@ impl DirHandles {
 pub fn write_atomic(dirs: &DirHandles, dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     let d = dirs.get(dir)?;
     let temp = d.temp_with(bytes)?;
-    crate::fault::point("durable.temp_written");
+    d.faults.crash_point(Crash::TempWritten);
     let swapped = if d.exchange.load(Ordering::Relaxed) {
         match d.rename(&temp, name, Rename::Exchange) {
             Ok(()) => Ok(true),
@@ -429,7 +507,7 @@ pub fn write_atomic(dirs: &DirHandles, dir: &Path, name: &str, bytes: &[u8]) -> 
         let _ = d.unlink(&temp);
         return Err(e);
     }
-    crate::fault::point("durable.renamed");
+    d.faults.crash_point(Crash::Renamed);
     d.sync()
 }
 
