@@ -4,7 +4,7 @@
 //! environment → volume requests → plan → ledger intent → driver calls → ledger update →
 //! launch info, and backwards for teardown.
 //!
-//! - [`names`], [`opts`]: validated driver/volume names and option lists.
+//! - [`names`], `opts`: validated driver/volume names and option lists.
 //! - [`grammar`]: the `DVDI_VOLUME_*` environment grammar → volume requests.
 //! - [`config`]: settings and deadlines.
 //! - [`discovery`], [`http`], [`plugin`]: finding and calling Docker volume plugins.
@@ -16,11 +16,11 @@
 //! - [`lifecycle`]: the isolator (prepare / cleanup / recover / inspect) over [`ledger`], the
 //!   durable record of containers and mounts; [`launch`] carries out its launch info.
 //! - [`fault`]: crash points for the crash tests (inert unless the `fault-points` feature).
-//! - [`protected`]: the host directories image-less containers may not mount over.
-//! - [`container_id`], [`holder`]: Mesos container ids, and `dvdcli exec` holder processes.
+//! - `protected`: the host directories image-less containers may not mount over.
+//! - `container_id`, [`holder`]: Mesos container ids, and `dvdcli exec` holder processes.
 
 pub mod config;
-pub mod container_id;
+pub(crate) mod container_id;
 pub mod discovery;
 pub mod driver;
 pub mod fault;
@@ -34,10 +34,10 @@ pub mod local;
 pub mod mountinfo;
 pub mod names;
 pub mod ops;
-pub mod opts;
+pub(crate) mod opts;
 pub mod parameters;
 pub mod plugin;
-pub mod protected;
+pub(crate) mod protected;
 pub mod render;
 pub mod sys;
 

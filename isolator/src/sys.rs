@@ -149,7 +149,7 @@ fn is_symlink_at(dir: &OwnedFd, name: &OsStr) -> bool {
 
 /// Opens (creating, mode 0600) the lock file `path` for `flock`/byte-range locks, never
 /// through a symlink; an existing file's content is left alone.
-pub fn open_lock_file(path: &Path) -> io::Result<File> {
+pub(crate) fn open_lock_file(path: &Path) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     OpenOptions::new()
         .read(true)

@@ -151,7 +151,7 @@ impl LockTable {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Locks the key at `slot` (see [`slot`]).
+    /// Locks the key at `slot` (see `slot`).
     ///
     /// A thread that asks again for a key it holds would wait for itself forever (an agent
     /// thread hung, every later operation on the key blocked behind it): that is refused with

@@ -23,7 +23,7 @@
 //!                                      `dvdcli recover`, `exec` and `inspect` (see [`durable`])
 //! ```
 //!
-//! `<stem>` is the container id or volume name encoded reversibly ([`encode`]): bytes of
+//! `<stem>` is the container id or volume name encoded reversibly (`encode`): bytes of
 //! `[A-Za-z0-9_.-]` kept, `%XX` for any other byte and for a leading `.`; a name whose plain
 //! form would not fit `NAME_MAX` with our suffixes becomes `<prefix>~<sha256>`. Every record
 //! holds the full id/name, and a reader checks it encodes to the file's name (so a hand-copied
@@ -79,11 +79,11 @@
 //!
 //! # Locks
 //!
-//! See [`locks`]: ledger (shared/exclusive), then one container, then at most one volume at a
+//! See `locks`: ledger (shared/exclusive), then one container, then at most one volume at a
 //! time; each is an in-process lock plus a lock on a file (`flock` for the ledger, a byte-range
 //! lock for a key), so threads and processes (`dvdcli exec` next to the agent) agree. A driver call holds only its own volume's lock.
 //!
-//! Every write is atomic and durable ([`durable`]); a failed step names itself and the file
+//! Every write is atomic and durable (`durable`); a failed step names itself and the file
 //! (`checkpoint PATH: fsync: …`). A record that cannot be read (empty, truncated, corrupt,
 //! foreign format, wrong file, a symlink) is moved aside as `<file>.corrupt` by `recover` and
 //! handled conservatively; it never aborts recovery. Where no agent recover follows (a host
@@ -102,9 +102,9 @@
 //! directory holding it — with [`LedgerError::Untrusted`] naming the path. `recover` treats
 //! such a record exactly like a corrupt one: moved aside, never trusted, never fatal.
 
-pub mod durable;
-pub mod encode;
-pub mod locks;
+pub(crate) mod durable;
+pub(crate) mod encode;
+pub(crate) mod locks;
 pub mod records;
 
 use std::fs;
@@ -511,7 +511,7 @@ impl Ledger {
     }
 
     /// Removes the temp files of writers that are gone (a crash's leftovers, never a live
-    /// process's: see [`durable`]'s *Temp file names*). Returns how many it removed.
+    /// process's: see `durable`'s *Temp file names*). Returns how many it removed.
     pub fn remove_stale_temp_files(&self) -> Result<usize, LedgerError> {
         let mut dirs = vec![self.containers_dir()];
         let top = self.root.join("volumes");
