@@ -11,10 +11,9 @@
 //! - `DVDI_FAULT_TRACE=FILE`: every point passed is appended to FILE, one name a line (how the
 //!   crash matrix learns which points a step reaches, and how often).
 //!
-//! Only the test crate `dvdi-crash` turns the feature on. Beware that `cargo build
-//! --workspace` unifies features, so *debug workspace builds* of the binaries contain the
-//! (inert unless the variable is set) points too; build release artefacts per package
-//! (`cargo build --release -p dvdcli -p dvdi-ffi`), as `packaging/` does.
+//! Only the test crate `dvdi-crash` turns the feature on, and it is a workspace of its own
+//! (`tests/crash`, excluded from the root workspace), so no build of the root workspace
+//! (`cargo build --release` included) contains the points.
 
 /// Every fault point, in the order a scenario meets them. A unit test checks that each is
 /// used exactly once in the library's source, and that the source uses no other.

@@ -21,6 +21,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -79,25 +80,14 @@ enum Stream {
 }
 
 impl Stream {
-    fn raw_fd(&self) -> std::os::fd::RawFd {
-        use std::os::fd::AsRawFd;
-        match self {
-            Stream::Unix(s) => s.as_raw_fd(),
-            Stream::Tcp(s) => s.as_raw_fd(),
-        }
-    }
-
     /// Whether the peer has neither closed the connection nor sent anything on it: nothing to
     /// read, no hang-up, no error, right now.
     fn quiet(&self) -> bool {
-        let mut pfd = libc::pollfd {
-            fd: self.raw_fd(),
-            events: libc::POLLIN | libc::POLLRDHUP,
-            revents: 0,
+        let fd = match self {
+            Stream::Unix(s) => s.as_fd(),
+            Stream::Tcp(s) => s.as_fd(),
         };
-        // SAFETY: poll on one pollfd we own, with a zero timeout.
-        let n = unsafe { libc::poll(&mut pfd, 1, 0) };
-        n == 0
+        matches!(crate::sys::poll_readable(fd), Ok(false))
     }
 
     fn set_timeouts(&self, t: Duration) -> io::Result<()> {

@@ -4,7 +4,7 @@
 //! environment → volume requests → plan → ledger intent → driver calls → ledger update →
 //! launch info, and backwards for teardown.
 //!
-//! - [`names`], [`opts`]: validated driver/volume names and option lists.
+//! - [`names`], `opts`: validated driver/volume names and option lists.
 //! - [`grammar`]: the `DVDI_VOLUME_*` environment grammar → volume requests.
 //! - [`config`]: the client settings and deadlines; [`settings`]: the one table of every
 //!   setting (module parameter and `DVDI_` variable) and its one parser.
@@ -18,12 +18,12 @@
 //! - [`lifecycle`]: the isolator (prepare / cleanup / recover / inspect) over [`ledger`], the
 //!   durable record of containers and mounts; [`launch`] carries out its launch info.
 //! - [`fault`]: crash points for the crash tests (inert unless the `fault-points` feature).
-//! - [`protected`]: the host directories image-less containers may not mount over.
-//! - [`container_id`], [`holder`]: Mesos container ids, and `dvdcli exec` holder processes.
+//! - `protected`: the host directories image-less containers may not mount over.
+//! - `container_id`, [`holder`]: Mesos container ids, and `dvdcli exec` holder processes.
 //! - [`date`]: calendar dates of Unix times (shared with `dvdcli`'s build script).
 
 pub mod config;
-pub mod container_id;
+pub(crate) mod container_id;
 pub mod date;
 pub mod discovery;
 pub mod driver;
@@ -38,9 +38,9 @@ pub mod local;
 pub mod mountinfo;
 pub mod names;
 pub mod ops;
-pub mod opts;
+pub(crate) mod opts;
 pub mod plugin;
-pub mod protected;
+pub(crate) mod protected;
 pub mod render;
 pub mod resolver;
 pub mod settings;

@@ -7,6 +7,16 @@
 //!
 //! The symlink-safe directory walk ([`walk_beneath`]) is also a free function: planning checks
 //! paths with it read-only before anything is changed.
+//!
+//! The library's other host calls are here too, behind safe types, so that this file (and the
+//! C ABI in `ffi/`) holds every `unsafe` block (a unit test below checks it): the ledger's
+//! directory-relative calls (`DirHandle`: `openat`, `renameat2`, `unlinkat`, `fsync`), the
+//! one lock primitive (`flock`; the ledger's per-key byte-range locks with `ofd_lock`),
+//! `poll_readable` for the plugin client's idle connections, and `fill_random`
+//! (`getrandom`) for mount ids and temp file names.
+//!
+//! `RecordingHost` is a test double: it exists in this crate's unit tests and, with the cargo
+//! feature `test-doubles`, for other crates' tests — never in a release build.
 
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
@@ -16,7 +26,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 
 pub use nix::mount::{MntFlags, MsFlags};
 
@@ -140,7 +149,7 @@ fn is_symlink_at(dir: &OwnedFd, name: &OsStr) -> bool {
 
 /// Opens (creating, mode 0600) the lock file `path` for `flock`/byte-range locks, never
 /// through a symlink; an existing file's content is left alone.
-pub fn open_lock_file(path: &Path) -> io::Result<File> {
+pub(crate) fn open_lock_file(path: &Path) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     OpenOptions::new()
         .read(true)
@@ -492,234 +501,530 @@ fn mount_namespace() -> Option<u64> {
     *NS.get_or_init(|| std::fs::metadata("/proc/self/ns/mnt").ok().map(|m| m.ino()))
 }
 
-/// One call seen by a `RecordingHost`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HostCall {
-    Mount {
-        source: Option<PathBuf>,
-        target: PathBuf,
-        fstype: Option<String>,
-        flags: MsFlags,
-    },
-    Umount {
-        target: PathBuf,
-    },
-    LoopAttach {
-        image: PathBuf,
-    },
-    LoopDetach {
-        device: PathBuf,
-    },
-    Mkfs {
-        fstype: String,
-        image: PathBuf,
-    },
-    MkdirBeneath {
-        base: PathBuf,
-        rel: PathBuf,
-    },
-    Lchown {
-        path: PathBuf,
-        uid: u32,
-        gid: u32,
-    },
-    UnshareMountNamespace,
+// ---------------------------------------------------------------------------------------------
+// The library's other host calls, behind safe types: the ledger's directory-relative calls
+// ([`DirHandle`]), locks ([`flock`], [`ofd_lock`]), [`poll_readable`] and [`fill_random`].
+// Every `unsafe` block of the library is in this file (a test in `tests` checks it).
+
+/// An open directory, for the calls made relative to it without following a symlink in the
+/// name: `openat`, `renameat2`, `unlinkat`, and `fsync` of the directory itself. Names are
+/// single components (a `/` in one is the caller's bug; the kernel would walk it).
+#[derive(Debug)]
+pub(crate) struct DirHandle(File);
+
+/// How [`DirHandle::rename`] treats an existing target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rename {
+    /// Replace it (plain `rename`).
+    Replace,
+    /// Fail with `EEXIST` (`RENAME_NOREPLACE`).
+    NoReplace,
+    /// Swap the two names atomically (`RENAME_EXCHANGE`); `ENOENT` when the target is missing,
+    /// `EINVAL` where the filesystem does not support it.
+    Exchange,
 }
 
-#[derive(Debug, Default)]
-struct Recorded {
-    calls: Vec<HostCall>,
-    mounted: Vec<PathBuf>,
-    /// Paths [`RecordingHost::vanish`] made disappear.
-    vanished: Vec<PathBuf>,
-    loops: Vec<(PathBuf, PathBuf)>,
-    fail_call: Option<usize>,
-    next_loop: usize,
-    free_space: Option<u64>,
-}
-
-/// A fake host for unit tests: records every changing call, keeps an in-memory mount table and
-/// loop list, and fails the N-th changing call (counted from 1) with `EIO` when asked.
-///
-/// `mkdir_beneath` is the one call it also carries out for real: creating directories needs no
-/// privilege, and the symlink refusals are only worth testing against a real file system (the
-/// tests plant real symlinks in temp dirs). `free_space` asks the real `statvfs` unless a test
-/// sets an answer ([`RecordingHost::set_free_space`]).
-#[derive(Debug, Default)]
-pub struct RecordingHost {
-    state: Mutex<Recorded>,
-}
-
-impl RecordingHost {
-    pub fn new() -> Self {
-        Self::default()
+impl DirHandle {
+    /// Opens the directory `path` (its last component never through a symlink).
+    pub(crate) fn open(path: &Path) -> io::Result<Self> {
+        use std::os::unix::fs::OpenOptionsExt;
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+            .open(path)
+            .map(DirHandle)
     }
 
-    /// The `n`-th changing call from now on (1 = the next one) fails with `EIO`.
-    pub fn fail_call(&self, n: usize) {
-        let mut s = self.lock();
-        s.fail_call = Some(s.calls.len() + n);
-    }
-
-    pub fn calls(&self) -> Vec<HostCall> {
-        self.lock().calls.clone()
-    }
-
-    /// From now on `free_space` answers `bytes` (`None`: the real `statvfs` again).
-    pub fn set_free_space(&self, bytes: Option<u64>) {
-        self.lock().free_space = bytes;
-    }
-
-    pub fn mounted(&self) -> Vec<PathBuf> {
-        self.lock().mounted.clone()
-    }
-
-    /// Makes `path` disappear behind the library's back (an operator's unmount, a plugin that
-    /// restarted): no longer mounted, and [`Host::mount_identity`] finds nothing there.
-    pub fn vanish(&self, path: &Path) {
-        let mut s = self.lock();
-        s.mounted.retain(|m| m != path);
-        s.vanished.push(path.to_path_buf());
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Recorded> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn record(&self, call: HostCall) -> io::Result<std::sync::MutexGuard<'_, Recorded>> {
-        let mut s = self.lock();
-        s.calls.push(call);
-        if s.fail_call == Some(s.calls.len()) {
-            return Err(io::Error::from_raw_os_error(libc::EIO));
+    /// `openat(2)` of `name` in this directory with `flags` (plus `O_NOFOLLOW | O_CLOEXEC`);
+    /// a file it creates gets mode 0600.
+    pub(crate) fn open_file(&self, name: &OsStr, flags: libc::c_int) -> io::Result<File> {
+        let c = c_name(name)?;
+        // SAFETY: openat with a NUL-terminated name and our directory's descriptor.
+        let fd = unsafe {
+            libc::openat(
+                self.0.as_raw_fd(),
+                c.as_ptr(),
+                flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                0o600 as libc::c_uint,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
         }
-        Ok(s)
+        // SAFETY: `openat` just returned this descriptor; nothing else owns it.
+        Ok(unsafe { File::from_raw_fd(fd) })
+    }
+
+    /// `renameat2(2)` of `from` to `to`, both in this directory.
+    pub(crate) fn rename(&self, from: &OsStr, to: &OsStr, how: Rename) -> io::Result<()> {
+        let (from, to) = (c_name(from)?, c_name(to)?);
+        let flags = match how {
+            Rename::Replace => 0,
+            Rename::NoReplace => libc::RENAME_NOREPLACE,
+            Rename::Exchange => libc::RENAME_EXCHANGE,
+        };
+        let fd = self.0.as_raw_fd();
+        // SAFETY: renameat2 with two NUL-terminated names relative to our directory.
+        errno_result(unsafe { libc::renameat2(fd, from.as_ptr(), fd, to.as_ptr(), flags) })
+    }
+
+    /// `unlinkat(2)` of the file `name` in this directory.
+    pub(crate) fn unlink(&self, name: &OsStr) -> io::Result<()> {
+        let c = c_name(name)?;
+        // SAFETY: unlinkat with a NUL-terminated name relative to our directory.
+        errno_result(unsafe { libc::unlinkat(self.0.as_raw_fd(), c.as_ptr(), 0) })
+    }
+
+    /// `fsync(2)` of the directory: makes the renames, creations and removals in it durable.
+    pub(crate) fn sync(&self) -> io::Result<()> {
+        self.0.sync_all()
     }
 }
 
-impl Host for RecordingHost {
-    /// Every path is a directory on one mount and, when this host mounted it, that mount's
-    /// root — until [`RecordingHost::vanish`] and the next mount there.
-    fn mount_identity(&self, path: &Path) -> io::Result<MountIdentity> {
-        let s = self.lock();
-        if s.vanished.iter().any(|v| v == path) {
-            return Err(io::Error::from_raw_os_error(libc::ENOENT));
-        }
-        Ok(MountIdentity {
-            mnt_id: None,
-            mnt_ns: None,
-            mount_root: s.mounted.iter().any(|m| m == path),
-            is_dir: true,
-        })
-    }
+fn c_name(name: &OsStr) -> io::Result<std::ffi::CString> {
+    std::ffi::CString::new(name.as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a name"))
+}
 
-    fn mount(
-        &self,
-        source: Option<&Path>,
-        target: &Path,
-        fstype: Option<&str>,
-        flags: MsFlags,
-        _data: Option<&str>,
-    ) -> io::Result<()> {
-        let mut s = self.record(HostCall::Mount {
-            source: source.map(Path::to_path_buf),
-            target: target.to_path_buf(),
-            fstype: fstype.map(str::to_owned),
-            flags,
-        })?;
-        if !flags.intersects(MsFlags::MS_REMOUNT | MsFlags::MS_SLAVE | MsFlags::MS_PRIVATE) {
-            s.mounted.push(target.to_path_buf());
-            s.vanished.retain(|v| v != target);
-        }
+fn errno_result(ret: libc::c_int) -> io::Result<()> {
+    if ret == 0 {
         Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
+}
 
-    fn umount(&self, target: &Path, _flags: MntFlags) -> io::Result<()> {
-        let mut s = self.record(HostCall::Umount {
-            target: target.to_path_buf(),
-        })?;
-        match s.mounted.iter().rposition(|m| m == target) {
-            Some(i) => {
-                s.mounted.remove(i);
-                Ok(())
+/// What [`flock`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FlockOp {
+    /// Waits for the lock, shared.
+    Shared,
+    /// Waits for the lock, exclusive.
+    Exclusive,
+    /// Takes the lock exclusive if free now, else fails with `EWOULDBLOCK` (tests: another
+    /// process's view).
+    #[cfg(test)]
+    TryExclusive,
+    /// Releases it.
+    Unlock,
+}
+
+/// `flock(2)` on the whole of `file` (its open file description), retried on `EINTR`. The
+/// lock primitive of the library: the ledger's lock and the `local` driver's volume locks.
+pub(crate) fn flock(file: &File, op: FlockOp) -> io::Result<()> {
+    let op = match op {
+        FlockOp::Shared => libc::LOCK_SH,
+        FlockOp::Exclusive => libc::LOCK_EX,
+        #[cfg(test)]
+        FlockOp::TryExclusive => libc::LOCK_EX | libc::LOCK_NB,
+        FlockOp::Unlock => libc::LOCK_UN,
+    };
+    loop {
+        // SAFETY: flock on a descriptor `file` owns.
+        match errno_result(unsafe { libc::flock(file.as_raw_fd(), op) }) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// What [`ofd_lock`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OfdOp {
+    /// Waits for the write lock (`F_OFD_SETLKW`, `F_WRLCK`).
+    Wait,
+    /// Takes the write lock if free now, else fails (`F_OFD_SETLK`, `F_WRLCK`; tests:
+    /// another process's view).
+    #[cfg(test)]
+    Try,
+    /// Releases it (`F_OFD_SETLK`, `F_UNLCK`).
+    Unlock,
+}
+
+/// An open-file-description lock on the one byte at `offset` of `file`, retried on `EINTR`.
+pub(crate) fn ofd_lock(file: &File, offset: u64, op: OfdOp) -> io::Result<()> {
+    // SAFETY: all-zero is a valid `struct flock`; the fields that matter are set below.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    let (l_type, cmd) = match op {
+        OfdOp::Wait => (libc::F_WRLCK, libc::F_OFD_SETLKW),
+        #[cfg(test)]
+        OfdOp::Try => (libc::F_WRLCK, libc::F_OFD_SETLK),
+        OfdOp::Unlock => (libc::F_UNLCK, libc::F_OFD_SETLK),
+    };
+    lock.l_type = l_type as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    lock.l_start = libc::off_t::try_from(offset)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "lock offset out of range"))?;
+    lock.l_len = 1;
+    loop {
+        // SAFETY: fcntl with a pointer to a `struct flock` that outlives the call.
+        match errno_result(unsafe { libc::fcntl(file.as_raw_fd(), cmd, &lock) }) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Whether `fd` has something to report right now (`poll(2)` with a zero timeout for
+/// `POLLIN | POLLRDHUP`): data to read, a hang-up or an error. `Err` when `poll` fails.
+pub(crate) fn poll_readable(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN | libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: poll on one pollfd that outlives the call, with a zero timeout.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n > 0)
+}
+
+/// Fills `buf` from the kernel's random source (`getrandom(2)`), retrying on `EINTR` and
+/// after a short read.
+pub(crate) fn fill_random(buf: &mut [u8]) -> io::Result<()> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let rest = &mut buf[filled..];
+        // SAFETY: getrandom(2) writes at most `rest.len()` bytes into the buffer it is given.
+        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        match usize::try_from(n) {
+            Ok(n) => filled += n,
+            Err(_) => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
             }
-            None => Err(io::Error::from_raw_os_error(libc::EINVAL)),
+        }
+    }
+    Ok(())
+}
+
+/// The test double of [`Host`], for this crate's unit tests and, with the cargo feature
+/// `test-doubles`, for other crates' tests; never in a release build.
+#[cfg(any(test, feature = "test-doubles"))]
+pub use recording::{HostCall, RecordingHost};
+
+#[cfg(any(test, feature = "test-doubles"))]
+mod recording {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// One call seen by a `RecordingHost`.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum HostCall {
+        Mount {
+            source: Option<PathBuf>,
+            target: PathBuf,
+            fstype: Option<String>,
+            flags: MsFlags,
+        },
+        Umount {
+            target: PathBuf,
+        },
+        LoopAttach {
+            image: PathBuf,
+        },
+        LoopDetach {
+            device: PathBuf,
+        },
+        Mkfs {
+            fstype: String,
+            image: PathBuf,
+        },
+        MkdirBeneath {
+            base: PathBuf,
+            rel: PathBuf,
+        },
+        Lchown {
+            path: PathBuf,
+            uid: u32,
+            gid: u32,
+        },
+        UnshareMountNamespace,
+    }
+
+    #[derive(Debug, Default)]
+    struct Recorded {
+        calls: Vec<HostCall>,
+        mounted: Vec<PathBuf>,
+        /// Paths [`RecordingHost::vanish`] made disappear.
+        vanished: Vec<PathBuf>,
+        loops: Vec<(PathBuf, PathBuf)>,
+        fail_call: Option<usize>,
+        next_loop: usize,
+        free_space: Option<u64>,
+    }
+
+    /// A fake host for unit tests: records every changing call, keeps an in-memory mount table and
+    /// loop list, and fails the N-th changing call (counted from 1) with `EIO` when asked.
+    ///
+    /// `mkdir_beneath` is the one call it also carries out for real: creating directories needs no
+    /// privilege, and the symlink refusals are only worth testing against a real file system (the
+    /// tests plant real symlinks in temp dirs). `free_space` asks the real `statvfs` unless a test
+    /// sets an answer ([`RecordingHost::set_free_space`]).
+    #[derive(Debug, Default)]
+    pub struct RecordingHost {
+        state: Mutex<Recorded>,
+    }
+
+    impl RecordingHost {
+        pub fn new() -> Self {
+            Self::default()
+        }
+
+        /// The `n`-th changing call from now on (1 = the next one) fails with `EIO`.
+        pub fn fail_call(&self, n: usize) {
+            let mut s = self.lock();
+            s.fail_call = Some(s.calls.len() + n);
+        }
+
+        pub fn calls(&self) -> Vec<HostCall> {
+            self.lock().calls.clone()
+        }
+
+        /// From now on `free_space` answers `bytes` (`None`: the real `statvfs` again).
+        pub fn set_free_space(&self, bytes: Option<u64>) {
+            self.lock().free_space = bytes;
+        }
+
+        pub fn mounted(&self) -> Vec<PathBuf> {
+            self.lock().mounted.clone()
+        }
+
+        /// Makes `path` disappear behind the library's back (an operator's unmount, a plugin that
+        /// restarted): no longer mounted, and [`Host::mount_identity`] finds nothing there.
+        pub fn vanish(&self, path: &Path) {
+            let mut s = self.lock();
+            s.mounted.retain(|m| m != path);
+            s.vanished.push(path.to_path_buf());
+        }
+
+        fn lock(&self) -> std::sync::MutexGuard<'_, Recorded> {
+            self.state.lock().unwrap_or_else(|e| e.into_inner())
+        }
+
+        fn record(&self, call: HostCall) -> io::Result<std::sync::MutexGuard<'_, Recorded>> {
+            let mut s = self.lock();
+            s.calls.push(call);
+            if s.fail_call == Some(s.calls.len()) {
+                return Err(io::Error::from_raw_os_error(libc::EIO));
+            }
+            Ok(s)
         }
     }
 
-    fn is_mountpoint(&self, path: &Path) -> io::Result<bool> {
-        Ok(self.lock().mounted.iter().any(|m| m == path))
-    }
-
-    fn loop_attach(&self, image: &Path) -> io::Result<PathBuf> {
-        let mut s = self.record(HostCall::LoopAttach {
-            image: image.to_path_buf(),
-        })?;
-        let dev = PathBuf::from(format!("/dev/fakeloop{}", s.next_loop));
-        s.next_loop += 1;
-        s.loops.push((dev.clone(), image.to_path_buf()));
-        Ok(dev)
-    }
-
-    fn loop_detach(&self, device: &Path) -> io::Result<()> {
-        let mut s = self.record(HostCall::LoopDetach {
-            device: device.to_path_buf(),
-        })?;
-        s.loops.retain(|(d, _)| d != device);
-        Ok(())
-    }
-
-    fn loops_backed_by(&self, image: &Path) -> io::Result<Vec<PathBuf>> {
-        Ok(self
-            .lock()
-            .loops
-            .iter()
-            .filter(|(_, i)| i == image)
-            .map(|(d, _)| d.clone())
-            .collect())
-    }
-
-    fn mkfs(&self, fstype: &str, image: &Path) -> io::Result<()> {
-        drop(self.record(HostCall::Mkfs {
-            fstype: fstype.to_owned(),
-            image: image.to_path_buf(),
-        })?);
-        Ok(())
-    }
-
-    fn free_space(&self, path: &Path) -> io::Result<u64> {
-        let fake = self.lock().free_space;
-        fake.map_or_else(|| statvfs_free(path), Ok)
-    }
-
-    fn mkdir_beneath(&self, base: &Path, rel: &Path) -> Result<DirId, WalkError> {
-        drop(
-            self.record(HostCall::MkdirBeneath {
-                base: base.to_path_buf(),
-                rel: rel.to_path_buf(),
+    impl Host for RecordingHost {
+        /// Every path is a directory on one mount and, when this host mounted it, that mount's
+        /// root — until [`RecordingHost::vanish`] and the next mount there.
+        fn mount_identity(&self, path: &Path) -> io::Result<MountIdentity> {
+            let s = self.lock();
+            if s.vanished.iter().any(|v| v == path) {
+                return Err(io::Error::from_raw_os_error(libc::ENOENT));
+            }
+            Ok(MountIdentity {
+                mnt_id: None,
+                mnt_ns: None,
+                mount_root: s.mounted.iter().any(|m| m == path),
+                is_dir: true,
             })
-            .map_err(|e| WalkError::new(base.join(rel), e))?,
-        );
-        created(base, rel)
-    }
+        }
 
-    fn lchown(&self, path: &Path, uid: u32, gid: u32) -> io::Result<()> {
-        drop(self.record(HostCall::Lchown {
-            path: path.to_path_buf(),
-            uid,
-            gid,
-        })?);
-        Ok(())
-    }
+        fn mount(
+            &self,
+            source: Option<&Path>,
+            target: &Path,
+            fstype: Option<&str>,
+            flags: MsFlags,
+            _data: Option<&str>,
+        ) -> io::Result<()> {
+            let mut s = self.record(HostCall::Mount {
+                source: source.map(Path::to_path_buf),
+                target: target.to_path_buf(),
+                fstype: fstype.map(str::to_owned),
+                flags,
+            })?;
+            if !flags.intersects(MsFlags::MS_REMOUNT | MsFlags::MS_SLAVE | MsFlags::MS_PRIVATE) {
+                s.mounted.push(target.to_path_buf());
+                s.vanished.retain(|v| v != target);
+            }
+            Ok(())
+        }
 
-    fn unshare_mount_namespace(&self) -> io::Result<()> {
-        drop(self.record(HostCall::UnshareMountNamespace)?);
-        Ok(())
+        fn umount(&self, target: &Path, _flags: MntFlags) -> io::Result<()> {
+            let mut s = self.record(HostCall::Umount {
+                target: target.to_path_buf(),
+            })?;
+            match s.mounted.iter().rposition(|m| m == target) {
+                Some(i) => {
+                    s.mounted.remove(i);
+                    Ok(())
+                }
+                None => Err(io::Error::from_raw_os_error(libc::EINVAL)),
+            }
+        }
+
+        fn is_mountpoint(&self, path: &Path) -> io::Result<bool> {
+            Ok(self.lock().mounted.iter().any(|m| m == path))
+        }
+
+        fn loop_attach(&self, image: &Path) -> io::Result<PathBuf> {
+            let mut s = self.record(HostCall::LoopAttach {
+                image: image.to_path_buf(),
+            })?;
+            let dev = PathBuf::from(format!("/dev/fakeloop{}", s.next_loop));
+            s.next_loop += 1;
+            s.loops.push((dev.clone(), image.to_path_buf()));
+            Ok(dev)
+        }
+
+        fn loop_detach(&self, device: &Path) -> io::Result<()> {
+            let mut s = self.record(HostCall::LoopDetach {
+                device: device.to_path_buf(),
+            })?;
+            s.loops.retain(|(d, _)| d != device);
+            Ok(())
+        }
+
+        fn loops_backed_by(&self, image: &Path) -> io::Result<Vec<PathBuf>> {
+            Ok(self
+                .lock()
+                .loops
+                .iter()
+                .filter(|(_, i)| i == image)
+                .map(|(d, _)| d.clone())
+                .collect())
+        }
+
+        fn mkfs(&self, fstype: &str, image: &Path) -> io::Result<()> {
+            drop(self.record(HostCall::Mkfs {
+                fstype: fstype.to_owned(),
+                image: image.to_path_buf(),
+            })?);
+            Ok(())
+        }
+
+        fn free_space(&self, path: &Path) -> io::Result<u64> {
+            let fake = self.lock().free_space;
+            fake.map_or_else(|| statvfs_free(path), Ok)
+        }
+
+        fn mkdir_beneath(&self, base: &Path, rel: &Path) -> Result<DirId, WalkError> {
+            drop(
+                self.record(HostCall::MkdirBeneath {
+                    base: base.to_path_buf(),
+                    rel: rel.to_path_buf(),
+                })
+                .map_err(|e| WalkError::new(base.join(rel), e))?,
+            );
+            created(base, rel)
+        }
+
+        fn lchown(&self, path: &Path, uid: u32, gid: u32) -> io::Result<()> {
+            drop(self.record(HostCall::Lchown {
+                path: path.to_path_buf(),
+                uid,
+                gid,
+            })?);
+            Ok(())
+        }
+
+        fn unshare_mount_namespace(&self) -> io::Result<()> {
+            drop(self.record(HostCall::UnshareMountNamespace)?);
+            Ok(())
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every `.rs` file under `dir`, recursively.
+    fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension() == Some(OsStr::new("rs")) {
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn unsafe_code_lives_in_this_file_only() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let this = src.join("sys.rs");
+        let mut files = Vec::new();
+        sources(&src, &mut files);
+        assert!(files.contains(&this) && files.len() > 20, "{files:?}");
+        let mut found = Vec::new();
+        for file in files.iter().filter(|f| **f != this) {
+            let text = fs::read_to_string(file).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                // Comments aside (a line comment may say the word).
+                let code = line.split("//").next().unwrap_or("");
+                let token = code
+                    .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .any(|word| word == "unsafe");
+                if token {
+                    found.push(format!("{}:{}: {line}", file.display(), n + 1));
+                }
+            }
+        }
+        assert!(
+            found.is_empty(),
+            "`unsafe` outside src/sys.rs (put the host call behind a safe function there):\n{}",
+            found.join("\n")
+        );
+    }
+
+    #[test]
+    fn fill_random_fills_and_differs() {
+        let (mut a, mut b) = ([0u8; 32], [0u8; 32]);
+        fill_random(&mut a).unwrap();
+        fill_random(&mut b).unwrap();
+        assert_ne!(a, b);
+        fill_random(&mut []).unwrap();
+    }
+
+    #[test]
+    fn poll_readable_sees_data_and_hang_up() {
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        assert!(!poll_readable(a.as_fd()).unwrap());
+        std::io::Write::write_all(&mut &b, b"x").unwrap();
+        assert!(poll_readable(a.as_fd()).unwrap());
+        let (c, d) = std::os::unix::net::UnixStream::pair().unwrap();
+        drop(d);
+        assert!(poll_readable(c.as_fd()).unwrap());
+    }
+
+    #[test]
+    fn dir_handle_renames_exchanges_and_unlinks_in_its_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = DirHandle::open(dir.path()).unwrap();
+        let (a, b) = (OsStr::new("a"), OsStr::new("b"));
+        let mut f = d
+            .open_file(a, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL)
+            .unwrap();
+        std::io::Write::write_all(&mut f, b"1").unwrap();
+        fs::write(dir.path().join("b"), "2").unwrap();
+        let no = d.rename(a, b, Rename::NoReplace).unwrap_err();
+        assert_eq!(no.raw_os_error(), Some(libc::EEXIST));
+        d.rename(a, b, Rename::Exchange).unwrap();
+        assert_eq!(fs::read_to_string(dir.path().join("b")).unwrap(), "1");
+        assert_eq!(fs::read_to_string(dir.path().join("a")).unwrap(), "2");
+        d.rename(a, b, Rename::Replace).unwrap();
+        assert!(!dir.path().join("a").exists());
+        d.unlink(b).unwrap();
+        d.sync().unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", dir.path().join("l")).unwrap();
+        let e = d.open_file(OsStr::new("l"), libc::O_RDONLY).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ELOOP));
+    }
 
     #[test]
     fn walk_creates_missing_directories() {

@@ -1,4 +1,6 @@
-//! The one way ledger files are written and removed: atomic and durable.
+//! The one way durable state is written and removed: atomic and durable. The ledger's records
+//! go through it, and so do the `local` driver's state files (`meta.json`, `users.json`,
+//! through `local::store::write_atomic`), each with its own fault points ([`Faults`]).
 //!
 //! Write: the new bytes go into a temp file of ours in the same directory (written, `fsync`ed),
 //! which then takes the record's name in one `rename`; then the directory is `fsync`ed. A
@@ -34,23 +36,23 @@
 //!
 //! Every failure says which step failed ([`DurableError::step`]): `open directory`,
 //! `create temp file`, `write`, `fsync`, `rename`, `unlink`, `fsync directory`. Each step is
-//! preceded by its I/O fault point (`durable.*`, see [`crate::fault::IO_POINTS`]).
+//! preceded by its I/O fault point (`durable.*`, see [`crate::fault::IO_POINTS`]) — for the
+//! ledger's writes; the `local` driver's pass `local.state_write` before `write` only.
 //!
 //! The directory handles are kept too (for the `fsync`s and the `*at` calls): the ledger's
 //! directories are its own and are never removed or replaced while it is open.
 
 use std::collections::HashMap;
-use std::ffi::CString;
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::holder::Holder;
+use crate::sys::{DirHandle, Rename};
 
 /// Temp files start with this; listings skip them and [`sweep`] removes the stale ones.
 pub const TEMP_PREFIX: &str = ".tmp-";
@@ -117,10 +119,9 @@ fn random_state() -> &'static AtomicU64 {
     static STATE: OnceLock<AtomicU64> = OnceLock::new();
     STATE.get_or_init(|| {
         let mut seed = [0u8; 8];
-        // SAFETY: getrandom(2) writes at most `seed.len()` bytes into the buffer it is given.
-        let n = unsafe { libc::getrandom(seed.as_mut_ptr().cast(), seed.len(), 0) };
+        let filled = crate::sys::fill_random(&mut seed);
         let mut s = u64::from_ne_bytes(seed);
-        if n != seed.len() as isize {
+        if filled.is_err() {
             // No entropy (never on Linux ≥ 3.17): still distinct per process and per moment.
             s ^= u64::from(std::process::id()) << 32 ^ now_nanos();
         }
@@ -229,18 +230,6 @@ pub fn sweep(dir: &Path) -> Result<usize> {
     Ok(removed)
 }
 
-fn c_name(name: &str) -> io::Result<CString> {
-    CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a name"))
-}
-
-fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
-
 fn exists(e: &io::Error) -> bool {
     e.raw_os_error() == Some(libc::EEXIST)
 }
@@ -248,10 +237,11 @@ fn exists(e: &io::Error) -> bool {
 /// One directory records are written in: its handle and our kept temp files.
 #[derive(Debug)]
 struct Dir {
-    fd: File,
+    fd: DirHandle,
     spares: Mutex<Vec<String>>,
     /// Cleared when the filesystem refuses `RENAME_EXCHANGE` (then: plain rename).
     exchange: AtomicBool,
+    faults: Faults,
 }
 
 impl Drop for Dir {
@@ -265,35 +255,15 @@ impl Drop for Dir {
 }
 
 impl Dir {
-    fn raw(&self) -> libc::c_int {
-        self.fd.as_raw_fd()
-    }
-
     /// `openat` relative to this directory, never through a symlink.
     fn open(&self, name: &str, flags: libc::c_int) -> io::Result<File> {
-        let c = c_name(name)?;
-        // SAFETY: openat with a NUL-terminated name; the returned descriptor is ours alone.
-        let fd = check(unsafe {
-            libc::openat(
-                self.raw(),
-                c.as_ptr(),
-                flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-                0o600 as libc::c_uint,
-            )
-        })?;
-        // SAFETY: just opened, owned by nobody else.
-        Ok(unsafe { File::from_raw_fd(fd) })
+        self.fd.open_file(OsStr::new(name), flags)
     }
 
-    fn rename(&self, from: &str, to: &str, flags: libc::c_uint) -> Result<()> {
+    fn rename(&self, from: &str, to: &str, how: Rename) -> Result<()> {
         let rename = || {
-            crate::fault::io("durable.rename")?;
-            let (from, to) = (c_name(from)?, c_name(to)?);
-            // SAFETY: renameat2 with two NUL-terminated names relative to our directory.
-            check(unsafe {
-                libc::renameat2(self.raw(), from.as_ptr(), self.raw(), to.as_ptr(), flags)
-            })
-            .map(drop)
+            self.faults.io(Step::Rename)?;
+            self.fd.rename(OsStr::new(from), OsStr::new(to), how)
         };
         rename().map_err(DurableError::at("rename"))
     }
@@ -303,20 +273,19 @@ impl Dir {
             // A temp file of ours and a record are two steps of the matrix: deleting a temp
             // file is best effort (what it leaves, the next sweep removes).
             if name.starts_with(TEMP_PREFIX) {
-                crate::fault::io("durable.unlink_temp")?;
+                self.faults.io(Step::UnlinkTemp)?;
             } else {
-                crate::fault::io("durable.unlink")?;
+                self.faults.io(Step::Unlink)?;
             }
-            let c = c_name(name)?;
-            // SAFETY: unlinkat with a NUL-terminated name relative to our directory.
-            check(unsafe { libc::unlinkat(self.raw(), c.as_ptr(), 0) }).map(drop)
+            self.fd.unlink(OsStr::new(name))
         };
         unlink().map_err(DurableError::at("unlink"))
     }
 
     fn sync(&self) -> Result<()> {
-        crate::fault::io("durable.dir_fsync")
-            .and_then(|()| self.fd.sync_all())
+        self.faults
+            .io(Step::DirFsync)
+            .and_then(|()| self.fd.sync())
             .map_err(DurableError::at("fsync directory"))
     }
 
@@ -341,7 +310,9 @@ impl Dir {
         let mut last = None;
         for _ in 0..NAME_ATTEMPTS {
             let name = temp_name();
-            let created = crate::fault::io("durable.create_temp")
+            let created = self
+                .faults
+                .io(Step::CreateTemp)
                 .and_then(|()| self.open(&name, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL));
             match created {
                 Ok(file) => return Ok((name, file)),
@@ -373,12 +344,15 @@ impl Dir {
             Some(found) => found,
             None => self.create_temp()?,
         };
-        let written = crate::fault::io("durable.write")
+        let written = self
+            .faults
+            .io(Step::Write)
             .and_then(|()| file.write_all(bytes))
             .and_then(|()| file.set_len(bytes.len() as u64))
             .map_err(DurableError::at("write"))
             .and_then(|()| {
-                crate::fault::io("durable.fsync")
+                self.faults
+                    .io(Step::Fsync)
                     .and_then(|()| file.sync_all())
                     .map_err(DurableError::at("fsync"))
             });
@@ -397,7 +371,7 @@ impl Dir {
         let mut last = None;
         for _ in 0..NAME_ATTEMPTS {
             let temp = temp_name();
-            match self.rename(name, &temp, libc::RENAME_NOREPLACE) {
+            match self.rename(name, &temp, Rename::NoReplace) {
                 Ok(()) => {
                     self.keep_spare(temp);
                     return Ok(());
@@ -412,26 +386,90 @@ impl Dir {
     }
 }
 
+/// Whose durable writes these are, which decides the fault points their steps pass: the
+/// ledger's records pass the `durable.*` I/O points and crash points; the `local` driver's
+/// state files (`meta.json`, `users.json`) pass one I/O point, `local.state_write`, right
+/// before the bytes are written. (Each matrix knows its points by these names.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Faults {
+    #[default]
+    Ledger,
+    LocalState,
+}
+
+/// A durable step that may have an I/O fault point.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    CreateTemp,
+    Write,
+    Fsync,
+    Rename,
+    Unlink,
+    UnlinkTemp,
+    DirFsync,
+}
+
+/// A place in [`write_atomic`] that may have a crash point.
+#[derive(Debug, Clone, Copy)]
+enum Crash {
+    TempWritten,
+    Renamed,
+}
+
+impl Faults {
+    /// The I/O fault point of `step`, if these writes have one there.
+    fn io(self, step: Step) -> io::Result<()> {
+        match (self, step) {
+            (Faults::Ledger, Step::CreateTemp) => crate::fault::io("durable.create_temp"),
+            (Faults::Ledger, Step::Write) => crate::fault::io("durable.write"),
+            (Faults::Ledger, Step::Fsync) => crate::fault::io("durable.fsync"),
+            (Faults::Ledger, Step::Rename) => crate::fault::io("durable.rename"),
+            (Faults::Ledger, Step::Unlink) => crate::fault::io("durable.unlink"),
+            (Faults::Ledger, Step::UnlinkTemp) => crate::fault::io("durable.unlink_temp"),
+            (Faults::Ledger, Step::DirFsync) => crate::fault::io("durable.dir_fsync"),
+            (Faults::LocalState, Step::Write) => crate::fault::io("local.state_write"),
+            (Faults::LocalState, _) => Ok(()),
+        }
+    }
+
+    /// The crash point at `at`, if these writes have one there.
+    fn crash_point(self, at: Crash) {
+        match (self, at) {
+            (Faults::Ledger, Crash::TempWritten) => crate::fault::point("durable.temp_written"),
+            (Faults::Ledger, Crash::Renamed) => crate::fault::point("durable.renamed"),
+            (Faults::LocalState, _) => {}
+        }
+    }
+}
+
 /// Open handles on the directories records are written in, with their kept temp files. One
 /// entry per directory (containers, one per driver). Dropping it deletes the kept temp files.
 #[derive(Debug, Default)]
-pub struct DirHandles(Mutex<HashMap<PathBuf, Arc<Dir>>>);
+pub struct DirHandles {
+    dirs: Mutex<HashMap<PathBuf, Arc<Dir>>>,
+    faults: Faults,
+}
 
 impl DirHandles {
+    /// Handles whose writes pass the fault points of `faults` (`default()`: the ledger's).
+    pub fn with_faults(faults: Faults) -> Self {
+        Self {
+            dirs: Mutex::default(),
+            faults,
+        }
+    }
+
     fn get(&self, dir: &Path) -> Result<Arc<Dir>> {
-        let lock = || self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let lock = || self.dirs.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(d) = lock().get(dir) {
             return Ok(d.clone());
         }
-        let fd = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
-            .open(dir)
-            .map_err(DurableError::at("open directory"))?;
+        let fd = DirHandle::open(dir).map_err(DurableError::at("open directory"))?;
         let d = Arc::new(Dir {
             fd,
             spares: Mutex::default(),
             exchange: AtomicBool::new(true),
+            faults: self.faults,
         });
         Ok(lock().entry(dir.to_path_buf()).or_insert(d).clone())
     }
@@ -441,9 +479,9 @@ impl DirHandles {
 pub fn write_atomic(dirs: &DirHandles, dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     let d = dirs.get(dir)?;
     let temp = d.temp_with(bytes)?;
-    crate::fault::point("durable.temp_written");
+    d.faults.crash_point(Crash::TempWritten);
     let swapped = if d.exchange.load(Ordering::Relaxed) {
-        match d.rename(&temp, name, libc::RENAME_EXCHANGE) {
+        match d.rename(&temp, name, Rename::Exchange) {
             Ok(()) => Ok(true),
             // No record yet: a plain rename below.
             Err(e) if e.error.raw_os_error() == Some(libc::ENOENT) => Ok(false),
@@ -462,14 +500,14 @@ pub fn write_atomic(dirs: &DirHandles, dir: &Path, name: &str, bytes: &[u8]) -> 
             d.keep_spare(temp.clone());
             Ok(())
         } else {
-            d.rename(&temp, name, 0)
+            d.rename(&temp, name, Rename::Replace)
         }
     });
     if let Err(e) = result {
         let _ = d.unlink(&temp);
         return Err(e);
     }
-    crate::fault::point("durable.renamed");
+    d.faults.crash_point(Crash::Renamed);
     d.sync()
 }
 
@@ -500,8 +538,12 @@ pub fn rename_durable(
     replace: bool,
 ) -> Result<()> {
     let d = dirs.get(dir)?;
-    let flags = if replace { 0 } else { libc::RENAME_NOREPLACE };
-    d.rename(from, to, flags)?;
+    let how = if replace {
+        Rename::Replace
+    } else {
+        Rename::NoReplace
+    };
+    d.rename(from, to, how)?;
     d.sync()
 }
 

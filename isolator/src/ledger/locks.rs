@@ -30,12 +30,11 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::sync::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::ThreadId;
 
-use crate::sys::open_lock_file;
+use crate::sys::{flock, ofd_lock, open_lock_file, FlockOp, OfdOp};
 
 /// Which half of the slot range a key's lock lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,49 +80,6 @@ pub struct LockTable {
     shared_holders: Mutex<usize>,
 }
 
-fn errno_result(ret: libc::c_int) -> io::Result<()> {
-    if ret == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// `flock(2)`, retried on `EINTR`.
-fn flock(file: &File, op: libc::c_int) -> io::Result<()> {
-    loop {
-        // SAFETY: flock on a descriptor this File owns.
-        match errno_result(unsafe { libc::flock(file.as_raw_fd(), op) }) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other,
-        }
-    }
-}
-
-/// An open-file-description lock on byte `slot` of `file`: `F_WRLCK` waits for it, `F_UNLCK`
-/// releases it.
-fn ofd_lock(file: &File, slot: u64, kind: libc::c_short) -> io::Result<()> {
-    // SAFETY: all-zero is a valid `struct flock`; the fields that matter are set below.
-    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
-    lock.l_type = kind;
-    lock.l_whence = libc::SEEK_SET as libc::c_short;
-    lock.l_start = libc::off_t::try_from(slot)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "lock slot out of range"))?;
-    lock.l_len = 1;
-    let cmd = if kind == libc::F_UNLCK as libc::c_short {
-        libc::F_OFD_SETLK
-    } else {
-        libc::F_OFD_SETLKW
-    };
-    loop {
-        // SAFETY: fcntl with a pointer to a `struct flock` that outlives the call.
-        match errno_result(unsafe { libc::fcntl(file.as_raw_fd(), cmd, &lock) }) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other,
-        }
-    }
-}
-
 /// A held key lock; released on drop.
 #[derive(Debug)]
 pub struct KeyGuard<'a> {
@@ -137,11 +93,7 @@ impl Drop for KeyGuard<'_> {
     fn drop(&mut self) {
         if self.locked {
             // Cannot fail for a lock we hold; if it did, closing the ledger releases it.
-            let _ = ofd_lock(
-                &self.table.files.keys,
-                self.slot,
-                libc::F_UNLCK as libc::c_short,
-            );
+            let _ = ofd_lock(&self.table.files.keys, self.slot, OfdOp::Unlock);
         }
         let mut held = self.table.lock_held();
         held.remove(&self.slot);
@@ -163,11 +115,11 @@ impl Drop for LedgerGuard<'_> {
                 let mut n = table.lock_shared_holders();
                 *n -= 1;
                 if *n == 0 {
-                    let _ = flock(&table.files.ledger, libc::LOCK_UN);
+                    let _ = flock(&table.files.ledger, FlockOp::Unlock);
                 }
             }
             LedgerGuard::Exclusive(table, _) => {
-                let _ = flock(&table.files.ledger, libc::LOCK_UN);
+                let _ = flock(&table.files.ledger, FlockOp::Unlock);
             }
         }
     }
@@ -199,7 +151,7 @@ impl LockTable {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Locks the key at `slot` (see [`slot`]).
+    /// Locks the key at `slot` (see `slot`).
     ///
     /// A thread that asks again for a key it holds would wait for itself forever (an agent
     /// thread hung, every later operation on the key blocked behind it): that is refused with
@@ -222,7 +174,7 @@ impl LockTable {
             locked: false,
         };
         // On error the guard's drop gives the in-process part back.
-        ofd_lock(&self.files.keys, slot, libc::F_WRLCK as libc::c_short)?;
+        ofd_lock(&self.files.keys, slot, OfdOp::Wait)?;
         guard.locked = true;
         Ok(guard)
     }
@@ -237,11 +189,11 @@ impl LockTable {
     /// current holders are done. (The in-process `RwLock` already prefers writers.)
     pub fn shared(&self) -> io::Result<LedgerGuard<'_>> {
         let inner = self.ledger.read().unwrap_or_else(|e| e.into_inner());
-        flock(&self.files.turnstile, libc::LOCK_EX)?;
+        flock(&self.files.turnstile, FlockOp::Exclusive)?;
         let taken = {
             let mut n = self.lock_shared_holders();
             let taken = if *n == 0 {
-                flock(&self.files.ledger, libc::LOCK_SH)
+                flock(&self.files.ledger, FlockOp::Shared)
             } else {
                 Ok(())
             };
@@ -250,7 +202,7 @@ impl LockTable {
             }
             taken
         };
-        let _ = flock(&self.files.turnstile, libc::LOCK_UN);
+        let _ = flock(&self.files.turnstile, FlockOp::Unlock);
         taken?;
         Ok(LedgerGuard::Shared(self, inner))
     }
@@ -258,9 +210,9 @@ impl LockTable {
     /// Holds the ledger lock exclusive (`recover`).
     pub fn exclusive(&self) -> io::Result<LedgerGuard<'_>> {
         let inner = self.ledger.write().unwrap_or_else(|e| e.into_inner());
-        flock(&self.files.turnstile, libc::LOCK_EX)?;
-        let taken = flock(&self.files.ledger, libc::LOCK_EX);
-        let _ = flock(&self.files.turnstile, libc::LOCK_UN);
+        flock(&self.files.turnstile, FlockOp::Exclusive)?;
+        let taken = flock(&self.files.ledger, FlockOp::Exclusive);
+        let _ = flock(&self.files.turnstile, FlockOp::Unlock);
         taken?;
         Ok(LedgerGuard::Exclusive(self, inner))
     }
@@ -304,14 +256,7 @@ mod tests {
     /// What another process would do: its own open file description of `keys.lock`.
     fn other_process_can_lock(dir: &Path, slot: u64) -> bool {
         let other = open_lock_file(&dir.join("keys.lock")).unwrap();
-        // SAFETY: as in ofd_lock.
-        let mut lock: libc::flock = unsafe { std::mem::zeroed() };
-        lock.l_type = libc::F_WRLCK as libc::c_short;
-        lock.l_whence = libc::SEEK_SET as libc::c_short;
-        lock.l_start = slot as libc::off_t;
-        lock.l_len = 1;
-        // SAFETY: fcntl with a valid struct flock.
-        unsafe { libc::fcntl(other.as_raw_fd(), libc::F_OFD_SETLK, &lock) == 0 }
+        ofd_lock(&other, slot, OfdOp::Try).is_ok()
     }
 
     #[test]
@@ -353,8 +298,7 @@ mod tests {
         let table = LockTable::open(dir.path()).unwrap();
         let other_can_lock_exclusive = || {
             let other = File::open(dir.path().join("ledger.lock")).unwrap();
-            // SAFETY: flock on a descriptor we own.
-            unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+            flock(&other, FlockOp::TryExclusive).is_ok()
         };
         let a = table.shared().unwrap();
         let b = table.shared().unwrap();

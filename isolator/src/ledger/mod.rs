@@ -23,7 +23,7 @@
 //!                                      `dvdcli recover`, `exec` and `inspect` (see [`durable`])
 //! ```
 //!
-//! `<stem>` is the container id or volume name encoded reversibly ([`encode`]): bytes of
+//! `<stem>` is the container id or volume name encoded reversibly (`encode`): bytes of
 //! `[A-Za-z0-9_.-]` kept, `%XX` for any other byte and for a leading `.`; a name whose plain
 //! form would not fit `NAME_MAX` with our suffixes becomes `<prefix>~<sha256>`. Every record
 //! holds the full id/name, and a reader checks it encodes to the file's name (so a hand-copied
@@ -79,11 +79,11 @@
 //!
 //! # Locks
 //!
-//! See [`locks`]: ledger (shared/exclusive), then one container, then at most one volume at a
+//! See `locks`: ledger (shared/exclusive), then one container, then at most one volume at a
 //! time; each is an in-process lock plus a lock on a file (`flock` for the ledger, a byte-range
 //! lock for a key), so threads and processes (`dvdcli exec` next to the agent) agree. A driver call holds only its own volume's lock.
 //!
-//! Every write is atomic and durable ([`durable`]); a failed step names itself and the file
+//! Every write is atomic and durable (`durable`); a failed step names itself and the file
 //! (`checkpoint PATH: fsync: …`). A record that cannot be read (empty, truncated, corrupt,
 //! foreign format, wrong file, a symlink) is moved aside as `<file>.corrupt` by `recover` and
 //! handled conservatively; it never aborts recovery. Where no agent recover follows (a host
@@ -102,9 +102,9 @@
 //! directory holding it — with [`LedgerError::Untrusted`] naming the path. `recover` treats
 //! such a record exactly like a corrupt one: moved aside, never trusted, never fatal.
 
-pub mod durable;
-pub mod encode;
-pub mod locks;
+pub(crate) mod durable;
+pub(crate) mod encode;
+pub(crate) mod locks;
 pub mod records;
 
 use std::fs;
@@ -117,6 +117,7 @@ use serde::Serialize;
 
 use crate::container_id::ContainerId;
 use crate::names::{DriverName, VolumeName};
+use crate::sys::DirHandle;
 pub use locks::{KeyGuard, KeyKind, LedgerGuard, LockTable};
 pub use records::{
     ContainerRecord, ContainerState, FailedUnmount, MountRecord, MountState, VolumeKey,
@@ -510,7 +511,7 @@ impl Ledger {
     }
 
     /// Removes the temp files of writers that are gone (a crash's leftovers, never a live
-    /// process's: see [`durable`]'s *Temp file names*). Returns how many it removed.
+    /// process's: see `durable`'s *Temp file names*). Returns how many it removed.
     pub fn remove_stale_temp_files(&self) -> Result<usize, LedgerError> {
         let mut dirs = vec![self.containers_dir()];
         let top = self.root.join("volumes");
@@ -563,28 +564,10 @@ fn list_stems(dir: &Path) -> Result<Vec<String>, LedgerError> {
 /// directory) is not trusted.
 /// Opens `path` for reading, never through a symlink and never blocking on a FIFO: relative
 /// to `dir` (its directory, open) when given, saving the walk of the whole path.
-fn open_record(path: &Path, dir: Option<&fs::File>) -> io::Result<fs::File> {
+fn open_record(path: &Path, dir: Option<&DirHandle>) -> io::Result<fs::File> {
     const FLAGS: libc::c_int = libc::O_NOFOLLOW | libc::O_NONBLOCK;
     match (dir, path.file_name()) {
-        (Some(dir), Some(name)) => {
-            use std::os::fd::{AsRawFd, FromRawFd};
-            use std::os::unix::ffi::OsStrExt;
-            let name = std::ffi::CString::new(name.as_bytes())
-                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a name"))?;
-            // SAFETY: openat with a NUL-terminated name; the descriptor is ours alone.
-            let fd = unsafe {
-                libc::openat(
-                    dir.as_raw_fd(),
-                    name.as_ptr(),
-                    libc::O_RDONLY | libc::O_CLOEXEC | FLAGS,
-                )
-            };
-            if fd < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // SAFETY: just opened, owned by nobody else.
-            Ok(unsafe { fs::File::from_raw_fd(fd) })
-        }
+        (Some(dir), Some(name)) => dir.open_file(name, libc::O_RDONLY | FLAGS),
         _ => fs::OpenOptions::new()
             .read(true)
             .custom_flags(FLAGS)
@@ -594,18 +577,14 @@ fn open_record(path: &Path, dir: Option<&fs::File>) -> io::Result<fs::File> {
 
 /// A listing's directory: open, and already found trusted (`None`: check per record, which
 /// says why it is not).
-fn listing_dir(dir: &Path) -> Option<fs::File> {
+fn listing_dir(dir: &Path) -> Option<DirHandle> {
     check_dir_trusted(dir).ok()?;
-    fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
-        .open(dir)
-        .ok()
+    DirHandle::open(dir).ok()
 }
 
 /// `dir`: the record's directory, open and already found trusted (a listing checks it once,
 /// not once per record).
-fn read_trusted(path: &Path, dir: Option<&fs::File>) -> Result<Option<Vec<u8>>, LedgerError> {
+fn read_trusted(path: &Path, dir: Option<&DirHandle>) -> Result<Option<Vec<u8>>, LedgerError> {
     // Never through a symlink, and never blocking on a FIFO planted in a record's place (it
     // is refused below as not a regular file).
     let mut file = match open_record(path, dir) {
@@ -650,7 +629,7 @@ fn read_record<T: DeserializeOwned + Versioned>(path: &Path) -> Result<Option<T>
 /// [`read_record`] of a record in `dir`, open and found trusted by a listing.
 fn read_record_in<T: DeserializeOwned + Versioned>(
     path: &Path,
-    dir: Option<&fs::File>,
+    dir: Option<&DirHandle>,
 ) -> Result<Option<T>, LedgerError> {
     let Some(bytes) = read_trusted(path, dir)? else {
         return Ok(None);

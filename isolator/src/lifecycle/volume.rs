@@ -34,21 +34,7 @@ pub(super) struct Held {
 /// A fresh mount id: random, so two agents or two `dvdcli exec` never reuse one.
 pub(super) fn new_mount_id() -> Result<String, IsolatorError> {
     let mut bytes = [0u8; 16];
-    let mut filled = 0;
-    while filled < bytes.len() {
-        let rest = &mut bytes[filled..];
-        // SAFETY: getrandom(2) writes at most `rest.len()` bytes into the buffer it is given.
-        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
-        match usize::try_from(n) {
-            Ok(n) => filled += n,
-            Err(_) => {
-                let e = std::io::Error::last_os_error();
-                if e.kind() != std::io::ErrorKind::Interrupted {
-                    return Err(IsolatorError::MountId(e));
-                }
-            }
-        }
-    }
+    crate::sys::fill_random(&mut bytes).map_err(IsolatorError::MountId)?;
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     Ok(format!("dvdi-{hex}"))
 }

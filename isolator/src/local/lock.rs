@@ -11,17 +11,22 @@ use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
-use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg};
-
 use super::error::{io_err, LocalError};
 use super::store::LOCK_DIR;
 use crate::names::VolumeName;
+use crate::sys::{flock, FlockOp};
 
 /// Held while an operation on one volume runs; dropping it unlocks.
 #[derive(Debug)]
 pub struct VolumeLock {
-    _lock: Flock<File>,
+    file: File,
+}
+
+impl Drop for VolumeLock {
+    fn drop(&mut self) {
+        // Closing the file would release it too; say so explicitly.
+        let _ = flock(&self.file, FlockOp::Unlock);
+    }
 }
 
 impl VolumeLock {
@@ -34,22 +39,13 @@ impl VolumeLock {
             Err(e) => return Err(io_err(volume.as_str(), "create lock directory", dir)(e)),
         }
         let path = dir.join(volume.as_str());
-        let mut file = crate::sys::open_lock_file(&path).map_err(io_err(
+        let file = crate::sys::open_lock_file(&path).map_err(io_err(
             volume.as_str(),
             "open lock file",
             &path,
         ))?;
-        loop {
-            match Flock::lock(file, FlockArg::LockExclusive) {
-                Ok(lock) => return Ok(VolumeLock { _lock: lock }),
-                Err((f, Errno::EINTR)) => file = f,
-                Err((_, errno)) => {
-                    return Err(io_err(volume.as_str(), "lock", &path)(io::Error::from(
-                        errno,
-                    )))
-                }
-            }
-        }
+        flock(&file, FlockOp::Exclusive).map_err(io_err(volume.as_str(), "lock", &path))?;
+        Ok(VolumeLock { file })
     }
 }
 

@@ -16,8 +16,8 @@
 //! read or parsed is an error naming the volume and the path, never a panic.
 
 use std::collections::BTreeSet;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs::{self, File};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{io_err, LocalError};
 use super::spec::VolumeKind;
 use crate::date::rfc3339_utc;
+use crate::ledger::durable;
 use crate::names::VolumeName;
 use crate::opts::VolumeOpts;
 
@@ -174,25 +175,19 @@ fn write_record<T: Serialize>(
     write_atomic(path, &bytes).map_err(io_err(volume.as_str(), "write", path))
 }
 
-/// Replaces `path` with `bytes` so that a crash leaves either the old or the new content:
-/// a temp file in the same directory, write, fsync, rename over `path`, fsync the directory.
+/// Replaces `path` with `bytes` so that a crash leaves either the old or the new content,
+/// through the ledger's durable write ([`durable::write_atomic`]: a temp file in the same
+/// directory, write, fsync, rename over `path`, fsync the directory), passing the I/O fault
+/// point `local.state_write` right before the bytes are written.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(path.file_name().unwrap_or_default());
-    tmp_name.push(".tmp");
-    let tmp = dir.join(tmp_name);
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)?;
-    crate::fault::io("local.state_write")?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    fs::rename(&tmp, path)?;
-    sync_dir(dir)
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name in UTF-8"))?;
+    // One write, one directory: the handle (and any temp file it kept) goes when it returns.
+    let dirs = durable::DirHandles::with_faults(durable::Faults::LocalState);
+    durable::write_atomic(&dirs, dir, name, bytes).map_err(|e| e.error)
 }
 
 /// fsyncs a directory, making renames, creations and removals in it durable.

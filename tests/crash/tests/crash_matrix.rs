@@ -22,7 +22,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -418,15 +418,17 @@ fn crash_at_every_fault_point_is_recovered() {
     assert_eq!(failed, 0, "crash matrix rows failed (see the table)");
 }
 
-/// The fault points must never reach a shipped artefact: the packages are built with
-/// `cargo build --release -p dvdcli -p dvdi-ffi`, whose feature set must not contain them.
-#[test]
-fn release_artefacts_are_built_without_fault_points() {
+/// `cargo tree` of the root workspace (this crate's own workspace is the only one that turns
+/// the fault points on).
+fn root_tree(args: &[&str]) -> String {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
     let out = Command::new(cargo)
-        .args(["tree", "--offline", "-p", "dvdcli", "-p", "dvdi-ffi"])
-        .args(["-e", "features", "-i", "dvdi"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("tree")
+        .arg("--offline")
+        .arg("--manifest-path")
+        .arg(&root)
+        .args(args)
         .output()
         .unwrap();
     assert!(
@@ -434,7 +436,34 @@ fn release_artefacts_are_built_without_fault_points() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let tree = String::from_utf8_lossy(&out.stdout);
-    assert!(tree.contains("dvdi"), "{tree}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The fault points must never reach a shipped artefact, however it is built from the root
+/// workspace: `cargo build --release` (every member, features unified), `-p dvdcli -p
+/// dvdi-ffi` (packaging/), or `--all-targets` (dev-dependencies too). No crate of the root
+/// workspace turns the feature on, on any kind of edge; and the test doubles stay out of
+/// what `dvdcli` and `dvdi-ffi` link. (`scripts/test.sh` also looks for `DVDI_FAULT` in the
+/// root workspace's `dvdcli` and `libdvdi_ffi.so`.)
+#[test]
+fn root_workspace_builds_have_no_fault_points() {
+    let tree = root_tree(&["--workspace", "-e", "features", "-i", "dvdi"]);
+    assert!(
+        tree.contains("dvdcli") && tree.contains("dvdi-ffi"),
+        "{tree}"
+    );
     assert!(!tree.contains("fault-points"), "{tree}");
+    let shipped = root_tree(&[
+        "-p",
+        "dvdcli",
+        "-p",
+        "dvdi-ffi",
+        "-e",
+        "normal,features",
+        "-i",
+        "dvdi",
+    ]);
+    assert!(shipped.contains("dvdi"), "{shipped}");
+    assert!(!shipped.contains("fault-points"), "{shipped}");
+    assert!(!shipped.contains("test-doubles"), "{shipped}");
 }

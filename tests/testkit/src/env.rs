@@ -25,8 +25,10 @@ fn is_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
 }
 
-/// The binary `name` built by this workspace, next to the running test binary: a test
-/// lives in `target/<profile>/deps/`, the binaries in `target/<profile>/`.
+/// The binary `name` built by the root workspace: next to the running test binary (a test
+/// lives in `target/<profile>/deps/`, the binaries in `target/<profile>/`), or, for the tests
+/// of a workspace of their own (`tests/crash`, whose target dir is its own), in the root
+/// workspace's `target/<profile>/`.
 ///
 /// Panics when it is missing, since the test cannot do anything useful without it.
 pub fn workspace_bin(name: &str) -> PathBuf {
@@ -36,13 +38,20 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     };
     let profile_dir = profile_dir_of(&exe);
     let bin = profile_dir.join(name);
-    if !bin.is_file() {
-        panic!(
-            "{name} not found at {}: build it with `cargo build --workspace` (same profile as the tests)",
-            bin.display()
-        );
+    if bin.is_file() {
+        return bin;
     }
-    bin
+    let root_target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target");
+    let root_bin = profile_dir
+        .file_name()
+        .map(|profile| root_target.join(profile).join(name));
+    match root_bin {
+        Some(root_bin) if root_bin.is_file() => root_bin,
+        _ => panic!(
+            "{name} not found at {}: build it with `cargo build --workspace` at the root (same profile as the tests)",
+            bin.display()
+        ),
+    }
 }
 
 /// `target/<profile>/` for an executable in it or in its `deps/` or `examples/` folder.
