@@ -13,13 +13,13 @@
 //! (128 + signal when killed).
 
 use std::ffi::OsString;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitCode};
 
 use anyhow::Context;
 use dvdi::holder::Holder;
-use dvdi::sys::RealHost;
-use dvdi::{launch, ContainerConfig, ContainerId, LaunchInfo};
+use dvdi::sys::{self, TaskSetup};
+use dvdi::{ContainerConfig, ContainerId, LaunchInfo};
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::unistd::Pid;
 
@@ -91,19 +91,15 @@ fn run_command(command: &[OsString], launch: Option<LaunchInfo>) -> anyhow::Resu
     let (program, args) = command.split_first().context("no command given")?;
     let mut cmd = Command::new(program);
     cmd.args(args);
-    let unblock = signals;
-    // SAFETY: dvdcli is single-threaded here, so the child may allocate; the closure only makes
-    // system calls (prctl, sigprocmask, unshare, mount) before exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
-            unblock.thread_unblock()?;
-            if let Some(info) = &launch {
-                launch::carry_out(info, &RealHost).map_err(std::io::Error::other)?;
-            }
-            Ok(())
-        });
-    }
+    let setup = TaskSetup {
+        die_with_parent: true,
+        unblock: Some(signals),
+        ..launch
+            .as_ref()
+            .map(LaunchInfo::task_setup)
+            .unwrap_or_default()
+    };
+    sys::set_task_setup(&mut cmd, setup).context("cannot prepare the command's launch")?;
     let mut child = cmd
         .spawn()
         .with_context(|| format!("cannot run {program:?}"))?;

@@ -94,6 +94,23 @@ pub fn apply_mounts(info: &LaunchInfo, host: &dyn Host) -> Result<(), LaunchErro
     Ok(())
 }
 
+impl LaunchInfo {
+    /// What a task's child must do for this launch info between `fork` and `exec` (see
+    /// [`crate::sys::set_task_setup`]): the same steps as [`carry_out`], made with no
+    /// allocation.
+    pub fn task_setup(&self) -> crate::sys::TaskSetup {
+        crate::sys::TaskSetup {
+            private_mount_namespace: self.clone_newns,
+            mounts: self
+                .mounts
+                .iter()
+                .map(|m| (m.source.clone(), m.target.clone(), m.flags))
+                .collect(),
+            ..crate::sys::TaskSetup::default()
+        }
+    }
+}
+
 /// Carries out `info` in the calling thread: a private mount namespace when it asks for one
 /// (see [`enter_private_mount_namespace`]), then its mounts. Call it in the process that will
 /// run the task (after `fork`, or in a single-threaded `dvdcli exec` before `exec`):

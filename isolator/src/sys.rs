@@ -495,6 +495,113 @@ fn set_loop_name(loop_file: &File, image: &Path) {
     };
 }
 
+/// What a task's process does between `fork` and `exec` (`dvdcli exec`'s child; a Mesos
+/// launcher does the same from the launch info): die with its parent, take back the signal
+/// mask its parent blocked, enter a private mount namespace with `/` a recursive slave, and
+/// make its bind mounts, in order.
+#[derive(Debug, Default)]
+pub struct TaskSetup {
+    /// `PR_SET_PDEATHSIG(SIGKILL)`: the task dies with the process that runs it.
+    pub die_with_parent: bool,
+    /// Signals to unblock in the child (its parent blocked them to wait for them).
+    pub unblock: Option<nix::sys::signal::SigSet>,
+    /// `unshare(CLONE_NEWNS)`, then `/` made `MS_SLAVE|MS_REC`.
+    pub private_mount_namespace: bool,
+    /// `mount(source, target, NULL, flags, NULL)`, in order.
+    pub mounts: Vec<(PathBuf, PathBuf, MsFlags)>,
+}
+
+/// The C strings of a [`TaskSetup`]'s mounts, made before `fork`: the child must not allocate.
+struct PreparedMount {
+    source: std::ffi::CString,
+    target: std::ffi::CString,
+    flags: libc::c_ulong,
+}
+
+fn c_path(path: &Path) -> io::Result<std::ffi::CString> {
+    std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a path"))
+}
+
+/// Makes `cmd`'s child carry out `setup` after `fork`, before `exec`. A step that fails makes
+/// the spawn fail with that step's errno.
+pub fn set_task_setup(cmd: &mut Command, setup: TaskSetup) -> io::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let root = c_path(Path::new("/"))?;
+    let mounts = setup
+        .mounts
+        .iter()
+        .map(|(source, target, flags)| {
+            Ok(PreparedMount {
+                source: c_path(source)?,
+                target: c_path(target)?,
+                flags: flags.bits() as libc::c_ulong,
+            })
+        })
+        .collect::<io::Result<Vec<_>>>()?;
+    let unblock = setup.unblock;
+    let (die_with_parent, private) = (setup.die_with_parent, setup.private_mount_namespace);
+    let check = |ret: libc::c_int| {
+        if ret == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    };
+    let child = move || -> io::Result<()> {
+        if die_with_parent {
+            // SAFETY: prctl with integer arguments only.
+            check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) })?;
+        }
+        if let Some(set) = &unblock {
+            // SAFETY: pthread_sigmask with a signal set that outlives the call.
+            let ret = unsafe {
+                libc::pthread_sigmask(libc::SIG_UNBLOCK, set.as_ref(), std::ptr::null_mut())
+            };
+            if ret != 0 {
+                return Err(io::Error::from_raw_os_error(ret));
+            }
+        }
+        if private {
+            // SAFETY: unshare with a flag constant.
+            check(unsafe { libc::unshare(libc::CLONE_NEWNS) })?;
+            let slave = (libc::MS_SLAVE | libc::MS_REC) as libc::c_ulong;
+            // SAFETY: mount with NUL-terminated strings made before fork, and NULL for the
+            // arguments it does not use.
+            check(unsafe {
+                libc::mount(
+                    std::ptr::null(),
+                    root.as_ptr(),
+                    std::ptr::null(),
+                    slave,
+                    std::ptr::null(),
+                )
+            })?;
+        }
+        for m in &mounts {
+            // SAFETY: as above.
+            check(unsafe {
+                libc::mount(
+                    m.source.as_ptr(),
+                    m.target.as_ptr(),
+                    std::ptr::null(),
+                    m.flags,
+                    std::ptr::null(),
+                )
+            })?;
+        }
+        Ok(())
+    };
+    // SAFETY: the closure runs in the child between fork and exec, where only
+    // async-signal-safe calls are allowed: it makes system calls only (prctl,
+    // pthread_sigmask, unshare, mount), on data prepared before the fork, and neither
+    // allocates nor takes a lock.
+    unsafe {
+        cmd.pre_exec(child);
+    }
+    Ok(())
+}
+
 /// The inode of this process's mount namespace, read once.
 fn mount_namespace() -> Option<u64> {
     static NS: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();

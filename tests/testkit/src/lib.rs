@@ -4,6 +4,7 @@
 
 pub mod buttervolume;
 pub mod env;
+pub mod imports;
 pub mod plugin;
 pub mod sys;
 
