@@ -11,7 +11,9 @@
 //!   silently be one variable, and no DVDI deployment ever spelled slots that way.
 //! - A variable set twice (`NAME` and `NAME0` are the same variable): the last one wins, as in
 //!   the executor's own environment, with a warning naming both values. Only the winning value
-//!   is validated — it is the only one the task would see.
+//!   is validated — it is the only one the task would see. One exception: the Elasticsearch
+//!   framework's repeated unsuffixed `CONTAINERPATH` meant for slot 1 (see
+//!   `ElasticsearchShape`).
 //! - A slot without `NAME` is skipped, with a warning naming what it ignored. A `NAME` or
 //!   `DRIVER` that is present but empty is an error, not "unset": an empty value is usually a
 //!   template that did not expand, and defaulting would mount (or create!) the wrong volume.
@@ -226,11 +228,13 @@ where
 {
     let mut warnings = Vec::new();
     let mut slots: BTreeMap<u8, SlotVars> = BTreeMap::new();
+    let mut es_shape = ElasticsearchShape::default();
     for (name, value) in env {
         let (name, value) = (name.as_ref(), value.as_ref());
         let Some((kind, slot)) = classify(name, value)? else {
             continue;
         };
+        es_shape.see(name, kind, slot, value, warnings.len());
         if kind == Kind::Dvdcli {
             warnings.push(format!(
                 "ignoring {name}={value:?}: a per-task dvdcli binary is not supported (it ran as root); volumes are handled by the agent's own driver client"
@@ -249,6 +253,8 @@ where
             value: value.to_owned(),
         });
     }
+
+    es_shape.apply(&mut slots, &mut warnings);
 
     let mut merged: Vec<Candidate> = Vec::new();
     for (slot, vars) in slots {
@@ -280,6 +286,69 @@ where
         volumes: merged.into_iter().map(|c| c.request).collect(),
         warnings,
     })
+}
+
+/// The Elasticsearch framework's environment (its executor's `ExecutorEnvironmentalVariables`)
+/// names the data volume's path `DVDI_VOLUME_CONTAINERPATH` a second time, after
+/// `DVDI_VOLUME_NAME1`, where it meant `DVDI_VOLUME_CONTAINERPATH1`. Under "last wins" the config
+/// volume would be bound at the data path and the data volume nowhere. Exactly this shape — the
+/// unsuffixed `CONTAINERPATH` set twice, the second time after slot 1's `NAME`, while slot 1 has
+/// no path of its own and `CONTAINERPATH0` is not used — gives the second path to slot 1, with
+/// a warning naming both variables; anything else keeps "last wins".
+#[derive(Debug, Default)]
+struct ElasticsearchShape {
+    /// Each unsuffixed `DVDI_VOLUME_CONTAINERPATH`: its value, and how many warnings had been
+    /// said when it was read (the index of its "last one wins" warning, if it made one).
+    unsuffixed_paths: Vec<(String, usize)>,
+    /// How many unsuffixed paths had been read when `DVDI_VOLUME_NAME1` was.
+    paths_before_name1: Option<usize>,
+    /// A variable that spoils the shape: `CONTAINERPATH0`, or a `CONTAINERPATH1`.
+    spoiled: bool,
+}
+
+impl ElasticsearchShape {
+    const PATH: &'static str = "DVDI_VOLUME_CONTAINERPATH";
+
+    fn see(&mut self, name: &str, kind: Kind, slot: u8, value: &str, warnings: usize) {
+        match (kind, slot) {
+            (Kind::ContainerPath, 0) if name == Self::PATH => {
+                self.unsuffixed_paths.push((value.to_owned(), warnings));
+            }
+            (Kind::ContainerPath, 0 | 1) => self.spoiled = true,
+            (Kind::Name, 1) => {
+                self.paths_before_name1 = Some(self.unsuffixed_paths.len());
+            }
+            _ => {}
+        }
+    }
+
+    fn apply(self, slots: &mut BTreeMap<u8, SlotVars>, warnings: &mut Vec<String>) {
+        let [(first, _), (second, warned_at)] = self.unsuffixed_paths.as_slice() else {
+            return;
+        };
+        let slot1_named = slots.get(&1).is_some_and(|v| v.get(Kind::Name).is_some());
+        if self.spoiled || self.paths_before_name1 != Some(1) || !slot1_named {
+            return;
+        }
+        // Slot 0 keeps its first path; the second becomes slot 1's.
+        let raw = |value: &str| Raw {
+            name: Self::PATH.to_owned(),
+            value: value.to_owned(),
+        };
+        slots.entry(0).or_default().0[Kind::ContainerPath as usize] = Some(raw(first));
+        slots.entry(1).or_default().0[Kind::ContainerPath as usize] = Some(raw(second));
+        let message = format!(
+            "{path}={second:?} is set a second time, after DVDI_VOLUME_NAME1, and \
+             DVDI_VOLUME_CONTAINERPATH1 is not set: read as DVDI_VOLUME_CONTAINERPATH1 (the \
+             Elasticsearch framework's environment); slot 0 keeps {path}={first:?}",
+            path = Self::PATH
+        );
+        // It replaces the "last one wins" warning the second value made.
+        match warnings.get_mut(*warned_at) {
+            Some(w) if w.starts_with(Self::PATH) => *w = message,
+            _ => warnings.push(message),
+        }
+    }
 }
 
 /// The name of slot `slot`'s `DVDI_VOLUME_OPTS` variable, for errors about its options.

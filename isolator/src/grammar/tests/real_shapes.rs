@@ -79,3 +79,142 @@ fn empty_opts_is_an_empty_list() {
     let parsed = ok(&[("DVDI_VOLUME_NAME", "a"), ("DVDI_VOLUME_OPTS", "")]);
     assert!(parsed.volumes[0].opts.is_empty());
 }
+
+/// The Elasticsearch framework's executor environment, literally, in its order
+/// (`ExecutorEnvironmentalVariables`; `shared/fixtures/mesos-1.12/prepare-es-framework-literal-env.json`
+/// is a real agent's capture of it): the data volume's path comes as a second, unsuffixed
+/// `DVDI_VOLUME_CONTAINERPATH`.
+const ES_FRAMEWORK_ENV: &[(&str, &str)] = &[
+    ("ES_HEAP_SIZE", "256m"),
+    ("JAVA_OPTS", "256m"),
+    ("ELASTICSEARCH_NODE_ID", "1"),
+    ("DVDI_VOLUME_DRIVER", "rexray"),
+    ("DVDI_VOLUME_NAME", "elasticsearch1config"),
+    ("DVDI_VOLUME_OPTS", "size=5"),
+    ("DVDI_VOLUME_CONTAINERPATH", "/tmp/config"),
+    ("DVDI_VOLUME_DRIVER1", "rexray"),
+    ("DVDI_VOLUME_NAME1", "elasticsearch1data"),
+    ("DVDI_VOLUME_OPTS1", "size=5"),
+    ("DVDI_VOLUME_CONTAINERPATH", "/data"),
+];
+
+fn paths_of(parsed: &Parsed) -> Vec<(&str, Option<String>)> {
+    parsed
+        .volumes
+        .iter()
+        .map(|v| {
+            let p = v.container_path.as_ref().map(|p| p.as_str().to_owned());
+            (v.name.as_str(), p)
+        })
+        .collect()
+}
+
+#[test]
+fn the_elasticsearch_frameworks_second_unsuffixed_path_is_slot_1s() {
+    let parsed = ok(ES_FRAMEWORK_ENV);
+    assert_eq!(
+        paths_of(&parsed),
+        vec![
+            ("elasticsearch1config", Some("/tmp/config".to_owned())),
+            ("elasticsearch1data", Some("/data".to_owned())),
+        ]
+    );
+    one_warning_containing(
+        &parsed,
+        &[
+            "DVDI_VOLUME_CONTAINERPATH=\"/data\"",
+            "DVDI_VOLUME_CONTAINERPATH1",
+            "\"/tmp/config\"",
+        ],
+    );
+    assert!(
+        !parsed.warnings.iter().any(|w| w.contains("last one wins")),
+        "{:?}",
+        parsed.warnings
+    );
+}
+
+/// The literal list above is the one the real agent handed over (checked when the shared
+/// fixtures are beside the checkout, as they are in CI and in a developer's tree).
+#[test]
+fn the_literal_list_is_the_captured_one() {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/fixtures/mesos-1.12/prepare-es-framework-literal-env.json");
+    let Ok(text) = std::fs::read_to_string(&fixture) else {
+        eprintln!("no {}: the inline list stands alone", fixture.display());
+        return;
+    };
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let vars = json["container_config"]["command_info"]["environment"]["variables"]
+        .as_array()
+        .unwrap();
+    let captured: Vec<(&str, &str)> = vars
+        .iter()
+        .map(|v| (v["name"].as_str().unwrap(), v["value"].as_str().unwrap()))
+        .collect();
+    assert_eq!(captured, ES_FRAMEWORK_ENV);
+}
+
+/// Anything but exactly that shape keeps "last wins" (with its warning).
+#[test]
+fn other_repeated_paths_keep_last_wins() {
+    let with = |changes: &[(usize, Option<(&'static str, &'static str)>)]| {
+        let mut env: Vec<Option<(&str, &str)>> =
+            ES_FRAMEWORK_ENV.iter().copied().map(Some).collect();
+        for (at, pair) in changes {
+            if *at < env.len() {
+                env[*at] = *pair;
+            } else {
+                env.push(*pair);
+            }
+        }
+        env.into_iter().flatten().collect::<Vec<_>>()
+    };
+    let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
+        // Slot 1 has a path of its own.
+        (
+            "CONTAINERPATH1 set",
+            with(&[(99, Some(("DVDI_VOLUME_CONTAINERPATH1", "/srv/data")))]),
+        ),
+        // The repeat comes before slot 1 is named.
+        (
+            "repeat before NAME1",
+            vec![
+                ("DVDI_VOLUME_NAME", "c"),
+                ("DVDI_VOLUME_CONTAINERPATH", "/tmp/config"),
+                ("DVDI_VOLUME_CONTAINERPATH", "/data"),
+                ("DVDI_VOLUME_NAME1", "d"),
+            ],
+        ),
+        // Three unsuffixed paths.
+        (
+            "three paths",
+            with(&[(99, Some(("DVDI_VOLUME_CONTAINERPATH", "/srv/x")))]),
+        ),
+        // Slot 0 spelled with its explicit suffix.
+        (
+            "CONTAINERPATH0",
+            with(&[(6, Some(("DVDI_VOLUME_CONTAINERPATH0", "/tmp/config")))]),
+        ),
+    ];
+    for (what, env) in cases {
+        let parsed = ok(&env);
+        assert!(
+            parsed.warnings.iter().any(|w| w.contains("last one wins")),
+            "{what}: {:?}",
+            parsed.warnings
+        );
+        assert!(
+            !parsed.warnings.iter().any(|w| w.contains("Elasticsearch")),
+            "{what}: {:?}",
+            parsed.warnings
+        );
+    }
+    // Slot 1 without a NAME: no volume to give the path to.
+    let parsed = ok(&with(&[(8, None)]));
+    assert_eq!(
+        paths_of(&parsed)[0].1.as_deref(),
+        Some("/data"),
+        "{parsed:?}"
+    );
+}
