@@ -120,6 +120,89 @@ pub fn under<'a>(entries: &'a [MountEntry], dir: &'a Path) -> impl Iterator<Item
 
 #[cfg(test)]
 mod tests {
+    /// Every way a recorded mount point can look later, for a recorded mount root and a
+    /// recorded plain directory: the verdict "gone" or "still there".
+    #[test]
+    fn gone_since_sweeps_every_change_of_a_mount_point() {
+        let id = |mnt_id, mnt_ns, mount_root, is_dir| MountIdentity {
+            mnt_id,
+            mnt_ns,
+            mount_root,
+            is_dir,
+        };
+        let root = id(Some(7), Some(1), true, true);
+        let plain = id(Some(3), Some(1), false, true);
+        let missing = || Err(io::Error::from_raw_os_error(libc::ENOENT));
+        let cases: Vec<(&str, MountIdentity, io::Result<MountIdentity>, bool)> = vec![
+            ("root unchanged", root, Ok(root), false),
+            ("root missing", root, missing(), true),
+            (
+                "root now a file",
+                root,
+                Ok(id(Some(7), Some(1), true, false)),
+                true,
+            ),
+            (
+                "root unmounted",
+                root,
+                Ok(id(Some(3), Some(1), false, true)),
+                true,
+            ),
+            (
+                "root remounted",
+                root,
+                Ok(id(Some(9), Some(1), true, true)),
+                true,
+            ),
+            (
+                "root seen from another namespace",
+                root,
+                Ok(id(Some(9), Some(2), true, true)),
+                false,
+            ),
+            (
+                "root, no mount id now",
+                root,
+                Ok(id(None, Some(1), true, true)),
+                false,
+            ),
+            ("plain unchanged", plain, Ok(plain), false),
+            ("plain missing", plain, missing(), true),
+            (
+                "plain now a symlink",
+                plain,
+                Ok(id(Some(3), Some(1), false, false)),
+                true,
+            ),
+            (
+                "plain, its mount gone",
+                plain,
+                Ok(id(Some(1), Some(1), false, true)),
+                true,
+            ),
+            (
+                "plain now a mount root",
+                plain,
+                Ok(id(Some(8), Some(1), true, true)),
+                true,
+            ),
+            (
+                "plain seen from another namespace",
+                plain,
+                Ok(id(Some(1), Some(2), false, true)),
+                false,
+            ),
+        ];
+        for (what, then, now, gone) in cases {
+            assert_eq!(
+                then.gone_since(&now).is_some(),
+                gone,
+                "{what}: {:?}",
+                then.gone_since(&now)
+            );
+        }
+    }
+
     use super::*;
 
     #[test]
