@@ -64,38 +64,14 @@ fn mounts_under(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Loop devices whose backing file is `image`, from `/sys/block/loop*/loop/backing_file`.
+/// Loop devices whose backing file is `image`.
 fn loops_backed_by(image: &Path) -> Vec<String> {
-    let mut found = vec![];
-    for entry in std::fs::read_dir("/sys/block").unwrap() {
-        let entry = entry.unwrap();
-        let Ok(backing) = std::fs::read_to_string(entry.path().join("loop/backing_file")) else {
-            continue;
-        };
-        if Path::new(backing.trim_end()) == image {
-            found.push(entry.file_name().to_string_lossy().into_owned());
-        }
-    }
-    found
+    dvdi_testkit::loops::backed_by(|file| file == image)
 }
 
-/// [`loops_backed_by`], after waiting (up to 5 s) for detaches the kernel deferred: another
-/// test process that made its own mount namespace while the volume was mounted keeps a copy
-/// of the mount, so the device (set to autoclear) goes only when that process exits. A device
-/// without autoclear is a real leak and is returned at once.
+/// [`loops_backed_by`], once the detaches the kernel deferred are done.
 fn loops_settled(image: &Path) -> Vec<String> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let loops = loops_backed_by(image);
-        let deferred = loops.iter().all(|dev| {
-            std::fs::read_to_string(format!("/sys/block/{dev}/loop/autoclear"))
-                .is_ok_and(|v| v.trim() == "1")
-        });
-        if loops.is_empty() || !deferred || std::time::Instant::now() > deadline {
-            return loops;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    dvdi_testkit::loops::settled(|| loops_backed_by(image))
 }
 
 const VOL: [&str; 2] = ["--volumedriver=local", "--volumename=blk"];

@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use dvdi_testkit::env::{require_root, workspace_bin};
 
@@ -68,55 +67,17 @@ impl RepairEnv for Env {
     }
 }
 
-/// Loop devices backed by `image` (`/sys/block/loop*/loop/backing_file`), after waiting up to
-/// 5 s for detaches the kernel deferred (autoclear devices another test's namespace still
-/// pins); a device without autoclear is a real leak and is returned at once.
+/// Loop devices backed by `image`, once the detaches the kernel deferred are done.
 fn loops_settled(image: &Path) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let mut loops = vec![];
-        for entry in std::fs::read_dir("/sys/block").unwrap() {
-            let entry = entry.unwrap();
-            let Ok(backing) = std::fs::read_to_string(entry.path().join("loop/backing_file"))
-            else {
-                continue;
-            };
-            if Path::new(backing.trim_end()) == image {
-                loops.push(entry.file_name().to_string_lossy().into_owned());
-            }
-        }
-        let deferred = loops.iter().all(|dev| {
-            std::fs::read_to_string(format!("/sys/block/{dev}/loop/autoclear"))
-                .is_ok_and(|v| v.trim() == "1")
-        });
-        if loops.is_empty() || !deferred || Instant::now() > deadline {
-            return loops;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    dvdi_testkit::loops::settled(|| dvdi_testkit::loops::backed_by(|file| file == image))
 }
 
-/// Damages the record at `path` one way.
+/// Damages a record; a symlinked one points at a file beside it.
 fn damage(path: &Path, how: &str) {
-    let good = std::fs::read_to_string(path).unwrap();
-    match how {
-        "empty" => std::fs::write(path, "").unwrap(),
-        "truncated" => std::fs::write(path, &good[..good.len() / 2]).unwrap(),
-        "garbage" => std::fs::write(path, b"\x00\xff{{garbage").unwrap(),
-        "format" => {
-            assert!(good.contains("\"format\": 1"), "{good}");
-            std::fs::write(path, good.replace("\"format\": 1", "\"format\": 2")).unwrap()
-        }
-        "symlink" => {
-            let elsewhere = path.with_extension("json.elsewhere");
-            std::fs::rename(path, &elsewhere).unwrap();
-            std::os::unix::fs::symlink(&elsewhere, path).unwrap();
-        }
-        other => panic!("no damage {other}"),
-    }
+    dvdi_testkit::records::damage(path, how, &path.with_extension("json.elsewhere"));
 }
 
-const DAMAGE: [&str; 5] = ["empty", "truncated", "garbage", "format", "symlink"];
+use dvdi_testkit::records::DAMAGE;
 
 #[test]
 fn a_damaged_record_of_a_killed_exec_never_pins_its_volume() {

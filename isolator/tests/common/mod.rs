@@ -133,28 +133,10 @@ impl World {
         found
     }
 
-    /// [`World::loops`], after waiting (up to 5 s) for detaches the kernel deferred: a test
-    /// running in parallel (another process) that made its own mount namespace while a volume
-    /// here was mounted keeps a copy of that mount, so `LOOP_CLR_FD` only sets autoclear and
-    /// the device goes when that process exits. A device still there without autoclear is a
-    /// real leak and is returned at once.
+    /// [`World::loops`], once the detaches the kernel deferred are done.
     #[allow(dead_code)]
     pub fn loops_settled(&self) -> Vec<PathBuf> {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        loop {
-            let loops = self.loops();
-            let deferred = loops.iter().all(|dev| {
-                let name = dev.file_name().map(|n| n.to_string_lossy().into_owned());
-                name.and_then(|n| {
-                    std::fs::read_to_string(format!("/sys/block/{n}/loop/autoclear")).ok()
-                })
-                .is_some_and(|v| v.trim() == "1")
-            });
-            if loops.is_empty() || !deferred || std::time::Instant::now() > deadline {
-                return loops;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        dvdi_testkit::loops::settled(|| self.loops())
     }
 
     /// The mount table and the ledger agree: every mount under the local root belongs to a

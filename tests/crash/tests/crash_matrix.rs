@@ -20,7 +20,7 @@
 //!
 //! Prints the table (`cargo nextest run -p dvdi-crash --no-capture`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -142,28 +142,9 @@ fn points_of(step: Step, mode: Mode) -> Vec<String> {
     for s in step.setup() {
         world.run_ok(&step_args(*s, mode)).unwrap();
     }
-    let trace = world.path("trace");
-    let out = world
-        .harness(&step_args(step, mode), None, Some(&trace))
-        .output()
-        .unwrap();
     // Prepare C fails by design (and rolls back); every other step succeeds.
-    assert_eq!(
-        out.status.success(),
-        step != Step::Prepare("C"),
-        "{} without fault: {}",
-        step.name(),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let text = std::fs::read_to_string(&trace).unwrap_or_default();
-    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut points = Vec::new();
-    for name in text.lines() {
-        let n = seen.entry(name).or_insert(0);
-        *n += 1;
-        points.push(format!("{name}@{n}"));
-    }
-    points
+    let fails = step == Step::Prepare("C");
+    common::traced_points(&world, &step_args(step, mode), "DVDI_FAULT_TRACE", fails)
 }
 
 /// Kills `step` at `point`, recovers, finishes, checks. `Ok(details)` or `Err(what failed)`.

@@ -24,7 +24,7 @@
 //! `DVDI_IO_MATRIX_ONLY=TEXT` runs only the cases whose step or point contains TEXT (the test
 //! then fails, so a filtered run never passes for the whole matrix).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -138,29 +138,9 @@ fn io_points_of(step: Step) -> Vec<String> {
     for s in step.setup() {
         world.run_ok(&s.args()).unwrap();
     }
-    let trace = world.path("io-trace");
-    let out = world
-        .harness(&step.args(), None, None)
-        .env("DVDI_FAULT_IO_TRACE", &trace)
-        .output()
-        .unwrap();
     // Prepare C fails by design (and rolls back); every other step succeeds.
-    assert_eq!(
-        out.status.success(),
-        step != Step::Prepare("C"),
-        "{} without fault: {}",
-        step.name(),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let text = std::fs::read_to_string(&trace).unwrap_or_default();
-    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut points = Vec::new();
-    for name in text.lines() {
-        let n = seen.entry(name).or_insert(0);
-        *n += 1;
-        points.push(format!("{name}@{n}"));
-    }
-    points
+    let fails = step == Step::Prepare("C");
+    common::traced_points(&world, &step.args(), "DVDI_FAULT_IO_TRACE", fails)
 }
 
 /// What `strerror` says for the errnos of the matrix.

@@ -5,7 +5,9 @@
 pub mod buttervolume;
 pub mod env;
 pub mod imports;
+pub mod loops;
 pub mod plugin;
+pub mod records;
 pub mod sys;
 
 /// The workspace's one civil-date routine (`CreatedAt` of the test plugin's volumes). The

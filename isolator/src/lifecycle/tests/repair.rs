@@ -4,29 +4,15 @@
 use super::*;
 use crate::holder::Holder;
 
-/// Every way a record can be damaged.
-const DAMAGE: [&str; 5] = ["empty", "truncated", "garbage", "format", "symlink"];
+use dvdi_testkit::records::DAMAGE;
 
+/// Damages a record; a symlinked one points out of its directory.
 fn damage(path: &Path, how: &str) {
-    let good = std::fs::read_to_string(path).unwrap();
-    match how {
-        "empty" => std::fs::write(path, "").unwrap(),
-        "truncated" => std::fs::write(path, &good[..good.len() / 2]).unwrap(),
-        "garbage" => std::fs::write(path, b"\x00\xff{{garbage").unwrap(),
-        "format" => {
-            assert!(good.contains("\"format\": 1"), "{good}");
-            std::fs::write(path, good.replace("\"format\": 1", "\"format\": 2")).unwrap()
-        }
-        "symlink" => {
-            let elsewhere = path.parent().unwrap().parent().unwrap().join(format!(
-                "{}.elsewhere",
-                path.file_name().unwrap().to_str().unwrap()
-            ));
-            std::fs::rename(path, &elsewhere).unwrap();
-            std::os::unix::fs::symlink(&elsewhere, path).unwrap();
-        }
-        other => panic!("no damage {other}"),
-    }
+    let elsewhere = path.parent().unwrap().parent().unwrap().join(format!(
+        "{}.elsewhere",
+        path.file_name().unwrap().to_str().unwrap()
+    ));
+    dvdi_testkit::records::damage(path, how, &elsewhere);
 }
 
 /// A process that ran and is gone: a dead `dvdcli exec`.

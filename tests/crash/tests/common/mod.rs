@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use dvdi_testkit::env::{command, spawn_plugin_process};
 use serde_json::Value;
@@ -96,35 +95,12 @@ impl World {
 
     /// Loop devices whose backing file is under this world's directory.
     pub fn loops(&self) -> Vec<String> {
-        let mut found = Vec::new();
-        for entry in std::fs::read_dir("/sys/block").unwrap().flatten() {
-            let backing = entry.path().join("loop/backing_file");
-            if let Ok(file) = std::fs::read_to_string(&backing) {
-                if Path::new(file.trim()).starts_with(self.tmp.path()) {
-                    found.push(entry.file_name().to_string_lossy().into_owned());
-                }
-            }
-        }
-        found
+        dvdi_testkit::loops::backed_by(|file| file.starts_with(self.tmp.path()))
     }
 
-    /// [`World::loops`], after waiting (up to 5 s) for detaches the kernel deferred: a test
-    /// running in parallel that made its own mount namespace while our volume was mounted
-    /// keeps a copy of the mount, so `LOOP_CLR_FD` only sets autoclear and the device goes
-    /// when that process exits. A device still there without autoclear is a real leak.
+    /// [`World::loops`], once the detaches the kernel deferred are done.
     pub fn loops_settled(&self) -> Vec<String> {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let loops = self.loops();
-            let deferred = loops.iter().all(|dev| {
-                std::fs::read_to_string(format!("/sys/block/{dev}/loop/autoclear"))
-                    .is_ok_and(|v| v.trim() == "1")
-            });
-            if loops.is_empty() || !deferred || Instant::now() > deadline {
-                return loops;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        dvdi_testkit::loops::settled(|| self.loops())
     }
 
     /// (Mount ids, Unmount ids) from the plugin's record file, in order.
@@ -202,4 +178,33 @@ pub fn print_grid<'a>(
         println!("| `{name}` | {} |", cells.join(" | "));
     }
     unreached
+}
+
+/// Runs the harness with `args` in `world` (whose earlier steps are done), tracing the points it
+/// passes into the file named by `trace_var` (`DVDI_FAULT_TRACE` or `DVDI_FAULT_IO_TRACE`), and
+/// returns them numbered by pass (`NAME@N`). The step must succeed, or fail when `fails` (a
+/// step that fails by design).
+pub fn traced_points(world: &World, args: &[&str], trace_var: &str, fails: bool) -> Vec<String> {
+    let trace = world.path("trace");
+    let out = world
+        .harness(args, None, None)
+        .env(trace_var, &trace)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.success(),
+        !fails,
+        "{} without fault: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let text = std::fs::read_to_string(&trace).unwrap_or_default();
+    let mut seen: std::collections::BTreeMap<&str, usize> = Default::default();
+    text.lines()
+        .map(|name| {
+            let n = seen.entry(name).or_insert(0);
+            *n += 1;
+            format!("{name}@{n}")
+        })
+        .collect()
 }
