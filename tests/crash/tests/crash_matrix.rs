@@ -24,9 +24,7 @@ use std::collections::BTreeSet;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use dvdi_testkit::env::require_root;
 use serde_json::Value;
@@ -317,9 +315,6 @@ fn libc_sigkill() -> i32 {
     nix::sys::signal::Signal::SIGKILL as i32
 }
 
-/// A finished case: its index, its outcome, how long it took.
-type Row = (usize, Result<String, String>, Duration);
-
 #[test]
 fn crash_at_every_fault_point_is_recovered() {
     if !require_root("crash_at_every_fault_point_is_recovered") {
@@ -334,23 +329,7 @@ fn crash_at_every_fault_point_is_recovered() {
             }
         }
     }
-    let next = AtomicUsize::new(0);
-    let rows: Mutex<Vec<Row>> = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..4 {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some((step, mode, point)) = cases.get(i) else {
-                    break;
-                };
-                let t = Instant::now();
-                let outcome = run_case(*step, *mode, point);
-                rows.lock().unwrap().push((i, outcome, t.elapsed()));
-            });
-        }
-    });
-    let mut rows = rows.into_inner().unwrap();
-    rows.sort_by_key(|r| r.0);
+    let rows = common::run_cases(&cases, |(step, mode, point)| run_case(*step, *mode, point));
 
     println!("\n| fault point | step | agent knows | outcome | found |");
     println!("|---|---|---|---|---|");

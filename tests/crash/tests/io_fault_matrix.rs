@@ -28,8 +28,6 @@ use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use dvdi_testkit::env::require_root;
@@ -389,9 +387,6 @@ fn short(e: &str, world_dir: &std::path::Path) -> String {
     cut.replace('|', "\\|")
 }
 
-/// A finished case: its index, its outcome, how long it took.
-type Row = (usize, Result<String, String>, Duration);
-
 #[test]
 fn every_io_fault_at_every_step_fails_cleanly_and_leaves_nothing() {
     if !require_root("every_io_fault_at_every_step_fails_cleanly_and_leaves_nothing") {
@@ -413,24 +408,11 @@ fn every_io_fault_at_every_step_fails_cleanly_and_leaves_nothing() {
             }
         }
     }
-    let next = AtomicUsize::new(0);
-    let rows: Mutex<Vec<Row>> = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..4 {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some((step, point, errno)) = cases.get(i) else {
-                    break;
-                };
-                let t = Instant::now();
-                let outcome = run_case(*step, point, errno);
-                eprintln!("{} {point} {errno}: {outcome:?}", step.name());
-                rows.lock().unwrap().push((i, outcome, t.elapsed()));
-            });
-        }
+    let rows = common::run_cases(&cases, |(step, point, errno)| {
+        let outcome = run_case(*step, point, errno);
+        eprintln!("{} {point} {errno}: {outcome:?}", step.name());
+        outcome
     });
-    let mut rows = rows.into_inner().unwrap();
-    rows.sort_by_key(|r| r.0);
 
     println!("\n| I/O point | errno | step | outcome | found |");
     println!("|---|---|---|---|---|");

@@ -208,3 +208,32 @@ pub fn traced_points(world: &World, args: &[&str], trace_var: &str, fails: bool)
         })
         .collect()
 }
+
+/// A finished case of a matrix: its index, its outcome, how long it took.
+pub type Row = (usize, Result<String, String>, std::time::Duration);
+
+/// Runs `case` on every element of `cases`, four at a time (each case has a world of its own),
+/// and returns the rows in the order of `cases`.
+pub fn run_cases<C: Sync>(
+    cases: &[C],
+    case: impl Fn(&C) -> Result<String, String> + Sync,
+) -> Vec<Row> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let rows = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some(c) = cases.get(i) else {
+                    break;
+                };
+                let t = std::time::Instant::now();
+                let outcome = case(c);
+                rows.lock().unwrap().push((i, outcome, t.elapsed()));
+            });
+        }
+    });
+    let mut rows = rows.into_inner().unwrap();
+    rows.sort_by_key(|r: &Row| r.0);
+    rows
+}
