@@ -12,7 +12,7 @@ use std::ffi::OsString;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-#[derive(Debug, Parser)]
+#[derive(Debug, PartialEq, Parser)]
 #[command(
     name = "dvdcli",
     about = "Docker volume driver client: create, mount and unmount volumes through a Docker volume plugin",
@@ -31,7 +31,7 @@ pub struct Cli {
 
 /// Flags given before the subcommand (Go dvdcli's persistent flags). Hidden: each
 /// subcommand's help shows the ones it takes.
-#[derive(Debug, Default, Args)]
+#[derive(Debug, Default, PartialEq, Args)]
 pub struct Leading {
     #[arg(long, hide = true)]
     pub volumedriver: Option<String>,
@@ -56,7 +56,7 @@ pub struct Leading {
 }
 
 /// `--volumedriver` and `--volumename`.
-#[derive(Debug, Args)]
+#[derive(Debug, PartialEq, Args)]
 pub struct Volume {
     /// Volume driver (plugin) name; `local` is the embedded driver.
     #[arg(long, value_name = "DRIVER")]
@@ -68,7 +68,7 @@ pub struct Volume {
 }
 
 /// `--volumeopts`.
-#[derive(Debug, Args)]
+#[derive(Debug, PartialEq, Args)]
 pub struct Opts {
     /// Volume options `k=v[,k=v…]`; repeatable. A value may hold `=`; an item without `=`
     /// continues the previous value.
@@ -77,7 +77,7 @@ pub struct Opts {
 }
 
 /// `--id`.
-#[derive(Debug, Args)]
+#[derive(Debug, PartialEq, Args)]
 pub struct MountId {
     /// The ID sent with Mount and Unmount (default: `dvdcli`, shared by every dvdcli, so a
     /// mount and its unmount pair up across processes).
@@ -85,7 +85,7 @@ pub struct MountId {
     pub id: Option<String>,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, PartialEq, Subcommand)]
 pub enum Command {
     /// Create a volume.
     Create {

@@ -5,12 +5,14 @@
 //! exits with its command's status.
 //!
 //! Modules: [`cli`] is the command line as clap sees it (shared with `build.rs` for the man
-//! pages and completions), [`request`] validates it, [`output`] owns stdout, the error line and
+//! pages and completions), [`fast`] reads Mesos' own mount and unmount lines without clap,
+//! [`request`] validates it, [`output`] owns stdout, the error line and
 //! exit codes; one module per subcommand family ([`volume`], [`version`], [`exec`],
 //! [`inspect`], [`recover`]), each depending only on those and the library.
 
 mod cli;
 mod exec;
+mod fast;
 mod inspect;
 mod isolator_env;
 mod output;
@@ -34,7 +36,11 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<ExitCode, Failure> {
-    let cli = cli::Cli::try_parse().map_err(Failure::Parse)?;
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match fast::parse(&args) {
+        Some(cli) => cli,
+        None => cli::Cli::try_parse_from(args).map_err(Failure::Parse)?,
+    };
     match request::from_cli(cli)? {
         Request::Volume { driver, op } => volume::run(&driver, &op)?,
         Request::Version => version::run()?,
