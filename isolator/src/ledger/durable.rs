@@ -329,7 +329,8 @@ impl Dir {
     fn temp_with(&self, bytes: &[u8]) -> Result<String> {
         use std::io::Write;
         let reused = self.take_spare().and_then(|name| {
-            match self.open(&name, libc::O_WRONLY) {
+            // Emptied as it opens: the bytes then written are the whole file (no `ftruncate`).
+            match self.open(&name, libc::O_WRONLY | libc::O_TRUNC) {
                 Ok(file) => Some((name, file)),
                 // Gone (swept): make a new one instead.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => None,
@@ -348,7 +349,6 @@ impl Dir {
             .faults
             .io(Step::Write)
             .and_then(|()| file.write_all(bytes))
-            .and_then(|()| file.set_len(bytes.len() as u64))
             .map_err(DurableError::at("write"))
             .and_then(|()| {
                 self.faults

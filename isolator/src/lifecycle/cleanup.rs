@@ -32,6 +32,8 @@ pub(super) fn cleanup_locked(
     // explains to such a container; a container with a valid record is only ever a holder of
     // the volumes its record lists, so it needs no scan of every volume record).
     let mut volumes: BTreeSet<VolumeKey> = BTreeSet::new();
+    // Whether the container's record is deleted already (an agent container's goes first).
+    let mut record_gone = false;
     let record = match iso.ledger.read_container(id) {
         Ok(record) => record,
         Err(e @ (LedgerError::Corrupt { .. } | LedgerError::Untrusted { .. })) => {
@@ -59,6 +61,7 @@ pub(super) fn cleanup_locked(
         // `cleaning` and deleted last: the next `dvdcli` finishes the job through it.
         if record.holder.is_none() {
             iso.ledger.remove_container(id).map_err(ledger_err)?;
+            record_gone = true;
             fault::point("cleanup.references_dropped");
         } else if record.state != ContainerState::Cleaning {
             record.state = ContainerState::Cleaning;
@@ -85,8 +88,10 @@ pub(super) fn cleanup_locked(
     }
     // Whatever failed above is remembered in the volume records; the container is gone.
     fault::point("cleanup.before_record_delete");
-    if let Err(e) = iso.ledger.remove_container(id) {
-        errors.push(ledger_err(e));
+    if !record_gone {
+        if let Err(e) = iso.ledger.remove_container(id) {
+            errors.push(ledger_err(e));
+        }
     }
     if errors.is_empty() {
         Ok(())
