@@ -329,8 +329,7 @@ impl Dir {
     fn temp_with(&self, bytes: &[u8]) -> Result<String> {
         use std::io::Write;
         let reused = self.take_spare().and_then(|name| {
-            // Emptied as it opens: the bytes then written are the whole file (no `ftruncate`).
-            match self.open(&name, libc::O_WRONLY | libc::O_TRUNC) {
+            match self.open(&name, libc::O_WRONLY) {
                 Ok(file) => Some((name, file)),
                 // Gone (swept): make a new one instead.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => None,
@@ -349,6 +348,9 @@ impl Dir {
             .faults
             .io(Step::Write)
             .and_then(|()| file.write_all(bytes))
+            // Overwritten in place, then cut to length: emptying it first (`O_TRUNC`) would
+            // free its page and make the write allocate and zero another.
+            .and_then(|()| file.set_len(bytes.len() as u64))
             .map_err(DurableError::at("write"))
             .and_then(|()| {
                 self.faults
