@@ -311,14 +311,34 @@ impl Ledger {
 
     /// The record file of container `id`.
     pub fn container_path(&self, id: &ContainerId) -> PathBuf {
-        self.containers_dir()
-            .join(format!("{}{JSON}", encode::encode(id.as_str())))
+        self.record_path(&["containers"], id.as_str())
     }
 
     /// The record file of volume `key`.
     pub fn volume_path(&self, key: &VolumeKey) -> PathBuf {
-        self.volumes_dir(&key.driver)
-            .join(format!("{}{JSON}", encode::encode(key.name.as_str())))
+        self.volume_path_of(&key.driver, &key.name)
+    }
+
+    fn volume_path_of(&self, driver: &DriverName, name: &VolumeName) -> PathBuf {
+        self.record_path(&["volumes", driver.as_str()], name.as_str())
+    }
+
+    /// `root/dirs…/<encoded name>.json`, built in one buffer: every prepare and cleanup
+    /// names a few records, and `join` after `join` allocated once per component.
+    fn record_path(&self, dirs: &[&str], name: &str) -> PathBuf {
+        let stem = encode::encode(name);
+        let root = self.root.as_os_str();
+        let len = root.len() + dirs.iter().map(|d| d.len() + 1).sum::<usize>();
+        let mut path = std::ffi::OsString::with_capacity(len + stem.len() + JSON.len() + 2);
+        path.push(root);
+        for dir in dirs.iter().chain([&stem.as_str()]) {
+            if !path.as_encoded_bytes().ends_with(b"/") {
+                path.push("/");
+            }
+            path.push(dir);
+        }
+        path.push(JSON);
+        PathBuf::from(path)
     }
 
     // ---- locks ----
@@ -327,20 +347,20 @@ impl Ledger {
     pub fn lock_shared(&self) -> Result<LedgerGuard<'_>, LedgerError> {
         self.locks
             .shared()
-            .map_err(LedgerError::io(self.root.join("locks/ledger.lock"), "lock"))
+            .map_err(|e| LedgerError::io(self.root.join("locks/ledger.lock"), "lock")(e))
     }
 
     /// `recover` holds this (exclusive).
     pub fn lock_exclusive(&self) -> Result<LedgerGuard<'_>, LedgerError> {
         self.locks
             .exclusive()
-            .map_err(LedgerError::io(self.root.join("locks/ledger.lock"), "lock"))
+            .map_err(|e| LedgerError::io(self.root.join("locks/ledger.lock"), "lock")(e))
     }
 
     pub fn lock_container(&self, id: &ContainerId) -> Result<KeyGuard<'_>, LedgerError> {
         self.locks
             .key(locks::slot(KeyKind::Container, &[id.as_str()]))
-            .map_err(LedgerError::io(self.root.join("locks/keys.lock"), "lock"))
+            .map_err(|e| LedgerError::io(self.root.join("locks/keys.lock"), "lock")(e))
     }
 
     pub fn lock_volume(&self, key: &VolumeKey) -> Result<KeyGuard<'_>, LedgerError> {
@@ -349,7 +369,7 @@ impl Ledger {
                 KeyKind::Volume,
                 &[key.driver.as_str(), key.name.as_str()],
             ))
-            .map_err(LedgerError::io(self.root.join("locks/keys.lock"), "lock"))
+            .map_err(|e| LedgerError::io(self.root.join("locks/keys.lock"), "lock")(e))
     }
 
     // ---- container records ----
@@ -412,7 +432,7 @@ impl Ledger {
 
     /// Writes `record`, or deletes the file when the record is idle.
     pub fn write_volume(&self, record: &VolumeRecord) -> Result<(), LedgerError> {
-        let path = self.volume_path(&record.key());
+        let path = self.volume_path_of(&record.driver, &record.name);
         if record.is_idle() {
             return remove_record(&self.dirs, &path);
         }

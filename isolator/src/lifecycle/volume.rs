@@ -62,10 +62,9 @@ impl Isolator {
     }
 
     fn write_volume(&self, record: &VolumeRecord) -> Result<(), IsolatorError> {
-        let key = record.key();
         self.ledger
             .write_volume(record)
-            .map_err(Self::volume_ledger_error(&key))
+            .map_err(|e| Self::volume_ledger_error(&record.key())(e))
     }
 
     /// Retries the Unmounts that failed earlier (same ids). Failures stay remembered.
