@@ -67,7 +67,8 @@ void dvdi_set_logger(dvdi_log_fn fn, void *context);
  * timeout, connect_timeout, create_timeout, mount_timeout, other_timeout (seconds),
  * max_reply_bytes (largest plugin reply read, bytes, at least 1024), local_root, local_max_size (largest new local block volume: bytes, or N with a K, M or G
  * suffix; a JSON number is bytes), allowed_drivers (comma-separated or array),
- * chown_volume_root (bool), local_device_options (bool), protected_host_dirs (host directories
+ * chown_volume_root (bool), local_device_options (bool), docker_volumes (bool: also serve
+ * ContainerInfo's DOCKER_VOLUME volumes; default false), protected_host_dirs (host directories
  * an absolute container path of a container without an image may not cover: colon-separated
  * or array, "default" for the default list, "none" for no restriction), log_level ("error",
  * "warning", "info" or "debug": records below it are not passed to the log callback; default
