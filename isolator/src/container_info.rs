@@ -146,17 +146,17 @@ fn rw(readonly: bool) -> &'static str {
 }
 
 /// Validates one entry into a request.
-pub fn parse_one(volume: &DockerVolume) -> Result<VolumeRequest, DockerVolumeError> {
+pub fn parse_one(volume: &DockerVolume) -> Result<VolumeRequest, Box<DockerVolumeError>> {
     let origin = Origin::ContainerInfo {
         index: volume.index,
     };
     let Some(driver) = &volume.driver else {
-        return Err(DockerVolumeError::NoDriver {
+        return Err(Box::new(DockerVolumeError::NoDriver {
             origin,
             name: volume.name.clone(),
-        });
+        }));
     };
-    let invalid = |cause| DockerVolumeError::InvalidName { origin, cause };
+    let invalid = |cause| Box::new(DockerVolumeError::InvalidName { origin, cause });
     let driver = DriverName::new(driver).map_err(invalid)?;
     let name = VolumeName::new(&volume.name).map_err(invalid)?;
     let named = || Volume {
@@ -164,32 +164,32 @@ pub fn parse_one(volume: &DockerVolume) -> Result<VolumeRequest, DockerVolumeErr
         name: name.as_str().to_owned(),
     };
     let container_path = ContainerPath::new(&volume.container_path).map_err(|cause| {
-        DockerVolumeError::InvalidContainerPath {
+        Box::new(DockerVolumeError::InvalidContainerPath {
             origin,
             volume: named(),
             cause,
-        }
+        })
     })?;
     let readonly = match volume.mode.as_deref() {
         Some("RW") => false,
         Some("RO") => true,
         other => {
-            return Err(DockerVolumeError::InvalidMode {
+            return Err(Box::new(DockerVolumeError::InvalidMode {
                 origin,
                 volume: named(),
                 mode: other.map(str::to_owned),
-            })
+            }))
         }
     };
     let mut opts = VolumeOpts::new();
     for (position, (key, value)) in volume.options.iter().enumerate() {
         if key.is_empty() {
-            return Err(DockerVolumeError::EmptyOptionKey {
+            return Err(Box::new(DockerVolumeError::EmptyOptionKey {
                 origin,
                 volume: named(),
                 position,
                 value: value.clone(),
-            });
+            }));
         }
         opts.insert(key.clone(), value.clone());
     }
@@ -209,7 +209,7 @@ pub fn parse_one(volume: &DockerVolume) -> Result<VolumeRequest, DockerVolumeErr
 pub fn parse_into(
     requests: &mut Vec<VolumeRequest>,
     volumes: &[DockerVolume],
-) -> Result<Vec<String>, DockerVolumeError> {
+) -> Result<Vec<String>, Box<DockerVolumeError>> {
     let mut warnings = Vec::new();
     // Every entry is checked before any is merged: a bad entry is the first thing reported.
     let parsed = volumes
@@ -227,35 +227,35 @@ fn merge(
     requests: &mut Vec<VolumeRequest>,
     later: VolumeRequest,
     warnings: &mut Vec<String>,
-) -> Result<(), DockerVolumeError> {
+) -> Result<(), Box<DockerVolumeError>> {
     let same = requests
         .iter_mut()
         .find(|r| r.driver == later.driver && r.name == later.name);
     if let Some(first) = same {
         let volume = Volume::of(first);
         if first.container_path != later.container_path {
-            return Err(DockerVolumeError::VolumeAtTwoPaths {
+            return Err(Box::new(DockerVolumeError::VolumeAtTwoPaths {
                 volume,
                 first: first.origin,
                 first_path: first.container_path.clone(),
                 second: later.origin,
                 second_path: later.container_path,
-            });
+            }));
         }
         if first.readonly != later.readonly {
-            return Err(DockerVolumeError::ConflictingReadOnly {
+            return Err(Box::new(DockerVolumeError::ConflictingReadOnly {
                 volume,
                 first: first.origin,
                 first_readonly: first.readonly,
                 second: later.origin,
-            });
+            }));
         }
         if !first.opts.is_empty() && !later.opts.is_empty() && first.opts != later.opts {
-            return Err(DockerVolumeError::ConflictingOpts {
+            return Err(Box::new(DockerVolumeError::ConflictingOpts {
                 volume,
                 first: first.origin,
                 second: later.origin,
-            });
+            }));
         }
         warnings.push(format!(
             "{} and {} name the same {volume} at the same place; it is mounted once",
@@ -272,13 +272,13 @@ fn merge(
             .iter()
             .find(|r| r.container_path.as_ref() == Some(path))
         {
-            return Err(DockerVolumeError::SharedContainerPath {
+            return Err(Box::new(DockerVolumeError::SharedContainerPath {
                 path: path.clone(),
                 first: first.origin,
                 first_volume: Volume::of(first),
                 second: later.origin,
                 second_volume: Volume::of(&later),
-            });
+            }));
         }
     }
     requests.push(later);

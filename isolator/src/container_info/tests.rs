@@ -186,7 +186,7 @@ fn every_entry_is_checked_before_any_conflict_is_reported() {
     )
     .unwrap_err();
     assert!(
-        matches!(err, DockerVolumeError::InvalidMode { .. }),
+        matches!(*err, DockerVolumeError::InvalidMode { .. }),
         "{err}"
     );
 }

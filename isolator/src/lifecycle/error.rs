@@ -8,7 +8,6 @@ use crate::container_info::DockerVolumeError;
 use crate::driver::DriverError;
 use crate::grammar::{GrammarError, Origin};
 use crate::ledger::{LedgerError, VolumeKey};
-use crate::names::DriverName;
 use crate::ops::OpsError;
 use crate::sys::WalkError;
 
@@ -114,12 +113,11 @@ pub enum IsolatorError {
         container: ContainerId,
         cause: Box<DockerVolumeError>,
     },
-    #[error("container {container}: {volume} ({origin}): driver {driver} is not allowed on this agent (allowed: {allowed})")]
+    #[error("container {container}: {volume} ({origin}): driver {} is not allowed on this agent (allowed: {allowed})", .volume.driver)]
     DriverNotAllowed {
         container: ContainerId,
         volume: VolumeKey,
         origin: Origin,
-        driver: DriverName,
         allowed: String,
     },
     #[error("container {container}: {volume} ({origin}): {cause}")]

@@ -316,7 +316,6 @@ pub(super) fn plan(
             if !allowed.contains(&request.driver) {
                 return Err(IsolatorError::DriverNotAllowed {
                     container: id.clone(),
-                    driver: request.driver.clone(),
                     volume: key,
                     origin,
                     allowed: allowed
@@ -424,7 +423,7 @@ fn requests(
     let warnings = container_info::parse_into(&mut requests, docker_volumes).map_err(|source| {
         IsolatorError::ContainerInfo {
             container: id.clone(),
-            cause: Box::new(source),
+            cause: source,
         }
     })?;
     for warning in &warnings {
