@@ -222,15 +222,15 @@ pub struct ContainerConfig {
 /// The isolator: one per agent (or per `dvdcli exec`), shared by every thread.
 pub struct Isolator {
     config: IsolatorConfig,
+    /// Whether the info line saying `DOCKER_VOLUME`s are ignored (`docker_volumes` off) was
+    /// logged: once per isolator, debug lines after that.
+    docker_volumes_noted: std::sync::atomic::AtomicBool,
     resolver: DriverResolver,
     host: Arc<dyn Host>,
     ledger: Ledger,
     /// Volumes this handle has seen exist (a `Get` found one, a `Create` or `Mount`
     /// succeeded): their next Mount needs no `Get` first (see `volume::Isolator::mount_new`).
     seen: std::sync::Mutex<std::collections::HashSet<crate::ledger::VolumeKey>>,
-    /// Whether the info line saying `DOCKER_VOLUME`s are ignored (`docker_volumes` off) was
-    /// logged: once per isolator, debug lines after that.
-    docker_volumes_noted: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Debug for Isolator {
@@ -255,11 +255,11 @@ impl Isolator {
         config.log.debug(&describe(&config));
         Ok(Self {
             config,
+            docker_volumes_noted: Default::default(),
             resolver,
             host,
             ledger,
             seen: Default::default(),
-            docker_volumes_noted: Default::default(),
         })
     }
 
