@@ -299,6 +299,52 @@ mod tests {
     }
 
     #[test]
+    fn docker_volumes_come_from_container_info_only_with_their_index_among_all_volumes() {
+        let dv = |name: &str| {
+            json!({"container_path": name, "mode": "RO", "source": {"type": "DOCKER_VOLUME",
+                "docker_volume": {"driver": "d", "name": name,
+                    "driver_options": {"parameter": [{"key": "k", "value": "v,w"}]}}}})
+        };
+        let cfg: MesosContainerConfig = serde_json::from_value(json!({
+            "directory": "/sb",
+            "container_info": {"type": "MESOS", "volumes": [
+                {"container_path": "/h", "host_path": "/srv", "mode": "RW"},
+                {"container_path": "s", "mode": "RW", "source": {"type": "SANDBOX_PATH",
+                    "sandbox_path": {"type": "PARENT", "path": "x"}}},
+                dv("one"),
+                {"container_path": "n", "mode": "RW", "source": {"type": "DOCKER_VOLUME",
+                    "docker_volume": {"name": "nodriver"}}},
+            ]},
+            // Repeats of it that Mesos' own isolator does not read either.
+            "executor_info": {"container": {"volumes": [dv("exec")]}},
+            "task_info": {"container": {"volumes": [dv("task")]}},
+        }))
+        .unwrap();
+        let got = cfg.to_container_config().0.docker_volumes;
+        assert_eq!(
+            got,
+            [
+                DockerVolume {
+                    index: 2,
+                    driver: Some("d".into()),
+                    name: "one".into(),
+                    options: vec![("k".into(), "v,w".into())],
+                    container_path: "one".into(),
+                    mode: Some("RO".into()),
+                },
+                DockerVolume {
+                    index: 3,
+                    driver: None,
+                    name: "nodriver".into(),
+                    options: Vec::new(),
+                    container_path: "n".into(),
+                    mode: Some("RW".into()),
+                },
+            ]
+        );
+    }
+
+    #[test]
     fn launch_info_has_the_protobuf_field_names() {
         use dvdi::sys::MsFlags;
         let info = LaunchInfo {

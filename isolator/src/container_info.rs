@@ -31,7 +31,7 @@ use crate::names::{DriverName, NameError, VolumeName};
 use crate::opts::VolumeOpts;
 
 /// One `DOCKER_VOLUME` entry of `ContainerInfo.volumes`, its fields as the agent sent them
-/// (not yet validated: [`parse`] does that).
+/// (not yet validated: [`parse_one`] does that).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DockerVolume {
     /// Its index in `container_info.volumes`, counting entries of every type (for messages).
