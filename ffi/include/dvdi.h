@@ -33,7 +33,7 @@ typedef enum dvdi_status {
     DVDI_ERR_INVALID_UTF8 = 2,    /* a string argument was not UTF-8 */
     DVDI_ERR_INVALID_JSON = 3,    /* a JSON argument did not parse or had the wrong shape */
     DVDI_ERR_CONFIG = 4,          /* bad configuration (unknown key, bad value) */
-    DVDI_ERR_INVALID_INPUT = 5,   /* the container's DVDI_VOLUME_* variables or paths were refused */
+    DVDI_ERR_INVALID_INPUT = 5,   /* the container's DVDI_VOLUME_* variables, DOCKER_VOLUMEs or paths were refused */
     DVDI_ERR_VOLUME = 6,          /* a driver or plugin call failed (mount, unmount, ...) */
     DVDI_ERR_STATE = 7,           /* the checkpoint could not be read or written */
     DVDI_ERR_PANIC = 8            /* a bug inside the library, caught at the boundary */
