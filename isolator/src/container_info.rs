@@ -23,6 +23,8 @@
 //!   duplicate; the DVDI grammar merges it, and one container uses one rule for both); a
 //!   different path or mode, or two different option lists, is an error naming both origins.
 //!   Two volumes at one container path are an error naming both.
+//!   The merged request keeps the first origin — the environment's slot, then the earlier
+//!   entry — for its messages and its container-path rule.
 
 use std::fmt;
 
