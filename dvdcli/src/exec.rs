@@ -62,6 +62,7 @@ fn with_volumes(command: &[OsString]) -> anyhow::Result<i32> {
         user: None,
         rootfs: None,
         holder: Some(holder),
+        docker_volumes: Vec::new(),
     };
     let launch = isolator.prepare(&id, &config)?;
     if launch.is_none() {

@@ -33,7 +33,7 @@ typedef enum dvdi_status {
     DVDI_ERR_INVALID_UTF8 = 2,    /* a string argument was not UTF-8 */
     DVDI_ERR_INVALID_JSON = 3,    /* a JSON argument did not parse or had the wrong shape */
     DVDI_ERR_CONFIG = 4,          /* bad configuration (unknown key, bad value) */
-    DVDI_ERR_INVALID_INPUT = 5,   /* the container's DVDI_VOLUME_* variables or paths were refused */
+    DVDI_ERR_INVALID_INPUT = 5,   /* the container's DVDI_VOLUME_* variables, DOCKER_VOLUMEs or paths were refused */
     DVDI_ERR_VOLUME = 6,          /* a driver or plugin call failed (mount, unmount, ...) */
     DVDI_ERR_STATE = 7,           /* the checkpoint could not be read or written */
     DVDI_ERR_PANIC = 8            /* a bug inside the library, caught at the boundary */
@@ -67,7 +67,8 @@ void dvdi_set_logger(dvdi_log_fn fn, void *context);
  * timeout, connect_timeout, create_timeout, mount_timeout, other_timeout (seconds),
  * max_reply_bytes (largest plugin reply read, bytes, at least 1024), local_root, local_max_size (largest new local block volume: bytes, or N with a K, M or G
  * suffix; a JSON number is bytes), allowed_drivers (comma-separated or array),
- * chown_volume_root (bool), local_device_options (bool), protected_host_dirs (host directories
+ * chown_volume_root (bool), local_device_options (bool), docker_volumes (bool: also serve
+ * ContainerInfo's DOCKER_VOLUME volumes; default false), protected_host_dirs (host directories
  * an absolute container path of a container without an image may not cover: colon-separated
  * or array, "default" for the default list, "none" for no restriction), log_level ("error",
  * "warning", "info" or "debug": records below it are not passed to the log callback; default

@@ -40,6 +40,7 @@ fn status_of(e: &IsolatorError) -> Status {
         IsolatorError::InvalidContainerId(_)
         | IsolatorError::ReservedId { .. }
         | IsolatorError::Grammar { .. }
+        | IsolatorError::ContainerInfo { .. }
         | IsolatorError::DriverNotAllowed { .. }
         | IsolatorError::LocalDeviceOptions { .. }
         | IsolatorError::ContainerPath { .. } => Status::InvalidInput,

@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use dvdi::container_info::DockerVolume;
 use dvdi::{ContainerConfig, ContainerId, ContainerIdError, LaunchInfo};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -58,6 +59,59 @@ struct ExecutorInfo {
     command: Option<CommandInfo>,
 }
 
+/// `mesos.Parameter`.
+#[derive(Debug, Default, Deserialize)]
+struct Parameter {
+    #[serde(default)]
+    key: String,
+    #[serde(default)]
+    value: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Parameters {
+    #[serde(default)]
+    parameter: Vec<Parameter>,
+}
+
+/// `mesos.Volume.Source.DockerVolume`.
+#[derive(Debug, Default, Deserialize)]
+struct DockerVolumeSource {
+    #[serde(default)]
+    driver: Option<String>,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    driver_options: Option<Parameters>,
+}
+
+/// `mesos.Volume.Source`: only its type and a Docker volume are read.
+#[derive(Debug, Default, Deserialize)]
+struct VolumeSource {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    docker_volume: Option<DockerVolumeSource>,
+}
+
+/// `mesos.Volume`; host paths, images and other sources are not read.
+#[derive(Debug, Default, Deserialize)]
+struct Volume {
+    #[serde(default)]
+    container_path: String,
+    #[serde(default)]
+    mode: Option<String>,
+    #[serde(default)]
+    source: Option<VolumeSource>,
+}
+
+/// `mesos.ContainerInfo`: only its volumes.
+#[derive(Debug, Default, Deserialize)]
+struct ContainerInfo {
+    #[serde(default)]
+    volumes: Vec<Volume>,
+}
+
 /// `mesos.slave.ContainerConfig`.
 #[derive(Debug, Deserialize)]
 pub struct MesosContainerConfig {
@@ -73,6 +127,11 @@ pub struct MesosContainerConfig {
     /// `DEFAULT` or `DEBUG`; debug containers share their parent's namespaces.
     #[serde(default)]
     container_class: Option<String>,
+    /// The container's own `ContainerInfo` — the one Mesos' `docker/volume` isolator reads
+    /// (not `executor_info.container` or `task_info.container`, which repeat it for a
+    /// command task).
+    #[serde(default)]
+    container_info: Option<ContainerInfo>,
 }
 
 impl MesosContainerConfig {
@@ -113,8 +172,48 @@ impl MesosContainerConfig {
                 .filter(|r| !r.is_empty())
                 .map(PathBuf::from),
             holder: None,
+            docker_volumes: self.docker_volumes(),
         };
         (config, secrets)
+    }
+}
+
+impl MesosContainerConfig {
+    /// The `DOCKER_VOLUME` entries of `container_info.volumes`, fields copied as sent (the
+    /// library validates them); entries of any other source type are not ours.
+    fn docker_volumes(&self) -> Vec<DockerVolume> {
+        let volumes = self
+            .container_info
+            .as_ref()
+            .map(|c| c.volumes.as_slice())
+            .unwrap_or_default();
+        volumes
+            .iter()
+            .enumerate()
+            .filter_map(|(index, v)| {
+                let source = v.source.as_ref()?;
+                if source.kind.as_deref() != Some("DOCKER_VOLUME") {
+                    return None;
+                }
+                let docker = source.docker_volume.as_ref();
+                Some(DockerVolume {
+                    index,
+                    driver: docker.and_then(|d| d.driver.clone()),
+                    name: docker.map(|d| d.name.clone()).unwrap_or_default(),
+                    options: docker
+                        .and_then(|d| d.driver_options.as_ref())
+                        .map(|o| {
+                            o.parameter
+                                .iter()
+                                .map(|p| (p.key.clone(), p.value.clone()))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    container_path: v.container_path.clone(),
+                    mode: v.mode.clone(),
+                })
+            })
+            .collect()
     }
 }
 
@@ -197,6 +296,52 @@ mod tests {
             [("X".to_string(), "1".to_string())]
         );
         assert!(cfg.is_debug());
+    }
+
+    #[test]
+    fn docker_volumes_come_from_container_info_only_with_their_index_among_all_volumes() {
+        let dv = |name: &str| {
+            json!({"container_path": name, "mode": "RO", "source": {"type": "DOCKER_VOLUME",
+                "docker_volume": {"driver": "d", "name": name,
+                    "driver_options": {"parameter": [{"key": "k", "value": "v,w"}]}}}})
+        };
+        let cfg: MesosContainerConfig = serde_json::from_value(json!({
+            "directory": "/sb",
+            "container_info": {"type": "MESOS", "volumes": [
+                {"container_path": "/h", "host_path": "/srv", "mode": "RW"},
+                {"container_path": "s", "mode": "RW", "source": {"type": "SANDBOX_PATH",
+                    "sandbox_path": {"type": "PARENT", "path": "x"}}},
+                dv("one"),
+                {"container_path": "n", "mode": "RW", "source": {"type": "DOCKER_VOLUME",
+                    "docker_volume": {"name": "nodriver"}}},
+            ]},
+            // Repeats of it that Mesos' own isolator does not read either.
+            "executor_info": {"container": {"volumes": [dv("exec")]}},
+            "task_info": {"container": {"volumes": [dv("task")]}},
+        }))
+        .unwrap();
+        let got = cfg.to_container_config().0.docker_volumes;
+        assert_eq!(
+            got,
+            [
+                DockerVolume {
+                    index: 2,
+                    driver: Some("d".into()),
+                    name: "one".into(),
+                    options: vec![("k".into(), "v,w".into())],
+                    container_path: "one".into(),
+                    mode: Some("RO".into()),
+                },
+                DockerVolume {
+                    index: 3,
+                    driver: None,
+                    name: "nodriver".into(),
+                    options: Vec::new(),
+                    container_path: "n".into(),
+                    mode: Some("RW".into()),
+                },
+            ]
+        );
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //!
 //! The handle is made harmless: its checkpoint and local root are in a temp dir, its plugin
 //! directory is empty, and the only allowed driver is one that does not exist, so no fuzzed
-//! container can mount, create or write anything outside the temp dir.
+//! container can mount, create or write anything outside the temp dir — `DOCKER_VOLUME`s of
+//! `ContainerInfo` (served: `docker_volumes` is on) included.
 #![no_main]
 
 use std::ffi::{c_char, CStr, CString};
@@ -38,6 +39,8 @@ fn handle() -> *mut DvdiIsolator {
                 "default_driver": "fuzz-none",
                 "allowed_drivers": "fuzz-none",
                 "timeout": 1,
+                // DOCKER_VOLUMEs are read too (their driver is refused like the env's).
+                "docker_volumes": true,
             })
             .to_string();
             let config = CString::new(config).expect("no NUL");

@@ -26,12 +26,12 @@ fuzz_target!(|data: &[u8]| {
     let mut volumes = HashSet::new();
     let mut paths = HashSet::new();
     for v in &parsed.volumes {
-        assert!(v.slot <= MAX_SLOT);
+        assert!(v.origin.slot().unwrap() <= MAX_SLOT);
         assert!(
-            last_slot < Some(v.slot),
+            last_slot < Some(v.origin.slot().unwrap()),
             "requests ordered by slot, one per slot"
         );
-        last_slot = Some(v.slot);
+        last_slot = Some(v.origin.slot().unwrap());
         assert!(
             volumes.insert((v.driver.clone(), v.name.clone())),
             "one request per volume"

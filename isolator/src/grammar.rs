@@ -68,11 +68,61 @@ impl Default for GrammarConfig {
     }
 }
 
+/// Where a volume request came from, for messages: the two grammars a container can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Origin {
+    /// A slot of the DVDI environment (the lowest one, when several slots name the volume).
+    Env { slot: u8 },
+    /// An entry of Mesos' `ContainerInfo.volumes` of type `DOCKER_VOLUME` (its index among
+    /// all of the container's volumes, whatever their type).
+    ContainerInfo { index: usize },
+}
+
+impl Origin {
+    /// The DVDI slot, for a request from the environment.
+    pub fn slot(self) -> Option<u8> {
+        match self {
+            Origin::Env { slot } => Some(slot),
+            Origin::ContainerInfo { .. } => None,
+        }
+    }
+
+    /// Where the request's container path was given: `DVDI_VOLUME_CONTAINERPATH3`, or
+    /// `container_info.volumes[1].container_path`.
+    pub fn container_path_field(self) -> String {
+        match self {
+            Origin::Env { slot } => Kind::ContainerPath.variable(slot),
+            Origin::ContainerInfo { .. } => format!("{self}.container_path"),
+        }
+    }
+
+    /// Where the request's options were given: `DVDI_VOLUME_OPTS3`, or
+    /// `container_info.volumes[1].source.docker_volume.driver_options`.
+    pub fn opts_field(self) -> String {
+        match self {
+            Origin::Env { slot } => Kind::Opts.variable(slot),
+            Origin::ContainerInfo { .. } => {
+                format!("{self}.source.docker_volume.driver_options")
+            }
+        }
+    }
+}
+
+/// `DVDI_VOLUME_NAME3` (the variable that names the volume), or `container_info.volumes[1]`.
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Env { slot } => f.write_str(&Kind::Name.variable(*slot)),
+            Origin::ContainerInfo { index } => write!(f, "container_info.volumes[{index}]"),
+        }
+    }
+}
+
 /// One volume a container asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VolumeRequest {
-    /// The slot that asked for it (the lowest one, when several slots name the same volume).
-    pub slot: u8,
+    /// Where it was asked for.
+    pub origin: Origin,
     pub driver: DriverName,
     pub name: VolumeName,
     /// Sent to the driver's `Create`, and only then.
@@ -351,16 +401,6 @@ impl ElasticsearchShape {
     }
 }
 
-/// The name of slot `slot`'s `DVDI_VOLUME_OPTS` variable, for errors about its options.
-pub fn opts_variable(slot: u8) -> String {
-    Kind::Opts.variable(slot)
-}
-
-/// The name of slot `slot`'s `DVDI_VOLUME_CONTAINERPATH` variable, for errors about its path.
-pub fn container_path_variable(slot: u8) -> String {
-    Kind::ContainerPath.variable(slot)
-}
-
 /// The keyword after [`PREFIX`]. The discriminant indexes [`SlotVars`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -493,6 +533,7 @@ impl SlotVars {
 
 /// A request with the variables it came from, for messages about later slots.
 struct Candidate {
+    slot: u8,
     request: VolumeRequest,
     vars: SlotVars,
 }
@@ -500,10 +541,10 @@ struct Candidate {
 impl Candidate {
     fn claim(&self, kind: Kind) -> Box<Claim> {
         Box::new(Claim {
-            slot: self.request.slot,
+            slot: self.slot,
             driver: self.request.driver.clone(),
             name: self.request.name.clone(),
-            var: self.vars.env_var(kind, self.request.slot),
+            var: self.vars.env_var(kind, self.slot),
         })
     }
 }
@@ -551,8 +592,9 @@ fn build(
     let explicit_create = flag(vars.get(Kind::ExplicitCreate))?;
     let readonly = flag(vars.get(Kind::ReadOnly))?;
     Ok(Some(Candidate {
+        slot,
         request: VolumeRequest {
-            slot,
+            origin: Origin::Env { slot },
             driver,
             name,
             opts,
@@ -615,12 +657,13 @@ fn merge(
     }
     warnings.push(format!(
         "{} and {} name the same volume {:?} of driver {:?} at the same place; it is mounted once",
-        first.vars.env_var(Kind::Name, a.slot),
-        later.vars.env_var(Kind::Name, b.slot),
+        first.vars.env_var(Kind::Name, first.slot),
+        later.vars.env_var(Kind::Name, later.slot),
         a.name.as_str(),
         a.driver.as_str(),
     ));
     let Candidate {
+        slot: later_slot,
         request: later_request,
         vars: mut later_vars,
     } = later;
@@ -631,8 +674,8 @@ fn merge(
     if first.request.explicit_create != later_request.explicit_create {
         warnings.push(format!(
             "{} and {} disagree on volume {:?} of driver {:?}: it must already exist (explicit create wins)",
-            first.vars.env_var(Kind::ExplicitCreate, first.request.slot),
-            later_vars.env_var(Kind::ExplicitCreate, later_request.slot),
+            first.vars.env_var(Kind::ExplicitCreate, first.slot),
+            later_vars.env_var(Kind::ExplicitCreate, later_slot),
             first.request.name.as_str(),
             first.request.driver.as_str(),
         ));

@@ -5,7 +5,9 @@
 //! launch info, and backwards for teardown.
 //!
 //! - [`names`], `opts`: validated driver/volume names and option lists.
-//! - [`grammar`]: the `DVDI_VOLUME_*` environment grammar → volume requests.
+//! - [`grammar`]: the `DVDI_VOLUME_*` environment grammar → volume requests;
+//!   [`container_info`]: Mesos' `DOCKER_VOLUME`s of `ContainerInfo` → the same requests, merged
+//!   with the environment's.
 //! - [`config`]: the client settings and deadlines; [`settings`]: the one table of every
 //!   setting (module parameter and `DVDI_` variable) and its one parser.
 //! - [`discovery`], [`http`], [`plugin`]: finding and calling Docker volume plugins.
@@ -24,6 +26,7 @@
 
 pub mod config;
 pub(crate) mod container_id;
+pub mod container_info;
 pub mod date;
 pub mod discovery;
 pub mod driver;

@@ -306,6 +306,18 @@ pub const SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        parameter: "docker_volumes",
+        variable: Some("DVDI_DOCKER_VOLUMES"),
+        kind: Kind::Bool,
+        default: "false",
+        rule: "true: also serve Mesos' DOCKER_VOLUME volumes (ContainerInfo.volumes); remove docker/volume from --isolation first",
+        examples: ("true", Some("on")),
+        apply: |c, v| {
+            c.docker_volumes = boolean(v)?;
+            Ok(())
+        },
+    },
+    Setting {
         parameter: "protected_host_dirs",
         variable: Some("DVDI_PROTECTED_HOST_DIRS"),
         kind: Kind::ProtectedDirs,

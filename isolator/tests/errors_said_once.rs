@@ -110,6 +110,7 @@ fn every_wrapping_error_says_its_cause_once() {
         Box::new(IsolatorError::ContainerPath {
             container: container.clone(),
             volume: key.clone(),
+            origin: dvdi::grammar::Origin::ContainerInfo { index: 1 },
             cause: Box::new(PathError::Walk {
                 path: "link/x".into(),
                 cause: walk,

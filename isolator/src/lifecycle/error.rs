@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 
 use crate::container_id::{ContainerId, ContainerIdError};
+use crate::container_info::DockerVolumeError;
 use crate::driver::DriverError;
-use crate::grammar::GrammarError;
+use crate::grammar::{GrammarError, Origin};
 use crate::ledger::{LedgerError, VolumeKey};
-use crate::names::DriverName;
 use crate::ops::OpsError;
 use crate::sys::WalkError;
 
@@ -20,16 +20,21 @@ pub enum PathError {
     SandboxNotAbsolute { sandbox: PathBuf },
     #[error("the rootfs {} is not an absolute path", .rootfs.display())]
     RootfsNotAbsolute { rootfs: PathBuf },
-    #[error("container path {path:?}: {} does not exist (only paths under /tmp/ and under the sandbox are created)", .missing.display())]
-    Missing { path: String, missing: PathBuf },
+    #[error("container path {path:?}: {} does not exist ({})", .missing.display(), .rule.says())]
+    Missing {
+        path: String,
+        missing: PathBuf,
+        /// The grammar's rule for what is created.
+        rule: PathRule,
+    },
     /// A symlink, a non-directory, or an I/O failure on the way to the target.
     #[error("container path {path:?}: {cause}")]
     Walk { path: String, cause: WalkError },
     /// An absolute path of a container without an image over a protected host directory.
-    #[error("{variable}={path:?} covers the host directory {}, which the volume of a container without an image may not be mounted over (module parameter protected_host_dirs, DVDI_PROTECTED_HOST_DIRS for dvdcli exec)", .protected.display())]
+    #[error("{field}={path:?} covers the host directory {}, which the volume of a container without an image may not be mounted over (module parameter protected_host_dirs, DVDI_PROTECTED_HOST_DIRS for dvdcli exec)", .protected.display())]
     ProtectedHostDir {
-        /// The `DVDI_VOLUME_CONTAINERPATH…` variable.
-        variable: String,
+        /// The `DVDI_VOLUME_CONTAINERPATH…` variable, or `container_info.volumes[i].container_path`.
+        field: String,
         path: String,
         protected: PathBuf,
     },
@@ -48,15 +53,38 @@ pub enum PathError {
     },
 }
 
-/// A task's `DVDI_VOLUME_OPTS` gave the `local` driver options that mount a host path or
-/// device, and the operator did not allow them (`local_device_options`).
+/// A task's `DVDI_VOLUME_OPTS` (or a `DOCKER_VOLUME`'s driver options) gave the `local` driver
+/// options that mount a host path or device, and the operator did not allow them
+/// (`local_device_options`).
 #[derive(Debug, thiserror::Error)]
-#[error("{variable} sets {options}, the local driver's device options, which a task may not use here: they mount a host path or device (an operator allows them with the module parameter local_device_options, or DVDI_LOCAL_DEVICE_OPTIONS=true for dvdcli exec)")]
+#[error("{field} sets {options}, the local driver's device options, which a task may not use here: they mount a host path or device (an operator allows them with the module parameter local_device_options, or DVDI_LOCAL_DEVICE_OPTIONS=true for dvdcli exec)")]
 pub struct DeviceOptionsRefused {
-    /// The `DVDI_VOLUME_OPTS…` variable.
-    pub variable: String,
+    /// The `DVDI_VOLUME_OPTS…` variable, or `container_info.volumes[i]…driver_options`.
+    pub field: String,
     /// The refused keys, comma-separated.
     pub options: String,
+}
+
+/// Which of the two container-path rules a target follows: what is created, and what must
+/// already exist (see `lifecycle/plan.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathRule {
+    /// `DVDI_VOLUME_CONTAINERPATH`: created under the sandbox and under `/tmp/`.
+    Env,
+    /// A `DOCKER_VOLUME`'s `container_path` (Mesos' rule): created under the sandbox and
+    /// inside an image's rootfs; an image-less container's absolute path must exist.
+    ContainerInfo,
+}
+
+impl PathRule {
+    fn says(self) -> &'static str {
+        match self {
+            PathRule::Env => "only paths under /tmp/ and under the sandbox are created",
+            PathRule::ContainerInfo => {
+                "a DOCKER_VOLUME's absolute container path must exist on the host when the container has no image"
+            }
+        }
+    }
 }
 
 /// Why the volume root could not be given to the task's user.
@@ -78,29 +106,39 @@ pub enum IsolatorError {
         container: ContainerId,
         cause: Box<GrammarError>,
     },
-    #[error("container {container}: {volume}: driver {driver} is not allowed on this agent (allowed: {allowed})")]
+    /// A bad `DOCKER_VOLUME` of `ContainerInfo.volumes`, or one that conflicts with another
+    /// request of the container.
+    #[error("container {container}: {cause}")]
+    ContainerInfo {
+        container: ContainerId,
+        cause: Box<DockerVolumeError>,
+    },
+    #[error("container {container}: {volume} ({origin}): driver {} is not allowed on this agent (allowed: {allowed})", .volume.driver)]
     DriverNotAllowed {
         container: ContainerId,
         volume: VolumeKey,
-        driver: DriverName,
+        origin: Origin,
         allowed: String,
     },
-    #[error("container {container}: {volume}: {cause}")]
+    #[error("container {container}: {volume} ({origin}): {cause}")]
     LocalDeviceOptions {
         container: ContainerId,
         volume: VolumeKey,
+        origin: Origin,
         cause: Box<DeviceOptionsRefused>,
     },
-    #[error("container {container}: {volume}: cannot use the driver: {cause}")]
+    #[error("container {container}: {volume} ({origin}): cannot use the driver: {cause}")]
     Resolve {
         container: ContainerId,
         volume: VolumeKey,
+        origin: Origin,
         cause: Box<DriverError>,
     },
-    #[error("container {container}: {volume}: {cause}")]
+    #[error("container {container}: {volume} ({origin}): {cause}")]
     ContainerPath {
         container: ContainerId,
         volume: VolumeKey,
+        origin: Origin,
         cause: Box<PathError>,
     },
     /// An agent container with an id only `dvdcli exec` may use (its holder is read from it).

@@ -28,13 +28,14 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use error::{ChownError, DeviceOptionsRefused, IsolatorError, PathError};
+pub use error::{ChownError, DeviceOptionsRefused, IsolatorError, PathError, PathRule};
 pub use inspect::{ContainerView, Inspection, VolumeUseView, VolumeView};
 pub use recover::RecoverReport;
 pub use repair::ExecRecoverReport;
 
 use crate::config::Settings;
 use crate::container_id::ContainerId;
+use crate::container_info::DockerVolume;
 use crate::grammar::DEFAULT_DRIVER;
 use crate::holder::Holder;
 use crate::launch::LaunchInfo;
@@ -156,6 +157,10 @@ pub struct IsolatorConfig {
     /// (`type=none,o=bind,device=/etc`, `device=/dev/sda`) as root. An operator's own
     /// `dvdcli create`/`mount` is not affected.
     pub local_device_options: bool,
+    /// Serve the `DOCKER_VOLUME` entries of a container's `ContainerInfo.volumes` too (Mesos'
+    /// own grammar). Off by default: an agent that still runs the built-in `docker/volume`
+    /// isolator mounts them itself, and a volume must never be mounted twice.
+    pub docker_volumes: bool,
     /// Host directories an absolute container path may not cover when the container has no
     /// image (its absolute paths are the host's): the system directories by default.
     pub protected_host_dirs: ProtectedDirs,
@@ -177,6 +182,7 @@ impl Default for IsolatorConfig {
             allowed_drivers: None,
             chown_volume_root: false,
             local_device_options: false,
+            docker_volumes: false,
             protected_host_dirs: ProtectedDirs::default(),
             log_level: LogLevel::Info,
             log: Logger::default(),
@@ -207,11 +213,18 @@ pub struct ContainerConfig {
     /// Set by `dvdcli exec`: the process whose exit releases the container's volumes.
     #[serde(default)]
     pub holder: Option<Holder>,
+    /// The `DOCKER_VOLUME` entries of Mesos' `ContainerInfo.volumes` (served only with
+    /// [`IsolatorConfig::docker_volumes`]).
+    #[serde(default)]
+    pub docker_volumes: Vec<DockerVolume>,
 }
 
 /// The isolator: one per agent (or per `dvdcli exec`), shared by every thread.
 pub struct Isolator {
     config: IsolatorConfig,
+    /// Whether the info line saying `DOCKER_VOLUME`s are ignored (`docker_volumes` off) was
+    /// logged: once per isolator, debug lines after that.
+    docker_volumes_noted: std::sync::atomic::AtomicBool,
     resolver: DriverResolver,
     host: Arc<dyn Host>,
     ledger: Ledger,
@@ -242,6 +255,7 @@ impl Isolator {
         config.log.debug(&describe(&config));
         Ok(Self {
             config,
+            docker_volumes_noted: Default::default(),
             resolver,
             host,
             ledger,
@@ -332,6 +346,27 @@ impl Isolator {
     }
 }
 
+impl Isolator {
+    /// Logs that a container's `DOCKER_VOLUME`s are left to someone else (`docker_volumes` is
+    /// off): at info level the first time, so an operator who removed `docker/volume` from
+    /// `--isolation` without turning it on sees why, then at debug level.
+    fn note_docker_volumes_ignored(&self, id: &ContainerId, count: usize) {
+        let first = !self
+            .docker_volumes_noted
+            .swap(true, std::sync::atomic::Ordering::Relaxed);
+        let message = format!(
+            "container {id}: ignoring its {count} DOCKER_VOLUME volume(s) of ContainerInfo: \
+             module parameter docker_volumes is false (leave them to the agent's docker/volume \
+             isolator, or set docker_volumes=true and remove docker/volume from --isolation)"
+        );
+        if first {
+            self.config.log.info(&message)
+        } else {
+            self.config.log.debug(&message)
+        }
+    }
+}
+
 /// The settings an isolator runs with, in one debug record.
 fn describe(c: &IsolatorConfig) -> String {
     let t = &c.settings.client.timeouts;
@@ -347,7 +382,7 @@ fn describe(c: &IsolatorConfig) -> String {
         "isolator settings: checkpoint_dir {}, default_driver {}, allowed_drivers {allowed}, \
          plugin_dirs {}, timeouts connect {} create {} mount {} other {}, max_reply_bytes {}, \
          local_root {}, local_max_size {}, chown_volume_root {}, local_device_options {}, \
-         log_level {}",
+         docker_volumes {}, log_level {}",
         c.checkpoint_dir.display(),
         c.default_driver.as_str(),
         std::env::join_paths(&c.settings.client.plugin_dirs)
@@ -364,6 +399,7 @@ fn describe(c: &IsolatorConfig) -> String {
             .map_or("the free space".to_owned(), |n| format!("{n} bytes")),
         c.chown_volume_root,
         c.local_device_options,
+        c.docker_volumes,
         c.log_level.as_str(),
     )
 }

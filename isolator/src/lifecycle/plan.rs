@@ -4,12 +4,17 @@
 //! says mount a host device or path ([`VolumeDriver::device_options`]) and container paths
 //! (checked read-only with the symlink-safe walk).
 //!
-//! Container paths (SPEC §4): absolute → without a rootfs the same path on the host (the task
+//! Container paths of the DVDI environment (SPEC §4): absolute → without a rootfs the same path on the host (the task
 //! runs in the host's filesystem with a private mount namespace), with a rootfs `rootfs/path`;
 //! it must exist, or is created when it is under `/tmp/`. Relative → under the sandbox,
 //! created if missing. The walk starts from a trusted base (the sandbox, the rootfs, the
 //! host's `/tmp`, or `/`) and never follows a symlink below it; since the launcher later
 //! mounts on the *path*, the target must also resolve (realpath) inside its base.
+//!
+//! A `DOCKER_VOLUME`'s container path follows Mesos' `docker/volume` isolator instead
+//! ([`PathRule::ContainerInfo`]): absolute → inside the rootfs, created there, or without a
+//! rootfs the host's path, which must exist (`/tmp/` included); relative → as above. Both
+//! grammars' paths pass the same checks (protected host directories, the symlink-safe walk).
 //!
 //! The image rootfs is as untrusted as the sandbox (SPEC §9): its `tmp` is walked like every
 //! other component of it, never used as a base, so an image whose `/tmp` is a symlink to a
@@ -19,11 +24,12 @@ use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-use super::error::DeviceOptionsRefused;
+use super::error::{DeviceOptionsRefused, PathRule};
 use super::{ContainerConfig, Isolator, IsolatorError, PathError};
 use crate::container_id::ContainerId;
+use crate::container_info::{self, DockerVolume};
 use crate::driver::VolumeDriver;
-use crate::grammar::{self, ContainerPath, GrammarConfig, VolumeRequest};
+use crate::grammar::{self, ContainerPath, GrammarConfig, Origin, VolumeRequest};
 use crate::ledger::VolumeKey;
 use crate::names::DriverName;
 use crate::protected::ProtectedDirs;
@@ -42,6 +48,8 @@ pub(super) struct Target {
     /// How many leading components of `rel` must exist even when `create` is set: 1 for a
     /// rootfs's own `tmp`, which is walked (never followed) but never made.
     pub must_exist: usize,
+    /// The grammar's rule that decided `create` (for the error when a path is missing).
+    pub rule: PathRule,
 }
 
 impl Target {
@@ -96,6 +104,7 @@ impl Target {
                     PathError::Missing {
                         path: self.container_path.clone(),
                         missing: e.path,
+                        rule: self.rule,
                     }
                 } else {
                     self.walk_error(e)
@@ -107,6 +116,7 @@ impl Target {
         PathError::Missing {
             path: self.container_path.clone(),
             missing: self.path(),
+            rule: self.rule,
         }
     }
 
@@ -115,6 +125,7 @@ impl Target {
             PathError::Missing {
                 path: self.container_path.clone(),
                 missing: e.path,
+                rule: self.rule,
             }
         } else {
             PathError::Walk {
@@ -159,12 +170,18 @@ impl Target {
     }
 }
 
-/// Plans where `path` lands for a container with `sandbox` and `rootfs`, without touching
-/// anything but `stat`/`open` of existing directories.
+/// Plans where `path` lands for a container with `sandbox` and `rootfs`, under the grammar's
+/// `rule`, without touching anything but `stat`/`open` of existing directories.
+///
+/// The two rules differ only for absolute paths: `DVDI_VOLUME_CONTAINERPATH` creates what is
+/// under `/tmp/` (the host's, or the image's own `tmp`, which must exist) and nothing else; a
+/// `DOCKER_VOLUME` (Mesos' rule) creates anything inside an image's rootfs and nothing on the
+/// host (an image-less container's absolute path must exist).
 pub(super) fn plan_target(
     path: &ContainerPath,
     sandbox: &Path,
     rootfs: Option<&Path>,
+    rule: PathRule,
 ) -> Result<Target, PathError> {
     let text = path.as_str().to_owned();
     // The grammar refuses `..`; a path must never reach the walk with one, whoever built it.
@@ -188,6 +205,24 @@ pub(super) fn plan_target(
             .strip_prefix("tmp")
             .is_ok_and(|rest| rest.components().next().is_some());
         match (rootfs, under_tmp) {
+            // Mesos' rule: anything inside the image is created (walked from the rootfs, never
+            // following a symlink), nothing on the host.
+            (Some(r), _) if rule == PathRule::ContainerInfo => Target {
+                container_path: text,
+                base: r.to_path_buf(),
+                rel: below_root,
+                create: true,
+                must_exist: 0,
+                rule,
+            },
+            (None, _) if rule == PathRule::ContainerInfo => Target {
+                container_path: text,
+                base: PathBuf::from("/"),
+                rel: below_root,
+                create: false,
+                must_exist: 0,
+                rule,
+            },
             // The host's own /tmp is the host's: a trusted base.
             (None, true) => Target {
                 container_path: text,
@@ -195,6 +230,7 @@ pub(super) fn plan_target(
                 rel: below_root.strip_prefix("tmp").unwrap_or(&below_root).into(),
                 create: true,
                 must_exist: 0,
+                rule,
             },
             // The image's /tmp is the image's: walked from the rootfs like the rest of it.
             (Some(r), true) => Target {
@@ -203,6 +239,7 @@ pub(super) fn plan_target(
                 rel: below_root,
                 create: true,
                 must_exist: 1,
+                rule,
             },
             (root, false) => Target {
                 container_path: text,
@@ -210,6 +247,7 @@ pub(super) fn plan_target(
                 rel: below_root,
                 create: false,
                 must_exist: 0,
+                rule,
             },
         }
     } else {
@@ -224,6 +262,7 @@ pub(super) fn plan_target(
             rel: path.as_path().to_path_buf(),
             create: true,
             must_exist: 0,
+            rule,
         }
     };
     target.check()?;
@@ -235,7 +274,7 @@ pub(super) fn plan_target(
 fn check_protected(
     protected: &ProtectedDirs,
     path: &ContainerPath,
-    slot: u8,
+    origin: Origin,
 ) -> Result<(), PathError> {
     if !path.is_absolute() {
         return Ok(());
@@ -243,7 +282,7 @@ fn check_protected(
     match protected.covering(path.as_path()) {
         None => Ok(()),
         Some(dir) => Err(PathError::ProtectedHostDir {
-            variable: grammar::container_path_variable(slot),
+            field: origin.container_path_field(),
             path: path.to_string(),
             protected: dir.to_path_buf(),
         }),
@@ -258,40 +297,27 @@ pub(super) struct PlannedVolume {
     pub target: Option<Target>,
 }
 
-/// Parses and validates a container's request. `Ok(None)`: no volume asked for.
+/// Parses and validates a container's request: its DVDI environment and, when the operator
+/// turned them on, its `DOCKER_VOLUME`s, merged into one list. `Ok(None)`: no volume asked for.
 pub(super) fn plan(
     iso: &Isolator,
     id: &ContainerId,
     cfg: &ContainerConfig,
 ) -> Result<Option<Vec<PlannedVolume>>, IsolatorError> {
-    let env = cfg.env.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-    if !grammar::has_dvdi_variables(env.clone()) {
+    let Some(requests) = requests(iso, id, cfg)? else {
         return Ok(None);
-    }
-    let grammar_config = GrammarConfig {
-        default_driver: iso.config.default_driver.clone(),
     };
-    let parsed = grammar::parse(env, &grammar_config).map_err(|source| IsolatorError::Grammar {
-        container: id.clone(),
-        cause: Box::new(source),
-    })?;
-    for warning in &parsed.warnings {
-        iso.config.log.warn(&format!("container {id}: {warning}"));
-    }
-    if parsed.is_empty() {
-        return Ok(None);
-    }
-
     let mut drivers: BTreeMap<DriverName, Arc<dyn VolumeDriver>> = BTreeMap::new();
-    let mut planned = Vec::with_capacity(parsed.volumes.len());
-    for request in parsed.volumes {
+    let mut planned = Vec::with_capacity(requests.len());
+    for request in requests {
         let key = VolumeKey::new(request.driver.clone(), request.name.clone());
+        let origin = request.origin;
         if let Some(allowed) = &iso.config.allowed_drivers {
             if !allowed.contains(&request.driver) {
                 return Err(IsolatorError::DriverNotAllowed {
                     container: id.clone(),
-                    driver: request.driver.clone(),
                     volume: key,
+                    origin,
                     allowed: allowed
                         .iter()
                         .map(DriverName::as_str)
@@ -301,13 +327,14 @@ pub(super) fn plan(
             }
         }
         if let (Some(path), None) = (&request.container_path, &cfg.rootfs) {
-            check_protected(&iso.config.protected_host_dirs, path, request.slot).map_err(
-                |source| IsolatorError::ContainerPath {
+            check_protected(&iso.config.protected_host_dirs, path, origin).map_err(|source| {
+                IsolatorError::ContainerPath {
                     container: id.clone(),
                     volume: key.clone(),
+                    origin,
                     cause: Box::new(source),
-                },
-            )?;
+                }
+            })?;
         }
         let driver = match drivers.get(&request.driver) {
             Some(d) => d.clone(),
@@ -316,6 +343,7 @@ pub(super) fn plan(
                     IsolatorError::Resolve {
                         container: id.clone(),
                         volume: key.clone(),
+                        origin,
                         cause: Box::new(source),
                     }
                 })?;
@@ -329,21 +357,27 @@ pub(super) fn plan(
                 return Err(IsolatorError::LocalDeviceOptions {
                     container: id.clone(),
                     volume: key,
+                    origin,
                     cause: Box::new(DeviceOptionsRefused {
-                        variable: grammar::opts_variable(request.slot),
+                        field: origin.opts_field(),
                         options: given.join(", "),
                     }),
                 });
             }
         }
+        let rule = match origin {
+            Origin::Env { .. } => PathRule::Env,
+            Origin::ContainerInfo { .. } => PathRule::ContainerInfo,
+        };
         let target = request
             .container_path
             .as_ref()
-            .map(|p| plan_target(p, &cfg.sandbox, cfg.rootfs.as_deref()))
+            .map(|p| plan_target(p, &cfg.sandbox, cfg.rootfs.as_deref(), rule))
             .transpose()
             .map_err(|source| IsolatorError::ContainerPath {
                 container: id.clone(),
                 volume: key.clone(),
+                origin,
                 cause: Box::new(source),
             })?;
         planned.push(PlannedVolume {
@@ -354,4 +388,50 @@ pub(super) fn plan(
         });
     }
     Ok(Some(planned))
+}
+
+/// The container's requests from both grammars, merged; `None` when it asks for nothing.
+fn requests(
+    iso: &Isolator,
+    id: &ContainerId,
+    cfg: &ContainerConfig,
+) -> Result<Option<Vec<VolumeRequest>>, IsolatorError> {
+    let docker_volumes: &[DockerVolume] = if iso.config.docker_volumes {
+        &cfg.docker_volumes
+    } else {
+        if !cfg.docker_volumes.is_empty() {
+            iso.note_docker_volumes_ignored(id, cfg.docker_volumes.len());
+        }
+        &[]
+    };
+    let env = cfg.env.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    let mut requests = Vec::new();
+    if grammar::has_dvdi_variables(env.clone()) {
+        let grammar_config = GrammarConfig {
+            default_driver: iso.config.default_driver.clone(),
+        };
+        let parsed =
+            grammar::parse(env, &grammar_config).map_err(|source| IsolatorError::Grammar {
+                container: id.clone(),
+                cause: Box::new(source),
+            })?;
+        for warning in &parsed.warnings {
+            iso.config.log.warn(&format!("container {id}: {warning}"));
+        }
+        requests = parsed.volumes;
+    }
+    let warnings = container_info::parse_into(&mut requests, docker_volumes).map_err(|source| {
+        IsolatorError::ContainerInfo {
+            container: id.clone(),
+            cause: source,
+        }
+    })?;
+    for warning in &warnings {
+        iso.config.log.warn(&format!("container {id}: {warning}"));
+    }
+    Ok(if requests.is_empty() {
+        None
+    } else {
+        Some(requests)
+    })
 }

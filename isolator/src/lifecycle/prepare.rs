@@ -173,6 +173,7 @@ fn join_all(
                     .map_err(|source| IsolatorError::ContainerPath {
                         container: id.clone(),
                         volume: p.key.clone(),
+                        origin: p.request.origin,
                         cause: Box::new(source),
                     })?;
                 binds.push((i, target.path()));

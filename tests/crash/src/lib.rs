@@ -4,7 +4,9 @@
 //! - `A`: `shared` on the test plugin (driver [`PLUGIN_DRIVER`], container path `p`) and
 //!   `blk`, a `local` block volume (`size=32M`, container path `b/c`): two drivers, two bind
 //!   targets.
-//! - `B`: `shared` again (container path `p`): it joins A's mount instead of mounting.
+//! - `B`: `shared` again (container path `p`), named the other way a container can name a
+//!   volume — a `DOCKER_VOLUME` of Mesos' `ContainerInfo.volumes`, not `DVDI_VOLUME_*`: it
+//!   joins A's mount instead of mounting (one ledger for both grammars).
 //!
 //! - `C`: `shared` (container path `p`) and `missing`, a `local` volume that does not exist,
 //!   with explicit create: its Mount fails after `shared` was mounted, so the prepare rolls
@@ -38,11 +40,7 @@ pub fn env_of(id: &str) -> Option<Vec<(String, String)>> {
             ("DVDI_VOLUME_OPTS1", "size=32M"),
             ("DVDI_VOLUME_CONTAINERPATH1", "b/c"),
         ],
-        "B" => &[
-            ("DVDI_VOLUME_DRIVER", PLUGIN_DRIVER),
-            ("DVDI_VOLUME_NAME", "shared"),
-            ("DVDI_VOLUME_CONTAINERPATH", "p"),
-        ],
+        "B" => &[],
         "C" => &[
             ("DVDI_VOLUME_DRIVER", PLUGIN_DRIVER),
             ("DVDI_VOLUME_NAME", "shared"),
@@ -59,6 +57,17 @@ pub fn env_of(id: &str) -> Option<Vec<(String, String)>> {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect(),
     )
+}
+
+/// A `DOCKER_VOLUME` entry of `ContainerInfo.volumes`: driver, name, container path, mode.
+pub type DockerVolumeEntry = (&'static str, &'static str, &'static str, &'static str);
+
+/// The `DOCKER_VOLUME`s of container `id` (the harness turns `docker_volumes` on).
+pub fn docker_volumes_of(id: &str) -> &'static [DockerVolumeEntry] {
+    match id {
+        "B" => &[(PLUGIN_DRIVER, "shared", "p", "RW")],
+        _ => &[],
+    }
 }
 
 /// The volumes (driver, name) container `id` uses.

@@ -27,7 +27,7 @@ fn same_volume_same_path_is_one_request_with_a_warning() {
         ("DVDI_VOLUME_CONTAINERPATH3", "/data/"),
     ]);
     assert_eq!(parsed.volumes.len(), 1);
-    assert_eq!(parsed.volumes[0].slot, 0);
+    assert_eq!(parsed.volumes[0].origin.slot().unwrap(), 0);
     one_warning_containing(
         &parsed,
         &["DVDI_VOLUME_NAME=\"data\"", "DVDI_VOLUME_NAME3", "once"],
@@ -38,7 +38,7 @@ fn same_volume_same_path_is_one_request_with_a_warning() {
 fn same_volume_without_paths_is_one_request() {
     let parsed = ok(&[("DVDI_VOLUME_NAME4", "x"), ("DVDI_VOLUME_NAME2", "x")]);
     assert_eq!(parsed.volumes.len(), 1);
-    assert_eq!(parsed.volumes[0].slot, 2);
+    assert_eq!(parsed.volumes[0].origin.slot().unwrap(), 2);
     assert_eq!(parsed.warnings.len(), 1);
 }
 
@@ -88,7 +88,7 @@ fn merged_options_one_empty_takes_the_other() {
         ("DVDI_VOLUME_OPTS2", "size=5"),
     ]);
     assert_eq!(parsed.volumes.len(), 1);
-    assert_eq!(parsed.volumes[0].slot, 0);
+    assert_eq!(parsed.volumes[0].origin.slot().unwrap(), 0);
     assert_eq!(parsed.volumes[0].opts, opts(&[("size", "5")]));
     assert_eq!(parsed.warnings.len(), 2, "{:?}", parsed.warnings);
 }

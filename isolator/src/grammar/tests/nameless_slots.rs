@@ -11,7 +11,7 @@ fn a_slot_without_a_name_is_skipped_with_a_warning() {
         ("DVDI_VOLUME_CONTAINERPATH4", "/"),
     ]);
     assert_eq!(parsed.volumes.len(), 1);
-    assert_eq!(parsed.volumes[0].slot, 0);
+    assert_eq!(parsed.volumes[0].origin.slot().unwrap(), 0);
     one_warning_containing(
         &parsed,
         &[

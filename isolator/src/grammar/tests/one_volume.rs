@@ -8,7 +8,7 @@ fn a_name_alone_gets_every_default() {
     assert_eq!(
         parsed.volumes,
         vec![VolumeRequest {
-            slot: 0,
+            origin: Origin::Env { slot: 0 },
             driver: DriverName::new("rexray").unwrap(),
             name: VolumeName::new("foo").unwrap(),
             opts: VolumeOpts::new(),
@@ -52,7 +52,7 @@ fn every_variable_of_a_slot_is_read() {
     assert_eq!(
         parsed.volumes,
         vec![VolumeRequest {
-            slot: 3,
+            origin: Origin::Env { slot: 3 },
             driver: DriverName::new("local").unwrap(),
             name: VolumeName::new("vol").unwrap(),
             opts: opts(&[("size", "1G"), ("fstype", "xfs")]),

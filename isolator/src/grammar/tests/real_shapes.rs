@@ -14,7 +14,7 @@ fn marathon_shape() {
     let got: Vec<(u8, &str, &VolumeOpts)> = parsed
         .volumes
         .iter()
-        .map(|v| (v.slot, v.name.as_str(), &v.opts))
+        .map(|v| (v.origin.slot().unwrap(), v.name.as_str(), &v.opts))
         .collect();
     assert_eq!(
         got,
@@ -40,13 +40,21 @@ fn elasticsearch_node_with_two_volumes() {
     assert_eq!(parsed.volumes.len(), 2);
     let (config, data) = (&parsed.volumes[0], &parsed.volumes[1]);
     assert_eq!(
-        (config.slot, config.name.as_str(), config.driver.as_str()),
+        (
+            config.origin.slot().unwrap(),
+            config.name.as_str(),
+            config.driver.as_str()
+        ),
         (0, "elasticsearch3config", "rexray")
     );
     assert_eq!(config.container_path, path("/tmp/config"));
     assert!(config.container_path.as_ref().unwrap().is_absolute());
     assert_eq!(
-        (data.slot, data.name.as_str(), data.driver.as_str()),
+        (
+            data.origin.slot().unwrap(),
+            data.name.as_str(),
+            data.driver.as_str()
+        ),
         (1, "elasticsearch3data", "rexray")
     );
     assert_eq!(data.container_path, path("data"));

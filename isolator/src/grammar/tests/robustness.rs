@@ -112,8 +112,15 @@ fn random_environments_never_panic_and_keep_the_invariants() {
                     assert_eq!(parsed, Parsed::default(), "{env:?}");
                 }
                 let v = &parsed.volumes;
-                assert!(v.windows(2).all(|w| w[0].slot < w[1].slot), "{env:?}");
-                assert!(v.iter().all(|r| r.slot <= MAX_SLOT), "{env:?}");
+                assert!(
+                    v.windows(2)
+                        .all(|w| w[0].origin.slot().unwrap() < w[1].origin.slot().unwrap()),
+                    "{env:?}"
+                );
+                assert!(
+                    v.iter().all(|r| r.origin.slot().unwrap() <= MAX_SLOT),
+                    "{env:?}"
+                );
                 for (i, a) in v.iter().enumerate() {
                     for b in &v[i + 1..] {
                         assert!((&a.driver, &a.name) != (&b.driver, &b.name), "{env:?}");

@@ -6,7 +6,7 @@ use super::*;
 fn no_suffix_and_zero_are_the_same_slot() {
     let parsed = ok(&[("DVDI_VOLUME_NAME0", "a"), ("DVDI_VOLUME_OPTS", "size=1")]);
     assert_eq!(parsed.volumes.len(), 1);
-    assert_eq!(parsed.volumes[0].slot, 0);
+    assert_eq!(parsed.volumes[0].origin.slot().unwrap(), 0);
     assert_eq!(parsed.volumes[0].opts, opts(&[("size", "1")]));
 }
 
@@ -74,7 +74,11 @@ fn volumes_are_ordered_by_slot_not_by_environment_order() {
         ("DVDI_VOLUME_NAME2", "b"),
         ("DVDI_VOLUME_NAME", "a"),
     ]);
-    let slots: Vec<u8> = parsed.volumes.iter().map(|v| v.slot).collect();
+    let slots: Vec<u8> = parsed
+        .volumes
+        .iter()
+        .map(|v| v.origin.slot().unwrap())
+        .collect();
     assert_eq!(slots, vec![0, 2, 12]);
 }
 
@@ -96,7 +100,7 @@ fn a_hundred_volumes_in_slots_0_to_99() {
     let parsed = parse(env, &GrammarConfig::default()).unwrap();
     assert_eq!(parsed.volumes.len(), 100);
     for (i, v) in parsed.volumes.iter().enumerate() {
-        assert_eq!(usize::from(v.slot), i);
+        assert_eq!(usize::from(v.origin.slot().unwrap()), i);
         assert_eq!(v.name.as_str(), format!("vol{i}"));
         assert_eq!(v.container_path, path(&format!("/mnt/v{i}")));
     }
@@ -115,7 +119,7 @@ fn sparse_slots_beyond_nine() {
     let got: Vec<(u8, &str, bool)> = parsed
         .volumes
         .iter()
-        .map(|v| (v.slot, v.name.as_str(), v.readonly))
+        .map(|v| (v.origin.slot().unwrap(), v.name.as_str(), v.readonly))
         .collect();
     assert_eq!(
         got,

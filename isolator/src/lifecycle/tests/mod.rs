@@ -5,6 +5,7 @@
 //! are in one file per part: `prepare`, `paths` (container paths), `recover`, `holders`
 //! (holders, inspection, concurrency), `policy`, `stale`, `repair`; `fake` is the driver.
 
+mod docker_volumes;
 mod fake;
 mod holders;
 mod paths;

@@ -225,14 +225,15 @@ fn an_image_without_tmp_gets_none_made_and_dotdot_never_reaches_the_walk() {
 fn plan_target_maps_paths_and_rechecks_dotdot() {
     use super::plan::plan_target;
     use crate::grammar::ContainerPath;
+    use crate::lifecycle::PathRule::{ContainerInfo, Env};
     let tmp = tempfile::tempdir().unwrap();
     let sandbox = tmp.path();
-    let t = plan_target(&ContainerPath::new("a/b").unwrap(), sandbox, None).unwrap();
+    let t = plan_target(&ContainerPath::new("a/b").unwrap(), sandbox, None, Env).unwrap();
     assert_eq!(
         (t.base.as_path(), t.rel.as_path(), t.create),
         (sandbox, Path::new("a/b"), true)
     );
-    let t = plan_target(&ContainerPath::new("/tmp/x/y").unwrap(), sandbox, None).unwrap();
+    let t = plan_target(&ContainerPath::new("/tmp/x/y").unwrap(), sandbox, None, Env).unwrap();
     assert_eq!(
         (t.base.as_path(), t.rel.as_path(), t.create),
         (Path::new("/tmp"), Path::new("x/y"), true)
@@ -244,21 +245,81 @@ fn plan_target_maps_paths_and_rechecks_dotdot() {
         &ContainerPath::new("/tmp/x/y").unwrap(),
         sandbox,
         Some(&rootfs),
+        Env,
     )
     .unwrap();
     assert_eq!(
         (t.base.as_path(), t.rel.as_path(), t.create, t.must_exist),
         (rootfs.as_path(), Path::new("tmp/x/y"), true, 1)
     );
-    let t = plan_target(&ContainerPath::new("/usr").unwrap(), sandbox, None).unwrap();
+    let t = plan_target(&ContainerPath::new("/usr").unwrap(), sandbox, None, Env).unwrap();
     assert_eq!(
         (t.base.as_path(), t.rel.as_path(), t.create),
         (Path::new("/"), Path::new("usr"), false)
     );
+    // A DOCKER_VOLUME's absolute path (Mesos' rule): inside an image, anything is created
+    // (no `tmp` that must exist); without one the host's path must exist, `/tmp/` included.
+    let t = plan_target(
+        &ContainerPath::new("/data/x").unwrap(),
+        sandbox,
+        Some(&rootfs),
+        ContainerInfo,
+    )
+    .unwrap();
+    assert_eq!(
+        (t.base.as_path(), t.rel.as_path(), t.create, t.must_exist),
+        (rootfs.as_path(), Path::new("data/x"), true, 0)
+    );
+    let missing = sandbox.join("no-such-dir");
+    let err = plan_target(
+        &ContainerPath::new(missing.to_str().unwrap()).unwrap(),
+        sandbox,
+        None,
+        ContainerInfo,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            PathError::Missing {
+                rule: ContainerInfo,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("must exist on the host"), "{err}");
+    let t = plan_target(
+        &ContainerPath::new("/tmp").unwrap(),
+        sandbox,
+        None,
+        ContainerInfo,
+    )
+    .unwrap();
+    assert_eq!(
+        (t.base.as_path(), t.rel.as_path(), t.create),
+        (Path::new("/"), Path::new("tmp"), false)
+    );
+    let t = plan_target(
+        &ContainerPath::new("a/b").unwrap(),
+        sandbox,
+        None,
+        ContainerInfo,
+    )
+    .unwrap();
+    assert_eq!(
+        (t.base.as_path(), t.rel.as_path(), t.create),
+        (sandbox, Path::new("a/b"), true)
+    );
     // `..` cannot even be built as a ContainerPath; a deserialised one is refused too.
     assert!(serde_json::from_str::<ContainerPath>("\"a/../b\"").is_err());
     assert!(matches!(
-        plan_target(&ContainerPath::new("x").unwrap(), Path::new("rel"), None),
+        plan_target(
+            &ContainerPath::new("x").unwrap(),
+            Path::new("rel"),
+            None,
+            Env
+        ),
         Err(PathError::SandboxNotAbsolute { .. })
     ));
 }
@@ -276,6 +337,7 @@ fn a_target_swapped_for_a_symlink_after_planning_is_refused() {
         rel: PathBuf::from("data"),
         create: true,
         must_exist: 0,
+        rule: crate::lifecycle::PathRule::Env,
     };
     std::os::unix::fs::symlink(outside.path(), sandbox.join("data")).unwrap();
     let err = target.make(f.host.as_ref()).unwrap_err();

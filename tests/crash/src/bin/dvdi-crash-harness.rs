@@ -24,6 +24,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use dvdi::container_info::DockerVolume;
 use dvdi::holder::Holder;
 use dvdi::{ContainerConfig, ContainerId, Isolator, IsolatorConfig, Settings, Timeouts};
 use serde_json::{json, Value};
@@ -94,6 +95,7 @@ fn isolator(args: &Args) -> Result<Isolator, String> {
     Isolator::from_config(IsolatorConfig {
         checkpoint_dir: args.checkpoint.clone(),
         settings,
+        docker_volumes: true,
         ..IsolatorConfig::default()
     })
     .map_err(|e| e.to_string())
@@ -108,10 +110,23 @@ fn config_of(args: &Args, id: &str, holder: Option<Holder>) -> Result<ContainerC
     let env = dvdi_crash::env_of(id).ok_or_else(|| format!("no container {id}"))?;
     let sandbox = args.sandboxes.join(id);
     std::fs::create_dir_all(&sandbox).map_err(|e| e.to_string())?;
+    let docker_volumes = dvdi_crash::docker_volumes_of(id)
+        .iter()
+        .enumerate()
+        .map(|(index, (driver, name, path, mode))| DockerVolume {
+            index,
+            driver: Some((*driver).to_owned()),
+            name: (*name).to_owned(),
+            options: Vec::new(),
+            container_path: (*path).to_owned(),
+            mode: Some((*mode).to_owned()),
+        })
+        .collect();
     Ok(ContainerConfig {
         env,
         sandbox,
         holder,
+        docker_volumes,
         ..ContainerConfig::default()
     })
 }

@@ -1,0 +1,588 @@
+//! Mesos' own `DOCKER_VOLUME` volumes through the C ABI, as the module shim drives it, with
+//! the `prepare`/`cleanup` arguments a real Mesos 1.12 agent sent (`shared/fixtures/mesos-1.12`,
+//! only their host paths rewritten to temp dirs), real plugin servers on Unix sockets
+//! (`TestPlugin`, named as in the fixtures) and the launch info carried out for real in a
+//! second process's private mount namespace (root).
+
+use std::ffi::{c_char, CStr, CString};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use dvdi_ffi::{
+    dvdi_isolator_cleanup, dvdi_isolator_free, dvdi_isolator_new, dvdi_isolator_prepare,
+    dvdi_isolator_recover, dvdi_string_free, DvdiIsolator, Status,
+};
+use dvdi_testkit::env::require_root;
+use dvdi_testkit::plugin::TestPlugin;
+use serde_json::{json, Value};
+
+// ---- the C ABI ----
+
+/// Takes a string the library returned.
+fn take(s: *mut c_char) -> Option<String> {
+    if s.is_null() {
+        return None;
+    }
+    // SAFETY: a non-NULL string from the library, NUL-terminated, freed right after.
+    let text = unsafe { CStr::from_ptr(s) }.to_string_lossy().into_owned();
+    // SAFETY: returned by the library and not freed yet.
+    unsafe { dvdi_string_free(s) };
+    Some(text)
+}
+
+struct Handle(*mut DvdiIsolator);
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        // SAFETY: a handle from dvdi_isolator_new, freed once.
+        unsafe { dvdi_isolator_free(self.0) };
+    }
+}
+
+fn c(value: &Value) -> CString {
+    CString::new(value.to_string()).unwrap()
+}
+
+fn new_isolator(config: &Value) -> Handle {
+    let text = c(config);
+    let mut out: *mut DvdiIsolator = std::ptr::null_mut();
+    let mut err: *mut c_char = std::ptr::null_mut();
+    // SAFETY: valid C string and writable out-parameters.
+    let status = unsafe { dvdi_isolator_new(text.as_ptr(), &mut out, &mut err) };
+    assert_eq!(status, Status::Ok, "{:?}", take(err));
+    Handle(out)
+}
+
+/// `prepare` with a fixture's `container_id` and `container_config`; the launch info as JSON.
+fn prepare(iso: &Handle, args: &Value) -> Result<Option<Value>, (Status, String)> {
+    let id = c(&args["container_id"]);
+    let config = c(&args["container_config"]);
+    let mut info: *mut c_char = std::ptr::null_mut();
+    let mut err: *mut c_char = std::ptr::null_mut();
+    // SAFETY: a live handle, valid C strings, writable out-parameters.
+    let status =
+        unsafe { dvdi_isolator_prepare(iso.0, id.as_ptr(), config.as_ptr(), &mut info, &mut err) };
+    match status {
+        Status::Ok => Ok(take(info).map(|t| serde_json::from_str(&t).unwrap())),
+        s => Err((s, take(err).unwrap_or_default())),
+    }
+}
+
+fn cleanup(iso: &Handle, container_id: &Value) {
+    let id = c(container_id);
+    let mut err: *mut c_char = std::ptr::null_mut();
+    // SAFETY: a live handle, a valid C string, a writable out-parameter.
+    let status = unsafe { dvdi_isolator_cleanup(iso.0, id.as_ptr(), &mut err) };
+    assert_eq!(status, Status::Ok, "{:?}", take(err));
+}
+
+fn recover(iso: &Handle, states: &Value, orphans: &Value) -> Value {
+    let (states, orphans) = (c(states), c(orphans));
+    let mut report: *mut c_char = std::ptr::null_mut();
+    let mut err: *mut c_char = std::ptr::null_mut();
+    // SAFETY: a live handle, valid C strings, writable out-parameters.
+    let status = unsafe {
+        dvdi_isolator_recover(
+            iso.0,
+            states.as_ptr(),
+            orphans.as_ptr(),
+            &mut report,
+            &mut err,
+        )
+    };
+    assert_eq!(status, Status::Ok, "{:?}", take(err));
+    serde_json::from_str(&take(report).unwrap()).unwrap()
+}
+
+// ---- the world: fixtures, plugins, module configuration ----
+
+/// A captured agent argument (`shared/fixtures/mesos-1.12/NAME`, beside the checkout).
+fn fixture(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/fixtures/mesos-1.12")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (the captured Mesos fixtures live beside the checkout)",
+            path.display()
+        )
+    });
+    serde_json::from_str(&text).unwrap()
+}
+
+/// A temp dir with a checkpoint, a plugin directory holding one `TestPlugin` per driver
+/// name, and sandboxes.
+struct World {
+    dir: tempfile::TempDir,
+    plugins: Vec<(String, TestPlugin)>,
+}
+
+impl World {
+    fn new(drivers: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("plugins")).unwrap();
+        let plugins = drivers
+            .iter()
+            .map(|d| {
+                let p = TestPlugin::start(
+                    &dir.path().join(format!("plugins/{d}.sock")),
+                    &dir.path().join(format!("mnt/{d}")),
+                )
+                .unwrap();
+                (d.to_string(), p)
+            })
+            .collect();
+        World { dir, plugins }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn plugin(&self, driver: &str) -> &TestPlugin {
+        &self.plugins.iter().find(|(d, _)| d == driver).unwrap().1
+    }
+
+    fn config(&self, extra: &[(&str, &str)]) -> Value {
+        let mut config = json!({
+            "checkpoint_dir": self.path("checkpoint").to_str().unwrap(),
+            "plugin_dirs": self.path("plugins").to_str().unwrap(),
+            "local_root": self.path("volumes").to_str().unwrap(),
+            "connect_timeout": "1",
+        });
+        for (k, v) in extra {
+            config[*k] = json!(v);
+        }
+        config
+    }
+
+    fn isolator(&self, extra: &[(&str, &str)]) -> Handle {
+        new_isolator(&self.config(extra))
+    }
+
+    /// A fixture with its sandbox (`directory`) rewritten to a fresh one of this world.
+    fn prepare_args(&self, name: &str, sandbox: &str) -> (Value, PathBuf) {
+        let mut args = fixture(name);
+        let dir = self.path(&format!("sandboxes/{sandbox}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        args["container_config"]["directory"] = json!(dir.to_str().unwrap());
+        (args, dir)
+    }
+}
+
+fn endpoints(plugin: &TestPlugin, endpoint: &str) -> Vec<Value> {
+    plugin
+        .calls()
+        .into_iter()
+        .filter(|c| c.endpoint == endpoint)
+        .map(|c| c.body)
+        .collect()
+}
+
+/// `(volume, mounted)` of every Mount and Unmount that took effect, in order.
+fn events(plugin: &TestPlugin) -> Vec<(String, bool)> {
+    plugin
+        .mount_events()
+        .into_iter()
+        .map(|e| (e.volume, e.mounted))
+        .collect()
+}
+
+// ---- the second process: the launch info carried out, then writes ----
+
+const CHILD_VAR: &str = "DVDI_FFI_DV_CHILD";
+const RESULT_MARK: &str = "DVDI-FFI-DV-RESULT:";
+
+/// In child mode: enter the launch info (`ContainerLaunchInfo` as the library wrote it),
+/// then write a file at each path and report each write's errno (0: written).
+#[test]
+fn child_entry() {
+    let Ok(task) = std::env::var(CHILD_VAR) else {
+        return;
+    };
+    let task: Value = serde_json::from_str(&task).unwrap();
+    let info: dvdi::LaunchInfo = serde_json::from_value(json!({
+        "clone_newns": task["launch"]["clone_namespaces"] == json!([libc::CLONE_NEWNS]),
+        "mounts": task["launch"]["mounts"],
+    }))
+    .unwrap();
+    dvdi::launch::carry_out(&info, &dvdi::sys::RealHost).unwrap();
+    let results: Vec<i32> = task["writes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| match std::fs::write(p.as_str().unwrap(), "x") {
+            Ok(()) => 0,
+            Err(e) => e.raw_os_error().unwrap_or(-1),
+        })
+        .collect();
+    println!("\n{RESULT_MARK}{}", json!(results));
+    std::process::exit(0);
+}
+
+/// Runs the launch in a second process (`unshare` changes only the calling thread's
+/// namespace, and the test harness has many) and returns each write's errno.
+fn write_in_container(launch: &Value, writes: &[PathBuf]) -> Vec<i32> {
+    let task = json!({ "launch": launch, "writes": writes });
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
+        .env(CHILD_VAR, task.to_string())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|l| l.split_once(RESULT_MARK).map(|(_, j)| j))
+        .unwrap_or_else(|| {
+            panic!(
+                "child gave no result ({}): {stdout}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    serde_json::from_str(line).unwrap()
+}
+
+// ---- the tests ----
+
+/// The command task with two `DOCKER_VOLUME`s (options on one, `RO` on the other), as the
+/// agent sent it — the volumes also repeated in `executor_info.container` and
+/// `task_info.container`: each is created with its options, mounted once, bound at its
+/// sandbox path (created), the `RO` one really read-only; cleanup unmounts each once with
+/// its Mount's id.
+#[test]
+fn the_agents_docker_volume_task_gets_each_volume_once_and_ro_read_only() {
+    if !require_root("the_agents_docker_volume_task_gets_each_volume_once_and_ro_read_only") {
+        return;
+    }
+    let world = World::new(&["capfast"]);
+    let plugin = world.plugin("capfast");
+    let iso = world.isolator(&[("docker_volumes", "true")]);
+    let (args, sandbox) = world.prepare_args("prepare-docker-volume-task.json", "task");
+
+    let launch = prepare(&iso, &args).unwrap().expect("a launch info");
+    let creates = endpoints(plugin, "VolumeDriver.Create");
+    assert_eq!(
+        creates,
+        [
+            json!({"Name": "dv1", "Opts": {"size": "5"}}),
+            json!({"Name": "dv2", "Opts": {}}),
+        ]
+    );
+    assert_eq!(
+        events(plugin),
+        [("dv1".into(), true), ("dv2".into(), true)],
+        "one Mount per volume, whatever else repeats them"
+    );
+    assert!(sandbox.join("data").is_dir() && sandbox.join("ro").is_dir());
+    let mounts = launch["mounts"].as_array().unwrap();
+    assert_eq!(
+        mounts.len(),
+        3,
+        "a bind each, and the RO one's read-only remount"
+    );
+    assert_eq!(launch["clone_namespaces"], json!([libc::CLONE_NEWNS]));
+    let ro_target = sandbox.join("ro");
+    let read_only: Vec<&Value> = mounts
+        .iter()
+        .filter(|m| m["flags"].as_u64().unwrap() & libc::MS_RDONLY != 0)
+        .map(|m| &m["target"])
+        .collect();
+    assert_eq!(read_only, [&json!(ro_target.to_str().unwrap())]);
+
+    let errnos = write_in_container(&launch, &[sandbox.join("data/x"), ro_target.join("x")]);
+    assert_eq!(errnos, [0, libc::EROFS], "data is writable, ro is not");
+    let mnt = world.path("mnt/capfast");
+    assert!(mnt.join("dv1/x").is_file(), "the write reached the volume");
+    assert!(!mnt.join("dv2/x").exists());
+
+    cleanup(&iso, &fixture("cleanup-container.json")["container_id"]);
+    // cleanup-container.json names another container: nothing of ours is released by it.
+    assert_eq!(events(plugin).len(), 2);
+    cleanup(&iso, &args["container_id"]);
+    let ev = plugin.mount_events();
+    assert_eq!(ev.len(), 4);
+    for volume in ["dv1", "dv2"] {
+        let ids: Vec<(&str, bool)> = ev
+            .iter()
+            .filter(|e| e.volume == volume)
+            .map(|e| (e.id.as_str(), e.mounted))
+            .collect();
+        assert_eq!(ids.len(), 2, "{volume}: {ids:?}");
+        assert_eq!(ids[0].0, ids[1].0, "{volume}: Unmount with the Mount's id");
+        assert_eq!((ids[0].1, ids[1].1), (true, false));
+    }
+}
+
+/// Off by default: an agent still running `docker/volume` mounts these itself, so the module
+/// leaves them alone — no launch info, no plugin call, nothing recorded, and the sandbox
+/// untouched.
+#[test]
+fn docker_volumes_are_left_alone_unless_turned_on() {
+    let world = World::new(&["capfast"]);
+    let iso = world.isolator(&[]);
+    let (args, sandbox) = world.prepare_args("prepare-docker-volume-task.json", "task");
+    assert_eq!(prepare(&iso, &args).unwrap(), None);
+    assert!(world.plugin("capfast").calls().is_empty());
+    assert_eq!(std::fs::read_dir(&sandbox).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(world.path("checkpoint/containers"))
+            .map(|d| d.count())
+            .unwrap_or(0),
+        0
+    );
+    // `false` said explicitly is the same.
+    let iso = world.isolator(&[("docker_volumes", "false")]);
+    assert_eq!(prepare(&iso, &args).unwrap(), None);
+    assert!(world.plugin("capfast").calls().is_empty());
+}
+
+/// Task groups under the default executor: the executor's own container gets nothing; a
+/// nested container (its id names its parent) gets its `DOCKER_VOLUME`, and, in another
+/// nested container, its `DVDI_VOLUME_*` from its own `command_info`; a `DEBUG` container
+/// gets none of its own. Cleanup takes the nested ids as the agent sends them.
+#[test]
+fn task_group_containers_get_their_own_volumes_and_debug_ones_none() {
+    let world = World::new(&["capfast", "rexray"]);
+    let iso = world.isolator(&[("docker_volumes", "true")]);
+    let (executor, _) = world.prepare_args("prepare-task-group-executor.json", "executor");
+    assert_eq!(prepare(&iso, &executor).unwrap(), None);
+
+    let (dv, dv_sandbox) =
+        world.prepare_args("prepare-task-group-nested-docker-volume.json", "nested-dv");
+    assert!(dv["container_id"]["parent"].is_object());
+    let launch = prepare(&iso, &dv).unwrap().expect("a launch info");
+    assert_eq!(
+        launch["mounts"][0]["target"],
+        json!(dv_sandbox.join("vol").to_str().unwrap())
+    );
+    assert_eq!(
+        launch["mounts"][0]["source"],
+        json!(world.path("mnt/capfast/tgdv").to_str().unwrap())
+    );
+
+    let (env, env_sandbox) =
+        world.prepare_args("prepare-task-group-nested-dvdi-env.json", "nested-env");
+    let launch = prepare(&iso, &env).unwrap().expect("a launch info");
+    assert_eq!(
+        launch["mounts"][0]["target"],
+        json!(env_sandbox.join("data").to_str().unwrap())
+    );
+    assert_eq!(events(world.plugin("rexray")), [("tgvol".into(), true)]);
+
+    // `mesos task exec` into the first: a DEBUG container sharing its namespaces.
+    let (mut debug, debug_sandbox) =
+        world.prepare_args("prepare-task-group-nested-docker-volume.json", "debug");
+    debug["container_config"]["container_class"] = json!("DEBUG");
+    debug["container_id"]["value"] = json!("debug-1");
+    assert_eq!(prepare(&iso, &debug).unwrap(), None);
+    assert_eq!(events(world.plugin("capfast")), [("tgdv".into(), true)]);
+    assert_eq!(std::fs::read_dir(&debug_sandbox).unwrap().count(), 0);
+
+    cleanup(&iso, &dv["container_id"]);
+    cleanup(&iso, &env["container_id"]);
+    assert_eq!(
+        events(world.plugin("capfast")),
+        [("tgdv".into(), true), ("tgdv".into(), false)]
+    );
+    assert_eq!(
+        events(world.plugin("rexray")),
+        [("tgvol".into(), true), ("tgvol".into(), false)]
+    );
+}
+
+/// One ledger for both grammars: a volume named by `DVDI_VOLUME_*` in container A (the
+/// nested-env fixture) and by a `DOCKER_VOLUME` in container B (the nested docker-volume
+/// fixture, its volume renamed to A's) is mounted once, and unmounted only after both are
+/// cleaned up. It also survives an agent restart in between: recover keeps what the
+/// running one holds.
+#[test]
+fn one_volume_by_env_in_one_container_and_docker_volume_in_another_is_mounted_once() {
+    let world = World::new(&["rexray"]);
+    let plugin = world.plugin("rexray");
+    let config = [("docker_volumes", "true")];
+    let iso = world.isolator(&config);
+    let (a, _) = world.prepare_args("prepare-task-group-nested-dvdi-env.json", "a");
+    let (mut b, _) = world.prepare_args("prepare-task-group-nested-docker-volume.json", "b");
+    let dv = &mut b["container_config"]["container_info"]["volumes"][0]["source"]["docker_volume"];
+    dv["driver"] = json!("rexray");
+    dv["name"] = json!("tgvol");
+
+    prepare(&iso, &a).unwrap().unwrap();
+    prepare(&iso, &b).unwrap().unwrap();
+    assert_eq!(endpoints(plugin, "VolumeDriver.Mount").len(), 1);
+
+    cleanup(&iso, &a["container_id"]);
+    assert_eq!(events(plugin), [("tgvol".into(), true)], "B still holds it");
+    // The agent restarts knowing only B: B's hold is rebuilt, nothing is unmounted.
+    drop(iso);
+    let iso = world.isolator(&config);
+    let report = recover(
+        &iso,
+        &json!([{"container_id": b["container_id"]}]),
+        &json!([]),
+    );
+    assert_eq!(report["unmounted_volumes"], json!(0), "{report}");
+    assert_eq!(report["kept_containers"], json!(1), "{report}");
+    assert_eq!(events(plugin), [("tgvol".into(), true)]);
+    cleanup(&iso, &b["container_id"]);
+    assert_eq!(
+        events(plugin),
+        [("tgvol".into(), true), ("tgvol".into(), false)]
+    );
+}
+
+/// Within one container, a `DVDI_VOLUME_*` slot and a `DOCKER_VOLUME` naming the same volume
+/// at the same place are one mount; at another place, an error naming both, before anything
+/// is touched.
+#[test]
+fn env_and_docker_volume_for_one_volume_in_one_container() {
+    let world = World::new(&["capfast"]);
+    let plugin = world.plugin("capfast");
+    let iso = world.isolator(&[("docker_volumes", "true")]);
+    let (mut args, _) = world.prepare_args("prepare-docker-volume-task.json", "same");
+    args["container_config"]["command_info"]["environment"] = json!({"variables": [
+        {"name": "DVDI_VOLUME_NAME", "type": "VALUE", "value": "dv1"},
+        {"name": "DVDI_VOLUME_DRIVER", "type": "VALUE", "value": "capfast"},
+        {"name": "DVDI_VOLUME_CONTAINERPATH", "type": "VALUE", "value": "data"},
+    ]});
+    let launch = prepare(&iso, &args).unwrap().unwrap();
+    assert_eq!(launch["mounts"].as_array().unwrap().len(), 3);
+    assert_eq!(events(plugin), [("dv1".into(), true), ("dv2".into(), true)]);
+    cleanup(&iso, &args["container_id"]);
+
+    let before = plugin.calls().len();
+    args["container_config"]["command_info"]["environment"]["variables"][2]["value"] =
+        json!("elsewhere");
+    args["container_id"]["value"] = json!("conflict");
+    let (status, message) = prepare(&iso, &args).unwrap_err();
+    assert_eq!(status, Status::InvalidInput, "{message}");
+    for needle in [
+        "DVDI_VOLUME_NAME",
+        "container_info.volumes[0]",
+        "\"dv1\"",
+        "\"elsewhere\"",
+        "\"data\"",
+    ] {
+        assert!(message.contains(needle), "{needle:?} missing: {message}");
+    }
+    assert_eq!(
+        plugin.calls().len(),
+        before,
+        "refused before any plugin call"
+    );
+}
+
+/// Bad entries are refused through the C ABI as invalid input, naming the entry and its
+/// volume, before any plugin call or record.
+#[test]
+fn bad_docker_volumes_are_refused_naming_the_entry() {
+    let world = World::new(&["capfast"]);
+    let iso = world.isolator(&[("docker_volumes", "true")]);
+    let cases: [(&str, Value, &[&str]); 4] = [
+        (
+            "mode",
+            json!("rw"),
+            &["container_info.volumes[1]", "\"dv2\"", "mode \"rw\""],
+        ),
+        (
+            "name",
+            json!(""),
+            &["container_info.volumes[1]", "invalid volume name \"\""],
+        ),
+        (
+            "driver",
+            json!("a/b"),
+            &["container_info.volumes[1]", "\"a/b\""],
+        ),
+        (
+            "path",
+            json!("x/../../etc"),
+            &["container_info.volumes[1]", "\"dv2\"", ".."],
+        ),
+    ];
+    for (n, (what, value, needles)) in cases.into_iter().enumerate() {
+        let (mut args, _) = world.prepare_args("prepare-docker-volume-task.json", &format!("b{n}"));
+        let v = &mut args["container_config"]["container_info"]["volumes"][1];
+        match what {
+            "mode" => v["mode"] = value,
+            "path" => v["container_path"] = value,
+            field => v["source"]["docker_volume"][field] = value,
+        }
+        let (status, message) = prepare(&iso, &args).unwrap_err();
+        assert_eq!(status, Status::InvalidInput, "{what}: {message}");
+        for needle in needles {
+            assert!(
+                message.contains(needle),
+                "{what}: {needle:?} missing: {message}"
+            );
+        }
+    }
+    assert!(world.plugin("capfast").calls().is_empty());
+}
+
+/// Mesos' container-path rule for `DOCKER_VOLUME`s: an absolute path of a container without
+/// an image must exist on the host (nothing is created there, `/tmp/` included); with an
+/// image it is created inside the rootfs. The protected host directories apply as for the
+/// environment's paths, naming the field.
+#[test]
+fn absolute_docker_volume_paths_follow_mesos_rule() {
+    let world = World::new(&["capfast"]);
+    let iso = world.isolator(&[("docker_volumes", "true")]);
+    let one = |args: &mut Value, path: &str| {
+        let volumes = &mut args["container_config"]["container_info"]["volumes"];
+        volumes.as_array_mut().unwrap().truncate(1);
+        volumes[0]["container_path"] = json!(path);
+    };
+
+    // Without an image: a missing host path is refused, and not created.
+    let missing = world.path("host/missing");
+    let (mut args, _) = world.prepare_args("prepare-docker-volume-task.json", "abs1");
+    one(&mut args, missing.to_str().unwrap());
+    let (status, message) = prepare(&iso, &args).unwrap_err();
+    assert_eq!(status, Status::InvalidInput, "{message}");
+    assert!(message.contains("must exist on the host"), "{message}");
+    assert!(message.contains("container_info.volumes[0]"), "{message}");
+    assert!(!missing.exists());
+    // ... one that exists is bound there.
+    std::fs::create_dir_all(&missing).unwrap();
+    let launch = prepare(&iso, &args).unwrap().unwrap();
+    assert_eq!(
+        launch["mounts"][0]["target"],
+        json!(missing.to_str().unwrap())
+    );
+    cleanup(&iso, &args["container_id"]);
+    // ... and the host's system directories are refused, naming the field.
+    let (mut args, _) = world.prepare_args("prepare-docker-volume-task.json", "abs2");
+    one(&mut args, "/etc");
+    let (status, message) = prepare(&iso, &args).unwrap_err();
+    assert_eq!(status, Status::InvalidInput, "{message}");
+    assert!(
+        message.contains("container_info.volumes[0].container_path=\"/etc\""),
+        "{message}"
+    );
+
+    // With an image: created inside the rootfs (its own /data did not exist).
+    let rootfs = world.path("rootfs");
+    std::fs::create_dir_all(&rootfs).unwrap();
+    let (mut args, _) = world.prepare_args("prepare-docker-volume-task.json", "abs3");
+    one(&mut args, "/data/deep");
+    args["container_config"]["rootfs"] = json!(rootfs.to_str().unwrap());
+    let launch = prepare(&iso, &args).unwrap().unwrap();
+    assert!(rootfs.join("data/deep").is_dir());
+    assert_eq!(
+        launch["mounts"][0]["target"],
+        json!(rootfs.join("data/deep").to_str().unwrap())
+    );
+    cleanup(&iso, &args["container_id"]);
+    // ... without following a symlink the image planted.
+    let host_dir = world.path("host/elsewhere");
+    std::fs::create_dir_all(&host_dir).unwrap();
+    std::os::unix::fs::symlink(&host_dir, rootfs.join("link")).unwrap();
+    let (mut args, _) = world.prepare_args("prepare-docker-volume-task.json", "abs4");
+    one(&mut args, "/link/x");
+    args["container_config"]["rootfs"] = json!(rootfs.to_str().unwrap());
+    let (status, message) = prepare(&iso, &args).unwrap_err();
+    assert_eq!(status, Status::InvalidInput, "{message}");
+    assert_eq!(std::fs::read_dir(&host_dir).unwrap().count(), 0);
+}
