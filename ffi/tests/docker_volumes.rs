@@ -1,5 +1,5 @@
 //! Mesos' own `DOCKER_VOLUME` volumes through the C ABI, as the module shim drives it, with
-//! the `prepare`/`cleanup` arguments a real Mesos 1.12 agent sent (`shared/fixtures/mesos-1.12`,
+//! the `prepare`/`cleanup` arguments a real Mesos 1.12 agent sent (`tests/fixtures/mesos-1.12`,
 //! only their host paths rewritten to temp dirs), real plugin servers on Unix sockets
 //! (`TestPlugin`, named as in the fixtures) and the launch info carried out for real in a
 //! second process's private mount namespace (root).
@@ -96,14 +96,14 @@ fn recover(iso: &Handle, states: &Value, orphans: &Value) -> Value {
 
 // ---- the world: fixtures, plugins, module configuration ----
 
-/// A captured agent argument (`shared/fixtures/mesos-1.12/NAME`, beside the checkout).
+/// A captured agent argument (`tests/fixtures/mesos-1.12/NAME`).
 fn fixture(name: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures/mesos-1.12")
+        .join("../tests/fixtures/mesos-1.12")
         .join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "{}: {e} (the captured Mesos fixtures live beside the checkout)",
+            "{}: {e} (the captured Mesos fixtures, tests/fixtures/mesos-1.12)",
             path.display()
         )
     });

@@ -1,4 +1,4 @@
-//! The captured Mesos 1.12 agent calls (`shared/fixtures/mesos-1.12`) replayed through the real
+//! The captured Mesos 1.12 agent calls (`tests/fixtures/mesos-1.12`) replayed through the real
 //! `libdvdi_ffi.so`, `dlopen`ed by a C host (`tests/c/ffi_replay.c`, built with `-Werror` and
 //! sanitizers), against real plugin servers on Unix sockets named as in the fixtures. Only host
 //! paths are rewritten (sandboxes, and the image-less Elasticsearch task's absolute container
@@ -24,10 +24,10 @@ fn repo() -> PathBuf {
 }
 
 fn fixture(name: &str) -> Value {
-    let path = repo().join("../shared/fixtures/mesos-1.12").join(name);
+    let path = repo().join("tests/fixtures/mesos-1.12").join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "{}: {e} (the captured Mesos fixtures live beside the checkout)",
+            "{}: {e} (the captured Mesos fixtures, tests/fixtures/mesos-1.12)",
             path.display()
         )
     });

@@ -89,7 +89,7 @@ fn empty_opts_is_an_empty_list() {
 }
 
 /// The Elasticsearch framework's executor environment, literally, in its order
-/// (`ExecutorEnvironmentalVariables`; `shared/fixtures/mesos-1.12/prepare-es-framework-literal-env.json`
+/// (`ExecutorEnvironmentalVariables`; `tests/fixtures/mesos-1.12/prepare-es-framework-literal-env.json`
 /// is a real agent's capture of it): the data volume's path comes as a second, unsuffixed
 /// `DVDI_VOLUME_CONTAINERPATH`.
 const ES_FRAMEWORK_ENV: &[(&str, &str)] = &[
@@ -142,16 +142,13 @@ fn the_elasticsearch_frameworks_second_unsuffixed_path_is_slot_1s() {
     );
 }
 
-/// The literal list above is the one the real agent handed over (checked when the shared
-/// fixtures are beside the checkout, as they are in CI and in a developer's tree).
+/// The literal list above is the one the real agent handed over.
 #[test]
 fn the_literal_list_is_the_captured_one() {
     let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures/mesos-1.12/prepare-es-framework-literal-env.json");
-    let Ok(text) = std::fs::read_to_string(&fixture) else {
-        eprintln!("no {}: the inline list stands alone", fixture.display());
-        return;
-    };
+        .join("../tests/fixtures/mesos-1.12/prepare-es-framework-literal-env.json");
+    let text =
+        std::fs::read_to_string(&fixture).unwrap_or_else(|e| panic!("{}: {e}", fixture.display()));
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
     let vars = json["container_config"]["command_info"]["environment"]["variables"]
         .as_array()
