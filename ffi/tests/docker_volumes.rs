@@ -216,14 +216,38 @@ fn child_entry() {
             Err(e) => e.raw_os_error().unwrap_or(-1),
         })
         .collect();
-    println!("\n{RESULT_MARK}{}", json!(results));
+    // Then what each path to read holds, as the task sees it ("" when it cannot be read).
+    let read: Vec<String> = task["reads"]
+        .as_array()
+        .map(|paths| {
+            paths
+                .iter()
+                .map(|p| std::fs::read_to_string(p.as_str().unwrap()).unwrap_or_default())
+                .collect()
+        })
+        .unwrap_or_default();
+    println!(
+        "\n{RESULT_MARK}{}",
+        json!({"writes": results, "reads": read})
+    );
     std::process::exit(0);
 }
 
 /// Runs the launch in a second process (`unshare` changes only the calling thread's
 /// namespace, and the test harness has many) and returns each write's errno.
 fn write_in_container(launch: &Value, writes: &[PathBuf]) -> Vec<i32> {
-    let task = json!({ "launch": launch, "writes": writes });
+    let out = in_container(launch, writes, &[]);
+    serde_json::from_value(out["writes"].clone()).unwrap()
+}
+
+/// What the task reads at each path, inside the container the launch info makes.
+fn read_in_container(launch: &Value, reads: &[PathBuf]) -> Vec<String> {
+    let out = in_container(launch, &[], reads);
+    serde_json::from_value(out["reads"].clone()).unwrap()
+}
+
+fn in_container(launch: &Value, writes: &[PathBuf], reads: &[PathBuf]) -> Value {
+    let task = json!({ "launch": launch, "writes": writes, "reads": reads });
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
         .env(CHILD_VAR, task.to_string())
@@ -585,4 +609,97 @@ fn absolute_docker_volume_paths_follow_mesos_rule() {
     let (status, message) = prepare(&iso, &args).unwrap_err();
     assert_eq!(status, Status::InvalidInput, "{message}");
     assert_eq!(std::fs::read_dir(&host_dir).unwrap().count(), 0);
+}
+
+/// The motivating case with Mesos' own volumes: an Elasticsearch node whose config and data
+/// volumes come as `DOCKER_VOLUME`s (the captured task's shape, its volumes renamed). The node
+/// writes both on agent A; A dies without a cleanup; the replacement on agent B (its own
+/// checkpoint, the same storage) mounts both with its own ids and reads what A wrote; A comes
+/// back and its recover unmounts only A's mounts; B's cleanup unmounts B's.
+#[test]
+fn an_elasticsearch_node_written_on_one_agent_is_read_by_its_replacement_on_another() {
+    if !require_root(
+        "an_elasticsearch_node_written_on_one_agent_is_read_by_its_replacement_on_another",
+    ) {
+        return;
+    }
+    let world = World::new(&["rexray"]);
+    let plugin = world.plugin("rexray");
+    let agent = |name: &str| {
+        let mut config = world.config(&[("docker_volumes", "true")]);
+        config["checkpoint_dir"] = json!(world.path(&format!("agent-{name}")).to_str().unwrap());
+        new_isolator(&config)
+    };
+    let node = |sandbox: &str, container: &str| {
+        let (mut args, dir) = world.prepare_args("prepare-docker-volume-task.json", sandbox);
+        args["container_id"] = json!({ "value": container });
+        let volumes = &mut args["container_config"]["container_info"]["volumes"];
+        for (i, (name, path)) in [("es1config", "config"), ("es1data", "data")]
+            .iter()
+            .enumerate()
+        {
+            volumes[i]["container_path"] = json!(path);
+            volumes[i]["mode"] = json!("RW");
+            volumes[i]["source"]["docker_volume"]["driver"] = json!("rexray");
+            volumes[i]["source"]["docker_volume"]["name"] = json!(name);
+        }
+        (args, dir)
+    };
+    let ids = |mounted: bool| -> Vec<(String, String)> {
+        plugin
+            .mount_events()
+            .into_iter()
+            .filter(|e| e.mounted == mounted)
+            .map(|e| (e.volume, e.id))
+            .collect()
+    };
+
+    let a = agent("a");
+    let (task, sandbox_a) = node("a", "es-node-1-on-a");
+    let launch = prepare(&a, &task).unwrap().unwrap();
+    let files = [sandbox_a.join("config/x"), sandbox_a.join("data/x")];
+    assert_eq!(write_in_container(&launch, &files), [0, 0]);
+    let a_mounts = ids(true);
+    assert_eq!(a_mounts.len(), 2, "{a_mounts:?}");
+    drop(a); // the agent dies: no cleanup, its mounts and checkpoint stay
+
+    let b = agent("b");
+    let (replacement, sandbox_b) = node("b", "es-node-1-on-b");
+    let launch = prepare(&b, &replacement).unwrap().unwrap();
+    let read = read_in_container(
+        &launch,
+        &[sandbox_b.join("config/x"), sandbox_b.join("data/x")],
+    );
+    assert_eq!(
+        read,
+        ["x", "x"],
+        "the replacement reads what the node wrote"
+    );
+    let b_mounts: Vec<_> = ids(true).split_off(2);
+    assert_eq!(b_mounts.len(), 2);
+    assert!(
+        b_mounts.iter().all(|m| !a_mounts.contains(m)),
+        "B mounts with ids of its own: {b_mounts:?} vs {a_mounts:?}"
+    );
+
+    // A comes back; its task is gone, so recover releases what only it held.
+    let a = agent("a");
+    let report = recover(&a, &json!([]), &json!([]));
+    assert_eq!(report["unmounted_volumes"], json!(2), "{report}");
+    let mut unmounted = ids(false);
+    unmounted.sort();
+    let mut expected = a_mounts.clone();
+    expected.sort();
+    assert_eq!(
+        unmounted, expected,
+        "A's recover unmounts A's ids, never B's"
+    );
+
+    cleanup(&b, &replacement["container_id"]);
+    let mut unmounted = ids(false);
+    unmounted.sort();
+    let mut all = a_mounts;
+    all.extend(b_mounts);
+    all.sort();
+    assert_eq!(unmounted, all);
 }
