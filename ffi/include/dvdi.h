@@ -28,7 +28,9 @@ extern "C" {
 /* Bumped whenever a signature or a JSON shape below changes incompatibly. Additions (a new
  * function, a new status, new fields at the end of dvdi_metrics) do not bump it: a host that
  * must also run with an older libdvdi_ffi.so of the same version looks a newer function up
- * with dlsym() before calling it (the Mesos module does so for dvdi_isolator_metrics). */
+ * with dlsym() before calling it. (The Mesos module calls them directly: it is installed with
+ * its library, and the agent loads modules with RTLD_NOW, so a module paired with an older
+ * library fails to load with an error that names the missing function.) */
 #define DVDI_ABI_VERSION 1
 
 typedef enum dvdi_status {
