@@ -542,3 +542,58 @@ fn bad_arguments_are_a_status_and_the_struct_is_filled_to_its_size() {
         "written past its size"
     );
 }
+
+/// The names the Mesos module publishes, read from its source: `"dvdi/…"` literals, and for
+/// each `timerFigures("X", …)` the timer `dvdi/X_ms` with every `name + "/…"` statistic.
+fn published_names() -> std::collections::BTreeSet<String> {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let source =
+        std::fs::read_to_string(repo.join("packaging/mesos-module/dvdi_isolator.cpp")).unwrap();
+    let quoted_after = |marker: &str| -> Vec<String> {
+        source
+            .split(marker)
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next().map(str::to_owned))
+            .collect()
+    };
+    let mut names: std::collections::BTreeSet<String> = quoted_after("\"dvdi/")
+        .into_iter()
+        .filter(|n| !n.is_empty())
+        .map(|n| format!("dvdi/{n}"))
+        .collect();
+    let stats = quoted_after("name + \"/");
+    for timer in quoted_after("timerFigures(\"") {
+        let timer = format!("dvdi/{timer}_ms");
+        names.extend(stats.iter().map(|s| format!("{timer}/{s}")));
+        names.insert(timer);
+    }
+    names
+}
+
+#[test]
+fn the_operator_guide_names_exactly_what_the_module_publishes() {
+    let names = published_names();
+    // The parse sees what it is about (so it cannot pass by seeing nothing).
+    for name in [
+        "dvdi/prepares",
+        "dvdi/plugin_timeouts",
+        "dvdi/unmounts_pending_retry",
+        "dvdi/prepare_ms",
+        "dvdi/cleanup_ms/p99",
+    ] {
+        assert!(names.contains(name), "{name} not found in {names:?}");
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let guide = std::fs::read_to_string(repo.join("packaging/README.md")).unwrap();
+    let documented: std::collections::BTreeSet<String> = guide
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|s| s.len() > "dvdi/".len() && s.starts_with("dvdi/") && !s.contains(' '))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        names, documented,
+        "packaging/README.md and dvdi_isolator.cpp disagree on the metric names"
+    );
+}
