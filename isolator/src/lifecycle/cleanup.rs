@@ -14,8 +14,8 @@ use crate::fault;
 use crate::ledger::{ContainerRecord, ContainerState, LedgerError, VolumeKey};
 
 /// Cleanup with the ledger lock already held (shared or exclusive). An unreadable record is
-/// moved aside first; `aside` gets its new path. `Ok(true)`: the ledger knew the container (a
-/// record, or volume records naming it as a holder); `Ok(false)`: there was nothing to do.
+/// moved aside first; `aside` gets its new path. `Ok(true)`: the container held volumes (by its
+/// record, or, when that is unreadable, by volume records naming it as a holder).
 pub(super) fn cleanup_locked(
     iso: &Isolator,
     id: &ContainerId,
@@ -33,10 +33,7 @@ pub(super) fn cleanup_locked(
     // explains to such a container; a container with a valid record is only ever a holder of
     // the volumes its record lists, so it needs no scan of every volume record).
     let mut volumes: BTreeSet<VolumeKey> = BTreeSet::new();
-    let read = iso.ledger.read_container(id);
-    // A record, even an unreadable one: the container had volumes.
-    let known = !matches!(read, Ok(None));
-    let record = match read {
+    let record = match iso.ledger.read_container(id) {
         Ok(record) => record,
         Err(e @ (LedgerError::Corrupt { .. } | LedgerError::Untrusted { .. })) => {
             // Kept for the operator, and out of every later listing's way.
@@ -93,7 +90,7 @@ pub(super) fn cleanup_locked(
         errors.push(ledger_err(e));
     }
     if errors.is_empty() {
-        Ok(known || !volumes.is_empty())
+        Ok(!volumes.is_empty())
     } else {
         Err(IsolatorError::Cleanup {
             container: id.clone(),

@@ -7,6 +7,7 @@
 
 mod fake;
 mod holders;
+mod metrics;
 mod paths;
 mod policy;
 mod prepare;
