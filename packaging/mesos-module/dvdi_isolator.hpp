@@ -29,9 +29,6 @@
 
 namespace dvdi {
 
-// Reads the library's figures (dvdi_isolator_metrics) for the gauges; see the .cpp.
-class MetricsReader;
-
 class DvdiIsolator : public mesos::slave::Isolator
 {
 public:
