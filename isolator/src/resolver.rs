@@ -133,8 +133,8 @@ impl DriverResolver {
         &self.settings
     }
 
-    /// How many calls to the plugins this resolver found timed out so far (a driver
-    /// registered with [`DriverResolver::with_driver`] counts its own, if it wants to).
+    /// How many calls to the plugins this resolver (or a clone) found timed out so far. The
+    /// calls of a driver registered with [`DriverResolver::with_driver`] are not counted.
     pub fn plugin_timeouts(&self) -> u64 {
         self.plugin_timeouts.get()
     }
