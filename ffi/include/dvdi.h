@@ -18,13 +18,19 @@
 #ifndef DVDI_H
 #define DVDI_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* Bumped whenever a signature or a JSON shape below changes incompatibly. */
+/* Bumped whenever a signature or a JSON shape below changes incompatibly. Additions (a new
+ * function, a new status, new fields at the end of dvdi_metrics) do not bump it: a host that
+ * must also run with an older libdvdi_ffi.so of the same version looks a newer function up
+ * with dlsym() before calling it. (The Mesos module calls them directly: it is installed with
+ * its library, and the agent loads modules with RTLD_NOW, so a module paired with an older
+ * library fails to load with an error that names the missing function.) */
 #define DVDI_ABI_VERSION 1
 
 typedef enum dvdi_status {
@@ -36,7 +42,8 @@ typedef enum dvdi_status {
     DVDI_ERR_INVALID_INPUT = 5,   /* the container's DVDI_VOLUME_* variables, DOCKER_VOLUMEs or paths were refused */
     DVDI_ERR_VOLUME = 6,          /* a driver or plugin call failed (mount, unmount, ...) */
     DVDI_ERR_STATE = 7,           /* the checkpoint could not be read or written */
-    DVDI_ERR_PANIC = 8            /* a bug inside the library, caught at the boundary */
+    DVDI_ERR_PANIC = 8,           /* a bug inside the library, caught at the boundary */
+    DVDI_ERR_BUFFER_SIZE = 9      /* an out-struct's size is below the smallest the library fills */
 } dvdi_status;
 
 /* A record's level. DVDI_LOG_DEBUG records come only from an isolator whose log_level is
@@ -96,6 +103,73 @@ dvdi_status dvdi_isolator_prepare(const dvdi_isolator *isolator, const char *con
 /* cleanup(): releases the container's volumes. Cleanup of an unknown container succeeds. */
 dvdi_status dvdi_isolator_cleanup(const dvdi_isolator *isolator, const char *container_id_json,
                                   char **err);
+
+/* The figures of one isolator handle, for a host's metrics (the Mesos module publishes them
+ * in the agent's /metrics/snapshot under dvdi/; packaging/README.md lists the names).
+ *
+ * Durations are microseconds. A timer's count, total_us and last_us cover the handle's whole
+ * life; window, min_us, max_us and the percentiles cover the latest `window` durations (at
+ * most 1024). Percentiles are nearest-rank. Every field is 0 before its first event. */
+typedef struct dvdi_timer_metrics {
+    uint64_t count;     /* operations timed */
+    uint64_t total_us;  /* sum of their durations */
+    uint64_t last_us;   /* the latest one */
+    uint64_t window;    /* durations min_us .. p99_us are computed over */
+    uint64_t min_us;
+    uint64_t max_us;
+    uint64_t p50_us;
+    uint64_t p90_us;
+    uint64_t p95_us;
+    uint64_t p99_us;
+} dvdi_timer_metrics;
+
+/* The layout of dvdi_metrics this header describes; fields are only ever added at its end. */
+#define DVDI_METRICS_VERSION 1
+/* sizeof(dvdi_metrics) of layout 1: the smallest `out_size` dvdi_isolator_metrics accepts. */
+#define DVDI_METRICS_SIZE_V1 256
+
+/* Counters only go up (for the life of the handle: a new handle, e.g. after an agent restart,
+ * starts from 0); gauges are counted from the checkpoint when the call is made. */
+typedef struct dvdi_metrics {
+    uint32_t size;     /* written by the library: the bytes of this struct it filled; a field
+                        * that ends beyond it was left as the caller had it */
+    uint32_t version;  /* written by the library: the DVDI_METRICS_VERSION it was built with */
+    uint64_t prepares;          /* prepares of containers whose environment asked for volumes
+                                 * (successful or not); containers without DVDI_VOLUME_*
+                                 * variables are not counted */
+    uint64_t prepare_failures;  /* of those, the ones that failed (and were rolled back) */
+    uint64_t cleanups;          /* cleanups of containers that held volumes, and failed cleanups
+                                 * of any container; cleanups of containers without volumes are
+                                 * not counted */
+    uint64_t cleanup_failures;  /* of those, the ones that failed (failed unmounts are remembered
+                                 * for retry: see unmounts_pending_retry) */
+    uint64_t recovers;          /* recover calls */
+    uint64_t recover_failures;  /* of those, the ones that failed */
+    uint64_t plugin_timeouts;   /* plugin calls (any endpoint) whose deadline passed, one per call;
+                                 * a connection that could not be made within the connect window
+                                 * is one too */
+    uint64_t volumes_known;     /* 1 when the three gauges below were counted; 0 when the
+                                 * checkpoint's volume records could not be listed (they are 0) */
+    uint64_t volumes_mounted;   /* gauge: volumes the checkpoint records as mounted (one driver
+                                 * Mount each, however many containers share it) */
+    uint64_t unmounts_pending_retry; /* gauge: Unmounts that failed and wait for their retry (by
+                                      * the next prepare of the volume or the next recover) */
+    uint64_t unreadable_volume_records; /* gauge: volume records that could not be read, left out
+                                         * of the two gauges above (recover moves them aside) */
+    dvdi_timer_metrics prepare_time; /* the prepares counted above, failed ones included */
+    dvdi_timer_metrics cleanup_time; /* the cleanups counted above, failed ones included */
+} dvdi_metrics;
+
+/* Fills `*out` with the handle's figures: the first min(out_size, the library's own size)
+ * bytes, and out->size says how many that was. Pass out_size = sizeof(dvdi_metrics); zero the
+ * struct first if it may be larger than what an older library fills. An out_size below
+ * DVDI_METRICS_SIZE_V1 is DVDI_ERR_BUFFER_SIZE. Takes no lock and makes no plugin call: it
+ * reads one small checkpoint file per volume that is mounted, held or waiting for a retry, so
+ * it may be called from a thread that must stay responsive. A struct rather than JSON: a host
+ * reads it once per published figure, with no allocation or parsing, and its layout is checked
+ * by the compiler (dvdi_abi_check.h). */
+dvdi_status dvdi_isolator_metrics(const dvdi_isolator *isolator, dvdi_metrics *out,
+                                  size_t out_size, char **err);
 
 /* Frees a string returned by the library; NULL is ignored. */
 void dvdi_string_free(char *s);

@@ -17,11 +17,12 @@ pub enum Status {
     Volume = 6,
     State = 7,
     Panic = 8,
+    BufferSize = 9,
 }
 
 impl Status {
     /// Every status, in order.
-    pub const ALL: [Status; 9] = [
+    pub const ALL: [Status; 10] = [
         Status::Ok,
         Status::NullArgument,
         Status::InvalidUtf8,
@@ -31,6 +32,7 @@ impl Status {
         Status::Volume,
         Status::State,
         Status::Panic,
+        Status::BufferSize,
     ];
 
     pub fn name(self) -> &'static str {
@@ -44,6 +46,7 @@ impl Status {
             Status::Volume => "DVDI_ERR_VOLUME",
             Status::State => "DVDI_ERR_STATE",
             Status::Panic => "DVDI_ERR_PANIC",
+            Status::BufferSize => "DVDI_ERR_BUFFER_SIZE",
         }
     }
 }

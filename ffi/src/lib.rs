@@ -9,6 +9,7 @@ pub mod abi;
 mod boundary;
 mod log;
 mod mesos;
+pub mod metrics;
 
 use std::ffi::{c_char, c_void, CString};
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use boundary::{guard, into_c_string, out_arg, str_arg};
 pub use boundary::{Failure, Status};
 pub use log::{CLogLevel, LogFn};
 use mesos::{MesosContainerConfig, MesosContainerId, MesosContainerState};
+pub use metrics::{CMetrics, CTimerMetrics};
 
 /// `DVDI_ABI_VERSION` of dvdi.h.
 pub const ABI_VERSION: u32 = 1;
@@ -290,6 +292,35 @@ pub unsafe extern "C" fn dvdi_isolator_cleanup(
             .to_container_id()
             .map_err(|e| Failure::new(Status::InvalidInput, e.to_string()))?;
         iso.inner.cleanup(&id).map_err(isolator_failure)
+    })
+}
+
+/// # Safety
+/// See dvdi.h: `out` is NULL or points to `out_size` writable bytes; `err` writable or NULL.
+#[no_mangle]
+pub unsafe extern "C" fn dvdi_isolator_metrics(
+    isolator: *const DvdiIsolator,
+    out: *mut CMetrics,
+    out_size: usize,
+    err: *mut *mut c_char,
+) -> Status {
+    guard(err, || {
+        out_arg(out, "out")?;
+        // SAFETY: forwarded contract of this function.
+        let iso = unsafe { handle(isolator) }?;
+        if out_size < metrics::METRICS_SIZE_V1 {
+            return Err(Failure::new(
+                Status::BufferSize,
+                format!(
+                    "out_size is {out_size} bytes; a dvdi_metrics has at least {}",
+                    metrics::METRICS_SIZE_V1
+                ),
+            ));
+        }
+        let figures = CMetrics::from(&iso.inner.metrics());
+        // SAFETY: `out` is non-NULL with `out_size` writable bytes per the contract.
+        unsafe { figures.write_to(out.cast::<u8>(), out_size) };
+        Ok(())
     })
 }
 

@@ -19,6 +19,7 @@
 //! - [`sys`], [`mountinfo`]: host calls behind a trait, and the mount table.
 //! - [`lifecycle`]: the isolator (prepare / cleanup / recover / inspect) over [`ledger`], the
 //!   durable record of containers and mounts; [`launch`] carries out its launch info.
+//! - [`metrics`]: the counters and timers an agent's `/metrics/snapshot` shows.
 //! - [`fault`]: crash points for the crash tests (inert unless the `fault-points` feature).
 //! - `protected`: the host directories image-less containers may not mount over.
 //! - `container_id`, [`holder`]: Mesos container ids, and `dvdcli exec` holder processes.
@@ -38,6 +39,7 @@ pub mod launch;
 pub mod ledger;
 pub mod lifecycle;
 pub mod local;
+pub mod metrics;
 pub mod mountinfo;
 pub mod names;
 pub mod ops;
@@ -57,6 +59,7 @@ pub use lifecycle::{
     ContainerConfig, ExecRecoverReport, Inspection, Isolator, IsolatorConfig, IsolatorError,
     LogLevel, Logger, RecoverReport,
 };
+pub use metrics::{MetricsSnapshot, TimerSnapshot, VolumeGauges};
 pub use names::{DriverName, NameError, VolumeName};
 pub use opts::{OptsError, VolumeOpts};
 pub use resolver::DriverResolver;

@@ -14,6 +14,7 @@ use crate::config::ClientConfig;
 use crate::discovery::{self, DiscoveryError, PluginAddr, PluginLocation};
 use crate::driver::{DriverError, Operation, Outcome, Scope, VolumeDriver, VolumeInfo};
 use crate::http::{self, HttpError, Limits};
+use crate::metrics::Counter;
 use crate::names::{DriverName, VolumeName};
 use crate::opts::VolumeOpts;
 use crate::render;
@@ -340,6 +341,8 @@ pub struct PluginClient {
     /// Connections kept for the next call (see `http`'s *Kept connections*); shared by
     /// clones. `None`: a new connection per call.
     idle: Option<Arc<http::Idle>>,
+    /// Counts the calls whose deadline passed ([`PluginClient::counting_timeouts`]).
+    timeouts: Option<Arc<Counter>>,
 }
 
 #[derive(Deserialize)]
@@ -600,6 +603,7 @@ impl PluginClient {
             location,
             config: config.clone(),
             idle: Some(Arc::default()),
+            timeouts: None,
         })
     }
 
@@ -614,7 +618,16 @@ impl PluginClient {
             location: PluginLocation { addr, found_at },
             config: config.clone(),
             idle: Some(Arc::default()),
+            timeouts: None,
         }
+    }
+
+    /// This client, adding one to `counter` for every call whose deadline passes (every
+    /// endpoint, the undo `Unmount` of a refused mount point included) — the isolator's
+    /// `plugin_timeouts`.
+    pub fn counting_timeouts(mut self, counter: Arc<Counter>) -> Self {
+        self.timeouts = Some(counter);
+        self
     }
 
     /// This client, making a new connection for every call (benchmark references, tests).
@@ -665,11 +678,16 @@ impl PluginClient {
             &limits,
         )
         .map_err(|e| match e {
-            HttpError::Timeout => PluginError::Timeout {
-                driver: driver(),
-                endpoint,
-                limit,
-            },
+            HttpError::Timeout => {
+                if let Some(counter) = &self.timeouts {
+                    counter.increment();
+                }
+                PluginError::Timeout {
+                    driver: driver(),
+                    endpoint,
+                    limit,
+                }
+            }
             HttpError::TooLarge(limit) => PluginError::TooLarge {
                 driver: driver(),
                 endpoint,

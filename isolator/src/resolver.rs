@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use crate::config::Settings;
 use crate::driver::{DriverError, Scope, VolumeDriver, VolumeInfo};
 use crate::local::LocalDriver;
+use crate::metrics::Counter;
 use crate::names::{DriverName, VolumeName};
 use crate::opts::VolumeOpts;
 use crate::plugin::PluginClient;
@@ -35,6 +36,9 @@ pub struct DriverResolver {
     overrides: BTreeMap<DriverName, Arc<dyn VolumeDriver>>,
     /// Plugins found so far, shared by every clone of this resolver.
     plugins: Arc<Mutex<BTreeMap<DriverName, Arc<KeptPlugin>>>>,
+    /// Plugin calls whose deadline passed, counted by every plugin this resolver (or a
+    /// clone) found.
+    plugin_timeouts: Arc<Counter>,
 }
 
 /// A discovered plugin kept for later operations: `activate` reaches the plugin only until it
@@ -115,6 +119,7 @@ impl DriverResolver {
             host,
             overrides: BTreeMap::new(),
             plugins: Arc::default(),
+            plugin_timeouts: Arc::default(),
         }
     }
 
@@ -126,6 +131,12 @@ impl DriverResolver {
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// How many calls to the plugins this resolver (or a clone) found timed out so far. The
+    /// calls of a driver registered with [`DriverResolver::with_driver`] are not counted.
+    pub fn plugin_timeouts(&self) -> u64 {
+        self.plugin_timeouts.get()
     }
 
     pub fn resolve(&self, name: &DriverName) -> Result<Arc<dyn VolumeDriver>, DriverError> {
@@ -163,7 +174,8 @@ impl DriverResolver {
         }
         // Discovery reads the plugin directories: done without the lock held.
         let found = Arc::new(KeptPlugin {
-            client: PluginClient::discover(name.clone(), &self.settings.client)?,
+            client: PluginClient::discover(name.clone(), &self.settings.client)?
+                .counting_timeouts(self.plugin_timeouts.clone()),
             activated: AtomicBool::new(false),
             stale: AtomicBool::new(false),
         });

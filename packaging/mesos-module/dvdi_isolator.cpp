@@ -17,8 +17,11 @@
 
 #include <pthread.h>
 
+#include <chrono>
+#include <cstring>
 #include <exception>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -29,6 +32,9 @@
 #include <mesos/module/isolator.hpp>
 
 #include <process/future.hpp>
+
+#include <process/metrics/metrics.hpp>
+#include <process/metrics/pull_gauge.hpp>
 
 #include <stout/error.hpp>
 #include <stout/foreach.hpp>
@@ -112,6 +118,7 @@ const char* statusName(dvdi_status status)
     case DVDI_ERR_VOLUME: return "DVDI_ERR_VOLUME";
     case DVDI_ERR_STATE: return "DVDI_ERR_STATE";
     case DVDI_ERR_PANIC: return "DVDI_ERR_PANIC";
+    case DVDI_ERR_BUFFER_SIZE: return "DVDI_ERR_BUFFER_SIZE";
   }
   return "unknown dvdi status";
 }
@@ -233,11 +240,185 @@ Isolator* create(const Parameters& parameters)
 
 namespace dvdi {
 
+// The library's figures for the gauges. libprocess reads every gauge of a /metrics/snapshot
+// one after the other, so the figures are read from the library at most once a second and
+// shared by all of them: one snapshot, one library call. (The call takes no lock and makes
+// no plugin call: it may run on the metrics actor.)
+class MetricsReader
+{
+public:
+  explicit MetricsReader(const std::shared_ptr<dvdi_isolator>& handle)
+    : handle_(handle), read_(false) {}
+
+  // The figures, or None when the library could not give them (logged).
+  Option<dvdi_metrics> read()
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now();
+    if (read_ && now - when_ < std::chrono::seconds(1)) {
+      return last_;
+    }
+    read_ = true;
+    when_ = now;
+
+    dvdi_metrics figures;
+    std::memset(&figures, 0, sizeof(figures));
+    LibraryString err;
+    const dvdi_status status =
+      dvdi_isolator_metrics(handle_.get(), &figures, sizeof(figures), err.out());
+    if (status != DVDI_OK) {
+      LOG(WARNING) << "dvdi: cannot read the isolator's metrics (" << statusName(status)
+                   << "): " << (err.get() != nullptr ? err.get() : "no message");
+      last_ = None();
+    } else {
+      last_ = figures;
+    }
+    return last_;
+  }
+
+private:
+  const std::shared_ptr<dvdi_isolator> handle_;
+  std::mutex mutex_;
+  bool read_;
+  std::chrono::steady_clock::time_point when_;
+  Option<dvdi_metrics> last_;
+};
+
+} // namespace dvdi
+
+
+namespace {
+
+// One published figure of a dvdi_metrics; None leaves it out of the snapshot (as libprocess
+// leaves out a timer that has no value yet).
+typedef std::function<Option<double>(const dvdi_metrics&)> Figure;
+
+
+// A counter of the library.
+Figure counter(uint64_t dvdi_metrics::*member)
+{
+  return [member](const dvdi_metrics& m) -> Option<double> {
+    return static_cast<double>(m.*member);
+  };
+}
+
+
+// A gauge counted from the checkpoint: left out when the library could not count it.
+Figure volumeGauge(uint64_t dvdi_metrics::*member)
+{
+  return [member](const dvdi_metrics& m) -> Option<double> {
+    if (m.volumes_known == 0) {
+      return None();
+    }
+    return static_cast<double>(m.*member);
+  };
+}
+
+
+// A field of a timer, in milliseconds unless `count`; left out while `presence` is 0 (no
+// duration yet, or none in the window).
+Figure timerField(
+    dvdi_timer_metrics dvdi_metrics::*timer,
+    uint64_t dvdi_timer_metrics::*member,
+    uint64_t dvdi_timer_metrics::*presence,
+    bool count)
+{
+  return [timer, member, presence, count](const dvdi_metrics& m) -> Option<double> {
+    const dvdi_timer_metrics& t = m.*timer;
+    if (t.*presence == 0) {
+      return None();
+    }
+    const double value = static_cast<double>(t.*member);
+    return count ? value : value / 1000.0;
+  };
+}
+
+
+// `dvdi/<prefix>_ms` and its statistics, named as libprocess names a Timer's.
+void timerFigures(
+    const std::string& prefix,
+    dvdi_timer_metrics dvdi_metrics::*timer,
+    std::vector<std::pair<std::string, Figure>>* out)
+{
+  typedef dvdi_timer_metrics T;
+  const std::string name = "dvdi/" + prefix + "_ms";
+  out->push_back(std::make_pair(name, timerField(timer, &T::last_us, &T::count, false)));
+  out->push_back(std::make_pair(name + "/count", timerField(timer, &T::count, &T::count, true)));
+  out->push_back(
+      std::make_pair(name + "/total", timerField(timer, &T::total_us, &T::count, false)));
+  out->push_back(std::make_pair(name + "/min", timerField(timer, &T::min_us, &T::window, false)));
+  out->push_back(std::make_pair(name + "/max", timerField(timer, &T::max_us, &T::window, false)));
+  out->push_back(std::make_pair(name + "/p50", timerField(timer, &T::p50_us, &T::window, false)));
+  out->push_back(std::make_pair(name + "/p90", timerField(timer, &T::p90_us, &T::window, false)));
+  out->push_back(std::make_pair(name + "/p95", timerField(timer, &T::p95_us, &T::window, false)));
+  out->push_back(std::make_pair(name + "/p99", timerField(timer, &T::p99_us, &T::window, false)));
+}
+
+
+// Every name published under dvdi/, with its figure (packaging/README.md lists them).
+std::vector<std::pair<std::string, Figure>> figures()
+{
+  typedef dvdi_metrics M;
+  std::vector<std::pair<std::string, Figure>> all;
+  all.push_back(std::make_pair("dvdi/prepares", counter(&M::prepares)));
+  all.push_back(std::make_pair("dvdi/prepare_failures", counter(&M::prepare_failures)));
+  all.push_back(std::make_pair("dvdi/cleanups", counter(&M::cleanups)));
+  all.push_back(std::make_pair("dvdi/cleanup_failures", counter(&M::cleanup_failures)));
+  all.push_back(std::make_pair("dvdi/recovers", counter(&M::recovers)));
+  all.push_back(std::make_pair("dvdi/recover_failures", counter(&M::recover_failures)));
+  all.push_back(std::make_pair("dvdi/plugin_timeouts", counter(&M::plugin_timeouts)));
+  all.push_back(std::make_pair("dvdi/volumes_mounted", volumeGauge(&M::volumes_mounted)));
+  all.push_back(
+      std::make_pair("dvdi/unmounts_pending_retry", volumeGauge(&M::unmounts_pending_retry)));
+  all.push_back(std::make_pair(
+      "dvdi/unreadable_volume_records", volumeGauge(&M::unreadable_volume_records)));
+  timerFigures("prepare", &M::prepare_time, &all);
+  timerFigures("cleanup", &M::cleanup_time, &all);
+  return all;
+}
+
+} // namespace
+
+
+namespace dvdi {
+
 DvdiIsolator::DvdiIsolator(dvdi_isolator* handle)
-  : handle_(handle, &dvdi_isolator_free) {}
+  : handle_(handle, &dvdi_isolator_free)
+{
+  const std::shared_ptr<MetricsReader> reader(new MetricsReader(handle_));
+
+  typedef std::pair<std::string, Figure> Named;
+  foreach (const Named& named, figures()) {
+    const Figure figure = named.second;
+    process::metrics::PullGauge gauge(
+        named.first,
+        [reader, figure]() -> process::Future<double> {
+          const Option<dvdi_metrics> read = reader->read();
+          if (read.isNone()) {
+            return process::Failure("the library gave no figures");
+          }
+          const Option<double> value = figure(read.get());
+          if (value.isNone()) {
+            return process::Failure("no value");
+          }
+          return value.get();
+        });
+
+    const std::string name = named.first;
+    process::metrics::add(gauge).onFailed([name](const std::string& message) {
+      LOG(WARNING) << "dvdi: cannot publish metric " << name << ": " << message;
+    });
+    gauges_.push_back(gauge);
+  }
+}
 
 
-DvdiIsolator::~DvdiIsolator() {}
+DvdiIsolator::~DvdiIsolator()
+{
+  foreach (const process::metrics::PullGauge& gauge, gauges_) {
+    process::metrics::remove(gauge);
+  }
+}
 
 
 process::Future<Nothing> DvdiIsolator::recover(

@@ -9,6 +9,7 @@
 #define DVDI_ISOLATOR_HPP
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <mesos/mesos.hpp>
@@ -17,6 +18,8 @@
 #include <mesos/slave/isolator.hpp>
 
 #include <process/future.hpp>
+
+#include <process/metrics/pull_gauge.hpp>
 
 #include <stout/hashset.hpp>
 #include <stout/nothing.hpp>
@@ -32,8 +35,9 @@ public:
   // Takes ownership of a handle made by dvdi_isolator_new().
   explicit DvdiIsolator(dvdi_isolator* handle);
 
-  // Drops this isolator's share of the handle; a library call still running on its own
-  // thread keeps the handle alive until it returns.
+  // Removes its metrics and drops this isolator's share of the handle; a library call still
+  // running on its own thread (or a metric being read) keeps the handle alive until it
+  // returns.
   ~DvdiIsolator() override;
 
   // Tasks of a task group (the default executor's pods) are nested containers: each one
@@ -63,6 +67,10 @@ private:
   // Shared with the threads that run library calls, so that destroying the isolator while
   // a call is under way cannot free the handle under it.
   std::shared_ptr<dvdi_isolator> handle_;
+
+  // The library's figures published in the agent's /metrics/snapshot under dvdi/ (added in
+  // the constructor, removed in the destructor). This class counts nothing itself.
+  std::vector<process::metrics::PullGauge> gauges_;
 };
 
 } // namespace dvdi

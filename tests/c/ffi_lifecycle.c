@@ -32,6 +32,7 @@ static struct {
     dvdi_status (*recover)(const dvdi_isolator *, const char *, const char *, char **, char **);
     dvdi_status (*prepare)(const dvdi_isolator *, const char *, const char *, char **, char **);
     dvdi_status (*cleanup)(const dvdi_isolator *, const char *, char **);
+    dvdi_status (*metrics)(const dvdi_isolator *, dvdi_metrics *, size_t, char **);
     void (*string_free)(char *);
     dvdi_status (*selftest_panic)(char **);
 } api;
@@ -71,8 +72,21 @@ static void load(const char *path) {
     *(void **)&api.recover = sym(lib, "dvdi_isolator_recover");
     *(void **)&api.prepare = sym(lib, "dvdi_isolator_prepare");
     *(void **)&api.cleanup = sym(lib, "dvdi_isolator_cleanup");
+    *(void **)&api.metrics = sym(lib, "dvdi_isolator_metrics");
     *(void **)&api.string_free = sym(lib, "dvdi_string_free");
     *(void **)&api.selftest_panic = sym(lib, "dvdi_selftest_panic");
+}
+
+/* The handle's figures, as a host reads them: its own sizeof, the struct zeroed first. */
+static dvdi_metrics metrics_of(const dvdi_isolator *h) {
+    dvdi_metrics m;
+    memset(&m, 0, sizeof m);
+    char *err = NULL;
+    dvdi_status st = api.metrics(h, &m, sizeof m, &err);
+    CHECK(st == DVDI_OK && m.size == sizeof m && m.version == DVDI_METRICS_VERSION,
+          "metrics: %d %s (size %u, version %u)", (int)st, err ? err : "", m.size, m.version);
+    api.string_free(err);
+    return m;
 }
 
 static void on_log(void *context, dvdi_log_level level, const char *message) {
@@ -284,6 +298,23 @@ int main(int argc, char **argv) {
         return 1;
     }
     fprintf(stderr, "launch info: %s\n", launch);
+    /* The unknown variable was a failed prepare; bad JSON or ids never reached it, and the
+     * plain container asked for no volume. */
+    dvdi_metrics m = metrics_of(h);
+    CHECK(m.prepares == 2 && m.prepare_failures == 1 && m.prepare_time.count == 2,
+          "prepares %llu, failures %llu, timed %llu", (unsigned long long)m.prepares,
+          (unsigned long long)m.prepare_failures, (unsigned long long)m.prepare_time.count);
+    CHECK(m.volumes_known == 1 && m.volumes_mounted == 2 && m.unmounts_pending_retry == 0,
+          "volumes mounted %llu, pending %llu", (unsigned long long)m.volumes_mounted,
+          (unsigned long long)m.unmounts_pending_retry);
+    expect_error(api.metrics(NULL, &m, sizeof m, &err), DVDI_ERR_NULL_ARGUMENT, &err,
+                 "isolator", "metrics of NULL");
+    expect_error(api.metrics(h, NULL, sizeof m, &err), DVDI_ERR_NULL_ARGUMENT, &err, "out",
+                 "metrics into NULL");
+    m.prepares = 12345;
+    expect_error(api.metrics(h, &m, DVDI_METRICS_SIZE_V1 - 1, &err), DVDI_ERR_BUFFER_SIZE,
+                 &err, "out_size", "metrics into too small a struct");
+    CHECK(m.prepares == 12345, "metrics written on failure");
     CHECK(strstr(launch, "\"clone_namespaces\":[131072]") != NULL, "no CLONE_NEWNS: %s", launch);
     struct mount_entry mounts[8];
     int n = parse_mounts(launch, mounts, 8);
@@ -321,8 +352,18 @@ int main(int argc, char **argv) {
         CHECK(is_mountpoint(mounts[i].source) == 1, "recover unmounted %s under a live task",
               mounts[i].source);
     }
+    m = metrics_of(h2);
+    CHECK(m.prepares == 0 && m.recovers == 1 && m.volumes_mounted == 2,
+          "after restart: prepares %llu, recovers %llu, mounted %llu",
+          (unsigned long long)m.prepares, (unsigned long long)m.recovers,
+          (unsigned long long)m.volumes_mounted);
     st = api.cleanup(h2, id, &err);
     CHECK(st == DVDI_OK, "cleanup: %s", err ? err : "?");
+    m = metrics_of(h2);
+    CHECK(m.cleanups == 1 && m.cleanup_failures == 0 && m.cleanup_time.count == 1 &&
+              m.volumes_mounted == 0,
+          "after cleanup: cleanups %llu, mounted %llu", (unsigned long long)m.cleanups,
+          (unsigned long long)m.volumes_mounted);
     for (int i = 0; i < n; i++) {
         CHECK(is_mountpoint(mounts[i].source) == 0, "%s still mounted after cleanup",
               mounts[i].source);

@@ -172,6 +172,33 @@ fn header_compiles_against_the_librarys_own_description() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // So is the layout of dvdi_metrics: a field of the wrong width, or two fields swapped.
+    let header = std::fs::read_to_string(repo().join("ffi/include/dvdi.h")).unwrap();
+    for (from, to, named) in [
+        (
+            "uint64_t cleanups;",
+            "uint32_t cleanups;",
+            "dvdi_metrics.cleanups is a uint64_t",
+        ),
+        (
+            "uint64_t p90_us;\n    uint64_t p95_us;",
+            "uint64_t p95_us;\n    uint64_t p90_us;",
+            "dvdi_timer_metrics.p90_us is at offset",
+        ),
+    ] {
+        assert!(header.contains(from), "dvdi.h has no {from:?}");
+        std::fs::write(dir.path().join("dvdi.h"), header.replacen(from, to, 1)).unwrap();
+        let out = Command::new("cc")
+            .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-fsyntax-only"])
+            .arg("-I")
+            .arg(dir.path())
+            .arg(&source)
+            .output()
+            .expect("run cc");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{to:?} passed the check");
+        assert!(stderr.contains(named), "{to:?}: {stderr}");
+    }
 }
 
 fn compile_c(source: &str, out: &Path) {

@@ -271,6 +271,62 @@ fn hang_and_slow_reply_over_the_deadline_time_out() {
     }
 }
 
+/// `plugin_timeouts`: one per call whose deadline passed — the undo `Unmount` of a refused
+/// mount point too — and nothing for a call that got any answer or no connection.
+#[test]
+fn only_a_call_whose_deadline_passed_counts_as_a_timeout() {
+    let f = fixture(Duration::from_millis(500));
+    let counter = std::sync::Arc::new(dvdi::metrics::Counter::default());
+    let client = f.client.clone().counting_timeouts(counter.clone());
+    f.plugin.add_volume("v", &[]);
+
+    for fault in [
+        Fault::ErrorIn200("no".into()),
+        Fault::Malformed,
+        Fault::DropConnection,
+        Fault::CutMidBody,
+    ] {
+        f.plugin
+            .set_fault("VolumeDriver.Get", fault.clone(), Some(1));
+        assert!(client.get(&vol("v")).is_err(), "{fault:?}");
+    }
+    assert_eq!(counter.get(), 0, "answered or cut calls are no timeouts");
+
+    f.plugin.set_fault("VolumeDriver.Get", Fault::Hang, Some(1));
+    assert!(client.get(&vol("v")).is_err());
+    assert_eq!(counter.get(), 1);
+
+    // A Mount whose mount point is refused is undone with Unmount; that one hangs: the Mount
+    // was answered, the Unmount was not.
+    f.plugin.set_fault(
+        "VolumeDriver.Mount",
+        Fault::Mountpoint("relative/path".into()),
+        Some(1),
+    );
+    f.plugin
+        .set_fault("VolumeDriver.Unmount", Fault::Hang, Some(1));
+    assert!(client.mount(&vol("v"), "id1").is_err());
+    assert_eq!(counter.get(), 2);
+
+    // A client without a counter counts nothing; the counter is the one given.
+    f.plugin.set_fault("VolumeDriver.Get", Fault::Hang, Some(1));
+    assert!(f.client.get(&vol("v")).is_err());
+    assert_eq!(counter.get(), 2);
+
+    // No plugin listening: a connection failure, not a timeout.
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("dead.sock");
+    drop(UnixListener::bind(&sock).unwrap());
+    let dead = PluginClient::at(
+        driver(),
+        PluginAddr::Unix(sock),
+        &config(Duration::from_millis(300)),
+    )
+    .counting_timeouts(counter.clone());
+    assert!(dead.activate().is_err());
+    assert_eq!(counter.get(), 2);
+}
+
 #[test]
 fn refused_connection_is_retried_for_the_window_then_named() {
     let dir = tempfile::tempdir().unwrap();

@@ -14,12 +14,13 @@ use crate::fault;
 use crate::ledger::{ContainerRecord, ContainerState, LedgerError, VolumeKey};
 
 /// Cleanup with the ledger lock already held (shared or exclusive). An unreadable record is
-/// moved aside first; `aside` gets its new path.
+/// moved aside first; `aside` gets its new path. `Ok(true)`: the container held volumes (by its
+/// record, or, when that is unreadable, by volume records naming it as a holder).
 pub(super) fn cleanup_locked(
     iso: &Isolator,
     id: &ContainerId,
     aside: &mut Vec<PathBuf>,
-) -> Result<(), IsolatorError> {
+) -> Result<bool, IsolatorError> {
     let ledger_err = |source| IsolatorError::Ledger {
         container: id.clone(),
         cause: Box::new(source),
@@ -94,7 +95,7 @@ pub(super) fn cleanup_locked(
         }
     }
     if errors.is_empty() {
-        Ok(())
+        Ok(!volumes.is_empty())
     } else {
         Err(IsolatorError::Cleanup {
             container: id.clone(),

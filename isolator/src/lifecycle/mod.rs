@@ -13,6 +13,7 @@
 
 mod cleanup;
 mod error;
+mod gauges;
 mod inspect;
 mod plan;
 mod prepare;
@@ -27,6 +28,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
 pub use error::{ChownError, DeviceOptionsRefused, IsolatorError, PathError, PathRule};
 pub use inspect::{ContainerView, Inspection, VolumeUseView, VolumeView};
@@ -40,6 +42,7 @@ use crate::grammar::DEFAULT_DRIVER;
 use crate::holder::Holder;
 use crate::launch::LaunchInfo;
 use crate::ledger::Ledger;
+use crate::metrics::IsolatorMetrics;
 use crate::names::DriverName;
 use crate::protected::ProtectedDirs;
 use crate::resolver::DriverResolver;
@@ -231,6 +234,8 @@ pub struct Isolator {
     /// Volumes this handle has seen exist (a `Get` found one, a `Create` or `Mount`
     /// succeeded): their next Mount needs no `Get` first (see `volume::Isolator::mount_new`).
     seen: std::sync::Mutex<std::collections::HashSet<crate::ledger::VolumeKey>>,
+    /// Counters and timers of prepare, cleanup and recover ([`Isolator::metrics`]).
+    metrics: IsolatorMetrics,
 }
 
 impl fmt::Debug for Isolator {
@@ -260,6 +265,7 @@ impl Isolator {
             host,
             ledger,
             seen: Default::default(),
+            metrics: IsolatorMetrics::default(),
         })
     }
 
@@ -281,17 +287,37 @@ impl Isolator {
         id: &ContainerId,
         cfg: &ContainerConfig,
     ) -> Result<Option<LaunchInfo>, IsolatorError> {
-        prepare::prepare(self, id, cfg)
+        let started = Instant::now();
+        let result = prepare::prepare(self, id, cfg);
+        // A container that asks for no volume is not a prepare of ours.
+        if !matches!(result, Ok(None)) {
+            self.metrics.prepared(started.elapsed(), result.is_ok());
+        }
+        result
     }
 
     /// Releases the container's volumes: its references first, then one Unmount per volume
     /// whose last holder it was. A container the ledger does not know is fine.
     pub fn cleanup(&self, id: &ContainerId) -> Result<(), IsolatorError> {
-        let _ledger = self
+        let started = Instant::now();
+        let result = self
             .ledger
             .lock_shared()
-            .map_err(IsolatorError::checkpoint)?;
-        cleanup::cleanup_locked(self, id, &mut Vec::new())
+            .map_err(IsolatorError::checkpoint)
+            .and_then(|_ledger| cleanup::cleanup_locked(self, id, &mut Vec::new()));
+        // Counted: a container that held volumes, and any failure; not the cleanup of every
+        // container without volumes, which the agent also sends.
+        match result {
+            Ok(false) => Ok(()),
+            Ok(true) => {
+                self.metrics.cleaned_up(started.elapsed(), true);
+                Ok(())
+            }
+            Err(e) => {
+                self.metrics.cleaned_up(started.elapsed(), false);
+                Err(e)
+            }
+        }
     }
 
     /// Rebuilds state after an agent restart: `known` (running) and `orphans` (known to the
@@ -303,7 +329,9 @@ impl Isolator {
         known: &[ContainerId],
         orphans: &[ContainerId],
     ) -> Result<RecoverReport, IsolatorError> {
-        recover::recover(self, known, orphans)
+        let result = recover::recover(self, known, orphans);
+        self.metrics.recovered(result.is_ok());
+        result
     }
 
     /// Which containers hold which volumes, where, and in what state (read-only).

@@ -8,6 +8,7 @@
 mod docker_volumes;
 mod fake;
 mod holders;
+mod metrics;
 mod paths;
 mod policy;
 mod prepare;
