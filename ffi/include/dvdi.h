@@ -134,9 +134,9 @@ typedef struct dvdi_metrics {
     uint32_t size;     /* written by the library: the bytes of this struct it filled; a field
                         * that ends beyond it was left as the caller had it */
     uint32_t version;  /* written by the library: the DVDI_METRICS_VERSION it was built with */
-    uint64_t prepares;          /* prepares of containers whose environment asked for volumes
-                                 * (successful or not); containers without DVDI_VOLUME_*
-                                 * variables are not counted */
+    uint64_t prepares;          /* prepares of containers that asked for volumes (DVDI_VOLUME_*
+                                 * variables, or DOCKER_VOLUMEs when docker_volumes is on),
+                                 * successful or not; containers without any are not counted */
     uint64_t prepare_failures;  /* of those, the ones that failed (and were rolled back) */
     uint64_t cleanups;          /* cleanups of containers that held volumes, and failed cleanups
                                  * of any container; cleanups of containers without volumes are

@@ -180,7 +180,7 @@ pub struct VolumeGauges {
 /// [`crate::Isolator::metrics`]: every figure at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct MetricsSnapshot {
-    /// Prepares of containers whose environment asked for volumes, successful or not
+    /// Prepares of containers that asked for volumes (env or `DOCKER_VOLUME`s), successful or not
     /// (a container without `DVDI_VOLUME_*` variables is not counted).
     pub prepares: u64,
     pub prepare_failures: u64,
