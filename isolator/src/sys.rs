@@ -686,6 +686,13 @@ impl DirHandle {
     pub(crate) fn sync(&self) -> io::Result<()> {
         self.0.sync_all()
     }
+
+    /// Whether the directory is on a tmpfs, where `fsync` is a no-op (its contents live in
+    /// memory and end with the machine) and may be left out. Unknown: not a tmpfs.
+    pub(crate) fn on_tmpfs(&self) -> bool {
+        nix::sys::statfs::fstatfs(&self.0)
+            .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
+    }
 }
 
 fn c_name(name: &OsStr) -> io::Result<std::ffi::CString> {
@@ -1048,6 +1055,36 @@ mod recording {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What the ledger's writes leave out `fsync` for: a tmpfs, and nothing else.
+    #[test]
+    fn a_tmpfs_is_told_apart() {
+        if !dvdi_testkit::env::require_root("a_tmpfs_is_told_apart") {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!DirHandle::open(Path::new("/proc")).unwrap().on_tmpfs());
+        nix::mount::mount(
+            Some("tmpfs"),
+            dir.path(),
+            Some("tmpfs"),
+            MsFlags::empty(),
+            Some("size=1m"),
+        )
+        .unwrap();
+        let on_tmpfs = DirHandle::open(dir.path()).unwrap().on_tmpfs();
+        nix::mount::umount(dir.path()).unwrap();
+        assert!(on_tmpfs);
+        assert!(
+            !DirHandle::open(dir.path()).unwrap().on_tmpfs() || {
+                // The temp dir itself may live on a tmpfs (a TMPDIR there): then it says so.
+                nix::sys::statfs::statfs(dir.path())
+                    .unwrap()
+                    .filesystem_type()
+                    == nix::sys::statfs::TMPFS_MAGIC
+            }
+        );
+    }
 
     /// Every `.rs` file under `dir`, recursively.
     fn sources(dir: &Path, out: &mut Vec<PathBuf>) {

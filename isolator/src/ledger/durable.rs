@@ -6,7 +6,9 @@
 //! which then takes the record's name in one `rename`; then the directory is `fsync`ed. A
 //! reader sees the old record or the new one, never a mix, and after a crash the rename is
 //! either on disk or not. Remove: the record's name goes away in one `rename` or `unlink`,
-//! then the directory is `fsync`ed.
+//! then the directory is `fsync`ed. On a tmpfs (the agent's `/var/run`) both `fsync`s are
+//! left out: there they return at once having done nothing, and what a crash of the process
+//! leaves is the same either way (a reboot empties the tmpfs). Their fault points stay.
 //!
 //! Creating and freeing a file costs more than everything else in a write (a new inode on
 //! tmpfs: ~4 µs of ~6 here), so the temp files are kept and reused (per directory, a few,
@@ -241,6 +243,9 @@ struct Dir {
     spares: Mutex<Vec<String>>,
     /// Cleared when the filesystem refuses `RENAME_EXCHANGE` (then: plain rename).
     exchange: AtomicBool,
+    /// On a tmpfs (`/var/run`, where the agent's checkpoint lives): `fsync` there returns at
+    /// once having done nothing, so it is not made; its fault points stay where they are.
+    volatile: bool,
     faults: Faults,
 }
 
@@ -285,7 +290,13 @@ impl Dir {
     fn sync(&self) -> Result<()> {
         self.faults
             .io(Step::DirFsync)
-            .and_then(|()| self.fd.sync())
+            .and_then(|()| {
+                if self.volatile {
+                    Ok(())
+                } else {
+                    self.fd.sync()
+                }
+            })
             .map_err(DurableError::at("fsync directory"))
     }
 
@@ -355,7 +366,13 @@ impl Dir {
             .and_then(|()| {
                 self.faults
                     .io(Step::Fsync)
-                    .and_then(|()| file.sync_all())
+                    .and_then(|()| {
+                        if self.volatile {
+                            Ok(())
+                        } else {
+                            file.sync_all()
+                        }
+                    })
                     .map_err(DurableError::at("fsync"))
             });
         match written {
@@ -468,6 +485,7 @@ impl DirHandles {
         }
         let fd = DirHandle::open(dir).map_err(DurableError::at("open directory"))?;
         let d = Arc::new(Dir {
+            volatile: fd.on_tmpfs(),
             fd,
             spares: Mutex::default(),
             exchange: AtomicBool::new(true),

@@ -73,11 +73,19 @@ struct Files {
 pub struct LockTable {
     files: Files,
     /// The key slots held in this process, and by which thread.
-    held: Mutex<HashMap<u64, ThreadId>>,
+    held: Mutex<Held>,
     released: Condvar,
     ledger: RwLock<()>,
     /// This process's shared holders of the ledger `flock`.
     shared_holders: Mutex<usize>,
+}
+
+/// The key slots held in this process, and how many threads wait for one to be released
+/// (a release wakes them only when there are any: `notify_all` is a syscall either way).
+#[derive(Debug, Default)]
+struct Held {
+    slots: HashMap<u64, ThreadId>,
+    waiting: usize,
 }
 
 /// A held key lock; released on drop.
@@ -96,8 +104,10 @@ impl Drop for KeyGuard<'_> {
             let _ = ofd_lock(&self.table.files.keys, self.slot, OfdOp::Unlock);
         }
         let mut held = self.table.lock_held();
-        held.remove(&self.slot);
-        self.table.released.notify_all();
+        held.slots.remove(&self.slot);
+        if held.waiting > 0 {
+            self.table.released.notify_all();
+        }
     }
 }
 
@@ -141,7 +151,7 @@ impl LockTable {
         })
     }
 
-    fn lock_held(&self) -> MutexGuard<'_, HashMap<u64, ThreadId>> {
+    fn lock_held(&self) -> MutexGuard<'_, Held> {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -160,13 +170,15 @@ impl LockTable {
         let me = std::thread::current().id();
         {
             let mut held = self.lock_held();
-            while let Some(owner) = held.get(&slot) {
+            while let Some(owner) = held.slots.get(&slot) {
                 if *owner == me {
                     return Err(io::Error::from_raw_os_error(libc::EDEADLK));
                 }
+                held.waiting += 1;
                 held = self.released.wait(held).unwrap_or_else(|e| e.into_inner());
+                held.waiting -= 1;
             }
-            held.insert(slot, me);
+            held.slots.insert(slot, me);
         }
         let mut guard = KeyGuard {
             table: self,
