@@ -357,7 +357,9 @@ fn read_reply_keeping<R: Read>(
     max_body: usize,
 ) -> Result<(Response, bool), HttpError> {
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 16 * 1024];
+    // One page: a plugin's reply is usually a few hundred bytes, and a short-lived `dvdcli`
+    // pays a page fault for every stack page this frame touches (16 KiB here was four).
+    let mut chunk = [0u8; 4 * 1024];
     let mut eof = false;
     let mut read_more = |buf: &mut Vec<u8>, eof: &mut bool| -> Result<(), HttpError> {
         match stream.read(&mut chunk) {
