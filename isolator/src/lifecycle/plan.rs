@@ -50,6 +50,8 @@ pub(super) struct Target {
     pub must_exist: usize,
     /// The grammar's rule that decided `create` (for the error when a path is missing).
     pub rule: PathRule,
+    /// The directory the plan's walk reached when the whole path was already there.
+    pub existed: Option<DirId>,
 }
 
 impl Target {
@@ -60,6 +62,12 @@ impl Target {
     /// Makes the target directory (creating what may be created), then checks it resolves
     /// inside its base.
     pub fn make(&self, host: &dyn crate::sys::Host) -> Result<(), PathError> {
+        // The plan's walk found the whole path, a directory inside its base: nothing is to be
+        // made, and a second walk would only repeat the first. What the launcher relies on is
+        // that the path still resolves to that directory: one `stat` says so.
+        if let Some(reached) = self.existed {
+            return self.check_resolves_inside(reached);
+        }
         let reached = if self.create {
             self.walk_existing_prefix()?;
             host.mkdir_beneath(&self.base, &self.rel)
@@ -71,18 +79,20 @@ impl Target {
         self.check_resolves_inside(reached)
     }
 
-    /// The read-only dry run of [`Target::make`].
-    fn check(&self) -> Result<(), PathError> {
+    /// The read-only dry run of [`Target::make`]; the directory reached when the whole path
+    /// is there.
+    fn check(&self) -> Result<Option<DirId>, PathError> {
         self.walk_existing_prefix()?;
         let missing = if self.create {
             Missing::Stop
         } else {
             Missing::Refuse
         };
-        if let Some(reached) = self.walk(missing)? {
+        let reached = self.walk(missing)?;
+        if let Some(reached) = reached {
             self.check_resolves_inside(reached)?;
         }
-        Ok(())
+        Ok(reached)
     }
 
     fn walk(&self, missing: Missing) -> Result<Option<DirId>, PathError> {
@@ -214,6 +224,7 @@ pub(super) fn plan_target(
                 create: true,
                 must_exist: 0,
                 rule,
+                existed: None,
             },
             (None, _) if rule == PathRule::ContainerInfo => Target {
                 container_path: text,
@@ -222,6 +233,7 @@ pub(super) fn plan_target(
                 create: false,
                 must_exist: 0,
                 rule,
+                existed: None,
             },
             // The host's own /tmp is the host's: a trusted base.
             (None, true) => Target {
@@ -231,6 +243,7 @@ pub(super) fn plan_target(
                 create: true,
                 must_exist: 0,
                 rule,
+                existed: None,
             },
             // The image's /tmp is the image's: walked from the rootfs like the rest of it.
             (Some(r), true) => Target {
@@ -240,6 +253,7 @@ pub(super) fn plan_target(
                 create: true,
                 must_exist: 1,
                 rule,
+                existed: None,
             },
             (root, false) => Target {
                 container_path: text,
@@ -248,6 +262,7 @@ pub(super) fn plan_target(
                 create: false,
                 must_exist: 0,
                 rule,
+                existed: None,
             },
         }
     } else {
@@ -263,10 +278,11 @@ pub(super) fn plan_target(
             create: true,
             must_exist: 0,
             rule,
+            existed: None,
         }
     };
-    target.check()?;
-    Ok(target)
+    let existed = target.check()?;
+    Ok(Target { existed, ..target })
 }
 
 /// Refuses an absolute container path of a container without an image (the host's own path)

@@ -338,6 +338,7 @@ fn a_target_swapped_for_a_symlink_after_planning_is_refused() {
         create: true,
         must_exist: 0,
         rule: crate::lifecycle::PathRule::Env,
+        existed: None,
     };
     std::os::unix::fs::symlink(outside.path(), sandbox.join("data")).unwrap();
     let err = target.make(f.host.as_ref()).unwrap_err();
@@ -349,5 +350,31 @@ fn a_target_swapped_for_a_symlink_after_planning_is_refused() {
     let err = target.check_resolves_inside(reached).unwrap_err();
     assert!(matches!(err, PathError::Escapes { .. }), "{err}");
     assert!(err.to_string().contains("outside"), "{err}");
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+}
+
+/// A target the plan found already there is not walked again when made, only checked to
+/// still resolve to the directory the plan reached: swapped for a symlink (to outside, or to
+/// another directory inside) in between, it is refused, and nothing is made anywhere.
+#[test]
+fn a_target_that_existed_at_planning_and_was_swapped_is_refused() {
+    use super::plan::plan_target;
+    let f = Fixture::new();
+    let sandbox = f.sandbox("c1");
+    let outside = tempfile::tempdir().unwrap();
+    for swap_to in [outside.path().to_path_buf(), sandbox.join("other")] {
+        std::fs::create_dir_all(sandbox.join("data")).unwrap();
+        std::fs::create_dir_all(sandbox.join("other")).unwrap();
+        let path = crate::grammar::ContainerPath::new("data").unwrap();
+        let target = plan_target(&path, &sandbox, None, crate::lifecycle::PathRule::Env).unwrap();
+        assert!(target.existed.is_some(), "the plan's walk reached it");
+        // Untouched, it is made without another walk.
+        target.make(f.host.as_ref()).unwrap();
+        std::fs::remove_dir(sandbox.join("data")).unwrap();
+        std::os::unix::fs::symlink(&swap_to, sandbox.join("data")).unwrap();
+        let err = target.make(f.host.as_ref()).unwrap_err();
+        assert!(matches!(err, PathError::Escapes { .. }), "{err}");
+        std::fs::remove_file(sandbox.join("data")).unwrap();
+    }
     assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
 }
