@@ -29,7 +29,6 @@ use output::Failure;
 use request::Request;
 
 fn main() -> ExitCode {
-    dvdi::sys::prefault_own_code();
     match run() {
         Ok(code) => code,
         Err(failure) => failure.report(),

@@ -795,37 +795,6 @@ pub(crate) fn poll_readable(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<bool>
     Ok(n > 0)
 }
 
-/// Maps this executable's code in one call (`MADV_POPULATE_READ`, Linux 5.14) instead of a
-/// page fault per 64 KiB window the first time each is run: for a process that lives about a
-/// millisecond, as `dvdcli` does once per mount and unmount, those faults are most of its
-/// time. Best effort: an older kernel refuses it and the code faults in as before.
-///
-/// For an executable's `main` only: the linker defines the two symbols it reads for
-/// executables, and a shared library that called it would not load (the C ABI tests `dlopen`
-/// the cdylib, which does not).
-pub fn prefault_own_code() {
-    extern "C" {
-        // Set by the GNU and LLVM linkers for an executable: its first byte, and the end
-        // of its text.
-        static __executable_start: u8;
-        static etext: u8;
-    }
-    const MADV_POPULATE_READ: libc::c_int = 22;
-    // Only the symbols' addresses are taken, never their contents.
-    let (start, end) = (
-        std::ptr::addr_of!(__executable_start) as usize,
-        std::ptr::addr_of!(etext) as usize,
-    );
-    let page = 4096;
-    let start = start & !(page - 1);
-    if end > start {
-        // SAFETY: advice on our own mapped code; it changes no contents.
-        unsafe {
-            libc::madvise(start as *mut libc::c_void, end - start, MADV_POPULATE_READ);
-        }
-    }
-}
-
 /// Fills `buf` from the kernel's random source (`getrandom(2)`), retrying on `EINTR` and
 /// after a short read.
 pub(crate) fn fill_random(buf: &mut [u8]) -> io::Result<()> {
