@@ -4,111 +4,41 @@
 //! (`TestPlugin`, named as in the fixtures) and the launch info carried out for real in a
 //! second process's private mount namespace (root).
 
-use std::ffi::{c_char, CStr, CString};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
-use dvdi_ffi::{
-    dvdi_isolator_cleanup, dvdi_isolator_free, dvdi_isolator_new, dvdi_isolator_prepare,
-    dvdi_isolator_recover, dvdi_string_free, DvdiIsolator, Status,
-};
+mod common;
+
+use common::{Failed, Handle};
+use dvdi_ffi::Status;
 use dvdi_testkit::env::require_root;
+use dvdi_testkit::fixtures::mesos as fixture;
 use dvdi_testkit::plugin::TestPlugin;
 use serde_json::{json, Value};
 
-// ---- the C ABI ----
-
-/// Takes a string the library returned.
-fn take(s: *mut c_char) -> Option<String> {
-    if s.is_null() {
-        return None;
-    }
-    // SAFETY: a non-NULL string from the library, NUL-terminated, freed right after.
-    let text = unsafe { CStr::from_ptr(s) }.to_string_lossy().into_owned();
-    // SAFETY: returned by the library and not freed yet.
-    unsafe { dvdi_string_free(s) };
-    Some(text)
-}
-
-struct Handle(*mut DvdiIsolator);
-
-impl Drop for Handle {
-    fn drop(&mut self) {
-        // SAFETY: a handle from dvdi_isolator_new, freed once.
-        unsafe { dvdi_isolator_free(self.0) };
-    }
-}
-
-fn c(value: &Value) -> CString {
-    CString::new(value.to_string()).unwrap()
-}
-
 fn new_isolator(config: &Value) -> Handle {
-    let text = c(config);
-    let mut out: *mut DvdiIsolator = std::ptr::null_mut();
-    let mut err: *mut c_char = std::ptr::null_mut();
-    // SAFETY: valid C string and writable out-parameters.
-    let status = unsafe { dvdi_isolator_new(text.as_ptr(), &mut out, &mut err) };
-    assert_eq!(status, Status::Ok, "{:?}", take(err));
-    Handle(out)
+    Handle::new(config).unwrap_or_else(|(s, e)| panic!("{s:?}: {e}"))
 }
 
 /// `prepare` with a fixture's `container_id` and `container_config`; the launch info as JSON.
-fn prepare(iso: &Handle, args: &Value) -> Result<Option<Value>, (Status, String)> {
-    let id = c(&args["container_id"]);
-    let config = c(&args["container_config"]);
-    let mut info: *mut c_char = std::ptr::null_mut();
-    let mut err: *mut c_char = std::ptr::null_mut();
-    // SAFETY: a live handle, valid C strings, writable out-parameters.
-    let status =
-        unsafe { dvdi_isolator_prepare(iso.0, id.as_ptr(), config.as_ptr(), &mut info, &mut err) };
-    match status {
-        Status::Ok => Ok(take(info).map(|t| serde_json::from_str(&t).unwrap())),
-        s => Err((s, take(err).unwrap_or_default())),
-    }
+fn prepare(iso: &Handle, args: &Value) -> Result<Option<Value>, Failed> {
+    iso.prepare(&args["container_id"], &args["container_config"])
+        .map(|info| info.map(|t| serde_json::from_str(&t).unwrap()))
 }
 
 fn cleanup(iso: &Handle, container_id: &Value) {
-    let id = c(container_id);
-    let mut err: *mut c_char = std::ptr::null_mut();
-    // SAFETY: a live handle, a valid C string, a writable out-parameter.
-    let status = unsafe { dvdi_isolator_cleanup(iso.0, id.as_ptr(), &mut err) };
-    assert_eq!(status, Status::Ok, "{:?}", take(err));
+    iso.cleanup(container_id)
+        .unwrap_or_else(|(s, e)| panic!("{s:?}: {e}"));
 }
 
 fn recover(iso: &Handle, states: &Value, orphans: &Value) -> Value {
-    let (states, orphans) = (c(states), c(orphans));
-    let mut report: *mut c_char = std::ptr::null_mut();
-    let mut err: *mut c_char = std::ptr::null_mut();
-    // SAFETY: a live handle, valid C strings, writable out-parameters.
-    let status = unsafe {
-        dvdi_isolator_recover(
-            iso.0,
-            states.as_ptr(),
-            orphans.as_ptr(),
-            &mut report,
-            &mut err,
-        )
-    };
-    assert_eq!(status, Status::Ok, "{:?}", take(err));
-    serde_json::from_str(&take(report).unwrap()).unwrap()
+    let report = iso
+        .recover(states, orphans)
+        .unwrap_or_else(|(s, e)| panic!("{s:?}: {e}"));
+    serde_json::from_str(&report).unwrap()
 }
 
 // ---- the world: fixtures, plugins, module configuration ----
-
-/// A captured agent argument (`tests/fixtures/mesos-1.12/NAME`).
-fn fixture(name: &str) -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/mesos-1.12")
-        .join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (the captured Mesos fixtures, tests/fixtures/mesos-1.12)",
-            path.display()
-        )
-    });
-    serde_json::from_str(&text).unwrap()
-}
 
 /// A temp dir with a checkpoint, a plugin directory holding one `TestPlugin` per driver
 /// name, and sandboxes.

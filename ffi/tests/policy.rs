@@ -3,69 +3,26 @@
 //! `mesos.slave.ContainerConfig` in the shape a Mesos 1.12 agent sends (`rootfs` is a plain
 //! string field of ContainerConfig, next to `directory`).
 
-use std::ffi::{c_char, CStr, CString};
 use std::path::Path;
 
-use dvdi_ffi::{
-    dvdi_isolator_cleanup, dvdi_isolator_free, dvdi_isolator_new, dvdi_isolator_prepare,
-    dvdi_string_free, DvdiIsolator, Status,
-};
+mod common;
+
+use common::{Failed, Handle};
+use dvdi_ffi::Status;
 use dvdi_testkit::env::require_root;
 use serde_json::{json, Value};
 
-/// Takes a string the library returned.
-fn take(s: *mut c_char) -> Option<String> {
-    if s.is_null() {
-        return None;
-    }
-    // SAFETY: a non-NULL string from the library, NUL-terminated, freed right after.
-    let text = unsafe { CStr::from_ptr(s) }.to_string_lossy().into_owned();
-    // SAFETY: returned by the library and not freed yet.
-    unsafe { dvdi_string_free(s) };
-    Some(text)
+fn new_isolator(config: &Value) -> Result<Handle, Failed> {
+    Handle::new(config)
 }
 
-struct Handle(*mut DvdiIsolator);
-
-impl Drop for Handle {
-    fn drop(&mut self) {
-        // SAFETY: a handle from dvdi_isolator_new, freed once.
-        unsafe { dvdi_isolator_free(self.0) };
-    }
-}
-
-fn new_isolator(config: &Value) -> Result<Handle, (Status, String)> {
-    let text = CString::new(config.to_string()).unwrap();
-    let mut out: *mut DvdiIsolator = std::ptr::null_mut();
-    let mut err: *mut c_char = std::ptr::null_mut();
-    // SAFETY: valid C string and writable out-parameters.
-    let status = unsafe { dvdi_isolator_new(text.as_ptr(), &mut out, &mut err) };
-    match status {
-        Status::Ok => Ok(Handle(out)),
-        s => Err((s, take(err).unwrap_or_default())),
-    }
-}
-
-fn prepare(iso: &Handle, id: &str, config: &Value) -> Result<Option<String>, (Status, String)> {
-    let id = CString::new(json!({ "value": id }).to_string()).unwrap();
-    let config = CString::new(config.to_string()).unwrap();
-    let mut info: *mut c_char = std::ptr::null_mut();
-    let mut err: *mut c_char = std::ptr::null_mut();
-    // SAFETY: a live handle, valid C strings, writable out-parameters.
-    let status =
-        unsafe { dvdi_isolator_prepare(iso.0, id.as_ptr(), config.as_ptr(), &mut info, &mut err) };
-    match status {
-        Status::Ok => Ok(take(info)),
-        s => Err((s, take(err).unwrap_or_default())),
-    }
+fn prepare(iso: &Handle, id: &str, config: &Value) -> Result<Option<String>, Failed> {
+    iso.prepare(&json!({ "value": id }), config)
 }
 
 fn cleanup(iso: &Handle, id: &str) {
-    let id = CString::new(json!({ "value": id }).to_string()).unwrap();
-    let mut err: *mut c_char = std::ptr::null_mut();
-    // SAFETY: a live handle, a valid C string, a writable out-parameter.
-    let status = unsafe { dvdi_isolator_cleanup(iso.0, id.as_ptr(), &mut err) };
-    assert_eq!(status, Status::Ok, "{:?}", take(err));
+    iso.cleanup(&json!({ "value": id }))
+        .unwrap_or_else(|(s, e)| panic!("{s:?}: {e}"));
 }
 
 /// The module configuration: everything under `work`, the `local` driver by default.

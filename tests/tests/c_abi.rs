@@ -4,17 +4,11 @@
 //! real `libdvdi_ffi.so` and drives the whole lifecycle with real mounts (tests/c/).
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use dvdi_testkit::c_host;
 use dvdi_testkit::env::{require_root, workspace_bin};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+use dvdi_testkit::fixtures::repo;
 
 /// Function names declared in dvdi.h.
 fn header_functions() -> BTreeSet<String> {
@@ -201,25 +195,6 @@ fn header_compiles_against_the_librarys_own_description() {
     }
 }
 
-fn compile_c(source: &str, out: &Path) {
-    let status = Command::new("cc")
-        .args(["-std=gnu11", "-g", "-Wall", "-Wextra", "-Werror"])
-        .args([
-            "-fsanitize=address,undefined",
-            "-fno-omit-frame-pointer",
-            "-fno-sanitize-recover=all",
-        ])
-        .arg("-I")
-        .arg(repo().join("ffi/include"))
-        .arg(repo().join(source))
-        .arg("-o")
-        .arg(out)
-        .arg("-ldl")
-        .status()
-        .expect("run cc");
-    assert!(status.success(), "compiling {source} failed");
-}
-
 #[test]
 fn c_host_drives_the_whole_lifecycle_with_real_mounts() {
     if !require_root("c_host_drives_the_whole_lifecycle_with_real_mounts") {
@@ -227,7 +202,7 @@ fn c_host_drives_the_whole_lifecycle_with_real_mounts() {
     }
     let dir = tempfile::tempdir().unwrap();
     let exe = dir.path().join("ffi_lifecycle");
-    compile_c("tests/c/ffi_lifecycle.c", &exe);
+    c_host::compile("tests/c/ffi_lifecycle.c", &exe);
     let work = dir.path().join("work");
     std::fs::create_dir(&work).unwrap();
     let out = Command::new(&exe)

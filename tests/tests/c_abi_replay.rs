@@ -9,50 +9,14 @@
 //! with `DVDI_VOLUME_*`, a `DEBUG` container), a nested cleanup; then an agent restart whose
 //! recover knows only the first task, and that task's cleanup.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
+use dvdi_testkit::c_host;
 use dvdi_testkit::env::workspace_bin;
+use dvdi_testkit::fixtures::mesos as fixture;
 use dvdi_testkit::plugin::TestPlugin;
 use serde_json::{json, Value};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn fixture(name: &str) -> Value {
-    let path = repo().join("tests/fixtures/mesos-1.12").join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (the captured Mesos fixtures, tests/fixtures/mesos-1.12)",
-            path.display()
-        )
-    });
-    serde_json::from_str(&text).unwrap()
-}
-
-/// `c_abi.rs`'s build of a C test program, for this one.
-fn compile_c(source: &str, out: &Path) {
-    let status = Command::new("cc")
-        .args(["-std=gnu11", "-g", "-Wall", "-Wextra", "-Werror"])
-        .args([
-            "-fsanitize=address,undefined",
-            "-fno-omit-frame-pointer",
-            "-fno-sanitize-recover=all",
-        ])
-        .arg("-I")
-        .arg(repo().join("ffi/include"))
-        .arg(repo().join(source))
-        .arg("-o")
-        .arg(out)
-        .arg("-ldl")
-        .status()
-        .expect("run cc");
-    assert!(status.success(), "compiling {source} failed");
-}
 
 /// A temp dir with the program, its configuration and the calls' files.
 struct Replay {
@@ -159,7 +123,7 @@ fn an_agents_captured_calls_through_the_dlopened_library() {
     let rexray =
         TestPlugin::start(&work.join("plugins/rexray.sock"), &work.join("mnt/rexray")).unwrap();
     let exe = work.join("ffi_replay");
-    compile_c("tests/c/ffi_replay.c", &exe);
+    c_host::compile("tests/c/ffi_replay.c", &exe);
     let mut replay = Replay {
         dir: work.to_path_buf(),
         exe,

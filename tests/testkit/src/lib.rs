@@ -3,7 +3,9 @@
 //! for black-box tests ([`env`](mod@env)), and the few host calls they need ([`sys`]).
 
 pub mod buttervolume;
+pub mod c_host;
 pub mod env;
+pub mod fixtures;
 pub mod imports;
 pub mod loops;
 pub mod plugin;

@@ -145,11 +145,7 @@ fn the_elasticsearch_frameworks_second_unsuffixed_path_is_slot_1s() {
 /// The literal list above is the one the real agent handed over.
 #[test]
 fn the_literal_list_is_the_captured_one() {
-    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/mesos-1.12/prepare-es-framework-literal-env.json");
-    let text =
-        std::fs::read_to_string(&fixture).unwrap_or_else(|e| panic!("{}: {e}", fixture.display()));
-    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let json = dvdi_testkit::fixtures::mesos("prepare-es-framework-literal-env.json");
     let vars = json["container_config"]["command_info"]["environment"]["variables"]
         .as_array()
         .unwrap();
