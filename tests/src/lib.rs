@@ -1,1 +1,4 @@
-//! Integration tests live in `tests/`; this library is empty.
+//! What the benchmark binary and the integration tests in `tests/` share: the C ABI loaded
+//! as a host loads it ([`capi`]).
+
+pub mod capi;

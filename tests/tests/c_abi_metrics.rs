@@ -3,121 +3,36 @@
 //! Unix socket (the testkit's `TestPlugin`) and the `local` driver's real tmpfs mounts. Every
 //! figure is checked for the exact count each step must give; no duration is asserted.
 
-use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::ffi::{c_int, c_void};
 use std::path::{Path, PathBuf};
 
 use dvdi_ffi::{CMetrics, Status};
 use dvdi_testkit::env::{require_root, workspace_bin};
 use dvdi_testkit::plugin::{Fault, TestPlugin};
+use dvdi_tests::capi::{self, Api, Failure};
 
-type NewFn = unsafe extern "C" fn(*const c_char, *mut *mut c_void, *mut *mut c_char) -> c_int;
-type FreeFn = unsafe extern "C" fn(*mut c_void);
-type RecoverFn = unsafe extern "C" fn(
-    *const c_void,
-    *const c_char,
-    *const c_char,
-    *mut *mut c_char,
-    *mut *mut c_char,
-) -> c_int;
-type PrepareFn = unsafe extern "C" fn(
-    *const c_void,
-    *const c_char,
-    *const c_char,
-    *mut *mut c_char,
-    *mut *mut c_char,
-) -> c_int;
-type CleanupFn = unsafe extern "C" fn(*const c_void, *const c_char, *mut *mut c_char) -> c_int;
-type MetricsFn = unsafe extern "C" fn(*const c_void, *mut c_void, usize, *mut *mut c_char) -> c_int;
-type StringFreeFn = unsafe extern "C" fn(*mut c_char);
-
-/// The functions of the loaded `libdvdi_ffi.so` (never unloaded: Rust's runtime in it keeps
-/// thread-locals that must outlive the test's threads).
-struct Lib {
-    new: NewFn,
-    free: FreeFn,
-    recover: RecoverFn,
-    prepare: PrepareFn,
-    cleanup: CleanupFn,
-    metrics: MetricsFn,
-    string_free: StringFreeFn,
+/// The loaded `libdvdi_ffi.so` (never unloaded: Rust's runtime in it keeps thread-locals that
+/// must outlive the test's threads).
+fn lib() -> &'static Api {
+    static LIB: std::sync::OnceLock<Api> = std::sync::OnceLock::new();
+    LIB.get_or_init(|| capi::load(&workspace_bin("libdvdi_ffi.so")).expect("load libdvdi_ffi.so"))
 }
 
-fn lib() -> &'static Lib {
-    static LIB: std::sync::OnceLock<Lib> = std::sync::OnceLock::new();
-    LIB.get_or_init(|| {
-        let path = CString::new(workspace_bin("libdvdi_ffi.so").to_str().unwrap()).unwrap();
-        // SAFETY: a NUL-terminated path; the library's initializers are Rust's own.
-        let handle = unsafe { libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
-        assert!(!handle.is_null(), "dlopen libdvdi_ffi.so failed");
-        let sym = |name: &str| {
-            let c = CString::new(name).unwrap();
-            // SAFETY: a live handle and a NUL-terminated name.
-            let p = unsafe { libc::dlsym(handle, c.as_ptr()) };
-            assert!(!p.is_null(), "libdvdi_ffi.so has no {name}");
-            p
-        };
-        // SAFETY: each symbol is the function dvdi.h declares with this signature (the
-        // header is checked against the library by tests/tests/c_abi.rs).
-        unsafe {
-            Lib {
-                new: std::mem::transmute::<*mut c_void, NewFn>(sym("dvdi_isolator_new")),
-                free: std::mem::transmute::<*mut c_void, FreeFn>(sym("dvdi_isolator_free")),
-                recover: std::mem::transmute::<*mut c_void, RecoverFn>(sym(
-                    "dvdi_isolator_recover",
-                )),
-                prepare: std::mem::transmute::<*mut c_void, PrepareFn>(sym(
-                    "dvdi_isolator_prepare",
-                )),
-                cleanup: std::mem::transmute::<*mut c_void, CleanupFn>(sym(
-                    "dvdi_isolator_cleanup",
-                )),
-                metrics: std::mem::transmute::<*mut c_void, MetricsFn>(sym(
-                    "dvdi_isolator_metrics",
-                )),
-                string_free: std::mem::transmute::<*mut c_void, StringFreeFn>(sym(
-                    "dvdi_string_free",
-                )),
-            }
-        }
-    })
-}
-
-/// Takes a library string out of an out-parameter (freeing it).
-fn take(p: *mut c_char) -> Option<String> {
-    if p.is_null() {
-        return None;
-    }
-    // SAFETY: a NUL-terminated string the library returned, freed once here.
-    let text = unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned();
-    unsafe { (lib().string_free)(p) };
-    Some(text)
-}
-
-/// A status and the error text that came with it.
-fn outcome(status: c_int, err: *mut c_char) -> Result<(), (c_int, String)> {
-    let text = take(err);
-    if status == Status::Ok as c_int {
-        Ok(())
-    } else {
-        Err((status, text.unwrap_or_default()))
-    }
-}
-
-fn c(s: &str) -> CString {
-    CString::new(s).unwrap()
+/// A failed call as these tests compare it: its status and the library's message.
+fn failed(f: Failure) -> (c_int, String) {
+    (f.status, f.message)
 }
 
 /// One isolator handle of the loaded library.
-struct Handle(*mut c_void);
+struct Handle(capi::Handle<'static>);
 
 impl Handle {
     fn new(config: &serde_json::Value) -> Handle {
-        let config = c(&config.to_string());
-        let mut h = std::ptr::null_mut();
-        let mut err = std::ptr::null_mut();
-        let status = unsafe { (lib().new)(config.as_ptr(), &mut h, &mut err) };
-        outcome(status, err).expect("dvdi_isolator_new");
-        Handle(h)
+        Handle(
+            lib()
+                .new_isolator(&config.to_string())
+                .expect("dvdi_isolator_new"),
+        )
     }
 
     fn recover(&self, known: &[&str], orphans: &[&str]) -> Result<(), (c_int, String)> {
@@ -129,21 +44,13 @@ impl Handle {
             .iter()
             .map(|id| serde_json::json!({"value": id}))
             .collect();
-        let states = c(&serde_json::Value::from(states).to_string());
-        let orphans = c(&serde_json::Value::from(orphans).to_string());
-        let mut report = std::ptr::null_mut();
-        let mut err = std::ptr::null_mut();
-        let status = unsafe {
-            (lib().recover)(
-                self.0,
-                states.as_ptr(),
-                orphans.as_ptr(),
-                &mut report,
-                &mut err,
+        self.0
+            .recover(
+                &serde_json::Value::from(states).to_string(),
+                &serde_json::Value::from(orphans).to_string(),
             )
-        };
-        take(report);
-        outcome(status, err)
+            .map(drop)
+            .map_err(failed)
     }
 
     /// Prepares container `id` with these environment variables in `sandbox`.
@@ -166,48 +73,31 @@ impl Handle {
             "directory": sandbox.to_str().unwrap(),
             "user": "root",
         });
-        let (id, config) = (
-            c(&serde_json::json!({"value": id}).to_string()),
-            c(&config.to_string()),
-        );
-        let mut launch = std::ptr::null_mut();
-        let mut err = std::ptr::null_mut();
-        let status =
-            unsafe { (lib().prepare)(self.0, id.as_ptr(), config.as_ptr(), &mut launch, &mut err) };
-        take(launch);
-        outcome(status, err)
+        self.0
+            .prepare(&capi::container_id_json(id), &config.to_string())
+            .map(drop)
+            .map_err(failed)
     }
 
     fn cleanup(&self, id: &str) -> Result<(), (c_int, String)> {
-        let id = c(&serde_json::json!({"value": id}).to_string());
-        let mut err = std::ptr::null_mut();
-        let status = unsafe { (lib().cleanup)(self.0, id.as_ptr(), &mut err) };
-        outcome(status, err)
+        self.0.cleanup(&capi::container_id_json(id)).map_err(failed)
     }
 
     fn metrics(&self) -> CMetrics {
         let mut m = CMetrics::default();
-        let mut err = std::ptr::null_mut();
-        let status = unsafe {
-            (lib().metrics)(
-                self.0,
+        // SAFETY: `m` is a writable dvdi_metrics of its own size.
+        unsafe {
+            self.0.metrics_into(
                 (&mut m as *mut CMetrics).cast(),
                 std::mem::size_of::<CMetrics>(),
-                &mut err,
             )
-        };
-        outcome(status, err).expect("dvdi_isolator_metrics");
+        }
+        .expect("dvdi_isolator_metrics");
         assert_eq!(
             (m.size as usize, m.version),
             (std::mem::size_of::<CMetrics>(), 1)
         );
         m
-    }
-}
-
-impl Drop for Handle {
-    fn drop(&mut self) {
-        unsafe { (lib().free)(self.0) };
     }
 }
 
@@ -504,12 +394,10 @@ fn bad_arguments_are_a_status_and_the_struct_is_filled_to_its_size() {
         "checkpoint_dir": dir.path().join("ckpt").to_str().unwrap(),
         "plugin_dirs": dir.path().join("plugins").to_str().unwrap(),
     }));
-    let f = lib().metrics;
     let size = std::mem::size_of::<CMetrics>();
     let call = |iso: *const c_void, out: *mut c_void, n: usize| {
-        let mut err = std::ptr::null_mut();
-        let status = unsafe { f(iso, out, n, &mut err) };
-        (status, take(err))
+        // SAFETY: `out` is NULL or a buffer of at least `n` bytes; `iso` NULL or live.
+        unsafe { lib().metrics_raw(iso, out, n, true) }
     };
 
     let mut buf = [0xAAu8; 512];
@@ -517,19 +405,20 @@ fn bad_arguments_are_a_status_and_the_struct_is_filled_to_its_size() {
     let (status, err) = call(std::ptr::null(), out, size);
     assert_eq!(status, Status::NullArgument as c_int);
     assert!(err.unwrap().contains("isolator"));
-    let (status, err) = call(h.0, std::ptr::null_mut(), size);
+    let (status, err) = call(h.0.as_ptr(), std::ptr::null_mut(), size);
     assert_eq!(status, Status::NullArgument as c_int);
     assert!(err.unwrap().contains("out"));
-    let (status, err) = call(h.0, out, size - 1);
+    let (status, err) = call(h.0.as_ptr(), out, size - 1);
     assert_eq!(status, Status::BufferSize as c_int);
     assert!(err.unwrap().contains(&size.to_string()));
     assert!(buf.iter().all(|&b| b == 0xAA), "written on failure");
     // err may be NULL.
-    let status = unsafe { f(h.0, out, 0, std::ptr::null_mut()) };
+    // SAFETY: a live handle; nothing is written with a size of 0.
+    let (status, _) = unsafe { lib().metrics_raw(h.0.as_ptr(), out, 0, false) };
     assert_eq!(status, Status::BufferSize as c_int);
 
     // A host with a newer, larger struct: filled up to the library's size, which it says.
-    let (status, err) = call(h.0, out, buf.len());
+    let (status, err) = call(h.0.as_ptr(), out, buf.len());
     assert_eq!((status, err), (Status::Ok as c_int, None));
     assert_eq!(
         u32::from_ne_bytes(buf[0..4].try_into().unwrap()) as usize,

@@ -10,9 +10,9 @@ use dvdi::{VolumeDriver, VolumeName};
 use dvdi_testkit::plugin::{PluginOptions, TestPlugin};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
-use crate::capi::{container_config_json, container_id_json, Api, Handle};
 use crate::stats::{median, median_f64, us, Row, Target};
 use crate::Env;
+use dvdi_tests::capi::{container_config_json, container_id_json, Api, Handle};
 
 /// The slow plugin's time per call in the concurrency measurement.
 const SLOW_CALL: Duration = Duration::from_millis(50);

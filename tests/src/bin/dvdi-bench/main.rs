@@ -19,7 +19,6 @@
 //! [--dvdcli PATH]` (build with `--release`; `scripts/bench.sh`). `--only` runs one part, for
 //! profiling; `--dvdcli` measures that binary instead of the `dvdcli` next to this one.
 
-mod capi;
 mod cli;
 mod isolator;
 mod rss;
@@ -218,7 +217,7 @@ fn main() {
     if part("cli") {
         rows.extend(cli::measure(&env, plan.cli_runs));
     }
-    let api = capi::load(&env.ffi).expect("load libdvdi_ffi.so");
+    let api = dvdi_tests::capi::load(&env.ffi).expect("load libdvdi_ffi.so");
     api.discard_logs();
     if part("isolator") {
         rows.extend(isolator::prepare_cleanup(&env, &api, plan.isolator_runs));

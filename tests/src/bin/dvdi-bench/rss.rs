@@ -5,8 +5,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::capi;
 use crate::stats::{median_f64, mib, Row, Target};
+use dvdi_tests::capi;
 
 fn vm_rss_kib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");

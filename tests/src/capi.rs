@@ -1,5 +1,7 @@
 //! The C ABI of `libdvdi_ffi.so`, loaded with `dlopen` exactly as the Mesos module's host
-//! process loads it: every isolator measurement goes through these exported functions.
+//! process loads it (its own copy of the library, never unloaded): the benchmark's isolator
+//! measurements and the tests that must see the library as a host does go through it. A
+//! failed call gives its status and the library's message ([`Failure`]).
 
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::path::Path;
@@ -22,6 +24,9 @@ type PrepareFn = unsafe extern "C" fn(
 ) -> c_int;
 type CleanupFn = unsafe extern "C" fn(*mut c_void, *const c_char, *mut *mut c_char) -> c_int;
 type StringFreeFn = unsafe extern "C" fn(*mut c_char);
+/// `dvdi_isolator_metrics`.
+pub type MetricsFn =
+    unsafe extern "C" fn(*const c_void, *mut c_void, usize, *mut *mut c_char) -> c_int;
 type LogFn = extern "C" fn(*mut c_void, c_int, *const c_char);
 type SetLoggerFn = unsafe extern "C" fn(Option<LogFn>, *mut c_void);
 
@@ -34,6 +39,22 @@ pub struct Api {
     cleanup: CleanupFn,
     string_free: StringFreeFn,
     set_logger: SetLoggerFn,
+    /// `None` in a library older than the call.
+    metrics: Option<MetricsFn>,
+}
+
+/// A call that did not return `DVDI_OK`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub call: &'static str,
+    pub status: c_int,
+    pub message: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: status {}: {}", self.call, self.status, self.message)
+    }
 }
 
 fn cstring(s: &str) -> CString {
@@ -68,6 +89,9 @@ pub fn load(path: &Path) -> Result<Api, String> {
             cleanup: std::mem::transmute::<*mut c_void, CleanupFn>(sym("dvdi_isolator_cleanup")?),
             string_free: std::mem::transmute::<*mut c_void, StringFreeFn>(sym("dvdi_string_free")?),
             set_logger: std::mem::transmute::<*mut c_void, SetLoggerFn>(sym("dvdi_set_logger")?),
+            metrics: sym("dvdi_isolator_metrics")
+                .ok()
+                .map(|p| std::mem::transmute::<*mut c_void, MetricsFn>(p)),
         })
     }
 }
@@ -105,19 +129,45 @@ impl Api {
         Some(text)
     }
 
-    fn status(&self, code: c_int, err: *mut c_char, what: &str) -> Result<(), String> {
+    fn status(&self, code: c_int, err: *mut c_char, call: &'static str) -> Result<(), Failure> {
         let message = self.take(err);
         if code == 0 {
             Ok(())
         } else {
-            Err(format!(
-                "{what}: status {code}: {}",
-                message.unwrap_or_default()
-            ))
+            Err(Failure {
+                call,
+                status: code,
+                message: message.unwrap_or_default(),
+            })
         }
     }
 
-    pub fn new_isolator(&self, config_json: &str) -> Result<Handle<'_>, String> {
+    /// `dvdi_isolator_metrics` itself, for calls with the arguments a host could get wrong:
+    /// its status and, when `with_err` (else the `err` argument is NULL), its message.
+    ///
+    /// # Safety
+    /// As dvdi.h says: `iso` a live handle or NULL, `out` writable for `size` bytes or NULL.
+    pub unsafe fn metrics_raw(
+        &self,
+        iso: *const c_void,
+        out: *mut c_void,
+        size: usize,
+        with_err: bool,
+    ) -> (c_int, Option<String>) {
+        let f = self
+            .metrics
+            .expect("this libdvdi_ffi.so has no dvdi_isolator_metrics");
+        let mut err = std::ptr::null_mut();
+        let place = if with_err {
+            &mut err as *mut *mut c_char
+        } else {
+            std::ptr::null_mut()
+        };
+        let code = f(iso, out, size, place);
+        (code, self.take(err))
+    }
+
+    pub fn new_isolator(&self, config_json: &str) -> Result<Handle<'_>, Failure> {
         let config = cstring(config_json);
         let mut out = std::ptr::null_mut();
         let mut err = std::ptr::null_mut();
@@ -132,7 +182,27 @@ impl Api {
 }
 
 impl Handle<'_> {
-    pub fn prepare(&self, id_json: &str, config_json: &str) -> Result<Option<String>, String> {
+    /// The handle as the C ABI knows it.
+    pub fn as_ptr(&self) -> *const c_void {
+        self.ptr
+    }
+
+    /// `dvdi_isolator_metrics` into `out` (a `dvdi_metrics` of `size` bytes).
+    ///
+    /// # Safety
+    /// `out` must be writable for `size` bytes.
+    pub unsafe fn metrics_into(&self, out: *mut c_void, size: usize) -> Result<(), Failure> {
+        match self.api.metrics_raw(self.ptr, out, size, true) {
+            (0, _) => Ok(()),
+            (status, message) => Err(Failure {
+                call: "dvdi_isolator_metrics",
+                status,
+                message: message.unwrap_or_default(),
+            }),
+        }
+    }
+
+    pub fn prepare(&self, id_json: &str, config_json: &str) -> Result<Option<String>, Failure> {
         let (id, config) = (cstring(id_json), cstring(config_json));
         let mut launch = std::ptr::null_mut();
         let mut err = std::ptr::null_mut();
@@ -150,7 +220,7 @@ impl Handle<'_> {
         Ok(self.api.take(launch))
     }
 
-    pub fn cleanup(&self, id_json: &str) -> Result<(), String> {
+    pub fn cleanup(&self, id_json: &str) -> Result<(), Failure> {
         let id = cstring(id_json);
         let mut err = std::ptr::null_mut();
         // SAFETY: a live handle, a valid string and out-parameter.
@@ -158,7 +228,7 @@ impl Handle<'_> {
         self.api.status(code, err, "dvdi_isolator_cleanup")
     }
 
-    pub fn recover(&self, states_json: &str, orphans_json: &str) -> Result<String, String> {
+    pub fn recover(&self, states_json: &str, orphans_json: &str) -> Result<String, Failure> {
         let (states, orphans) = (cstring(states_json), cstring(orphans_json));
         let mut report = std::ptr::null_mut();
         let mut err = std::ptr::null_mut();
