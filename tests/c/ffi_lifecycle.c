@@ -23,19 +23,7 @@
 #include <unistd.h>
 
 #include "dvdi.h"
-
-static struct {
-    uint32_t (*abi_version)(void);
-    void (*set_logger)(dvdi_log_fn, void *);
-    dvdi_status (*isolator_new)(const char *, dvdi_isolator **, char **);
-    void (*isolator_free)(dvdi_isolator *);
-    dvdi_status (*recover)(const dvdi_isolator *, const char *, const char *, char **, char **);
-    dvdi_status (*prepare)(const dvdi_isolator *, const char *, const char *, char **, char **);
-    dvdi_status (*cleanup)(const dvdi_isolator *, const char *, char **);
-    dvdi_status (*metrics)(const dvdi_isolator *, dvdi_metrics *, size_t, char **);
-    void (*string_free)(char *);
-    dvdi_status (*selftest_panic)(char **);
-} api;
+#include "dvdi_load.h"
 
 static int failures;
 static int log_records;
@@ -49,33 +37,6 @@ static int log_records;
             failures++;                                                                 \
         }                                                                               \
     } while (0)
-
-static void *sym(void *lib, const char *name) {
-    void *p = dlsym(lib, name);
-    if (!p) {
-        fprintf(stderr, "missing symbol %s: %s\n", name, dlerror());
-        exit(2);
-    }
-    return p;
-}
-
-static void load(const char *path) {
-    void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!lib) {
-        fprintf(stderr, "dlopen %s: %s\n", path, dlerror());
-        exit(2);
-    }
-    *(void **)&api.abi_version = sym(lib, "dvdi_abi_version");
-    *(void **)&api.set_logger = sym(lib, "dvdi_set_logger");
-    *(void **)&api.isolator_new = sym(lib, "dvdi_isolator_new");
-    *(void **)&api.isolator_free = sym(lib, "dvdi_isolator_free");
-    *(void **)&api.recover = sym(lib, "dvdi_isolator_recover");
-    *(void **)&api.prepare = sym(lib, "dvdi_isolator_prepare");
-    *(void **)&api.cleanup = sym(lib, "dvdi_isolator_cleanup");
-    *(void **)&api.metrics = sym(lib, "dvdi_isolator_metrics");
-    *(void **)&api.string_free = sym(lib, "dvdi_string_free");
-    *(void **)&api.selftest_panic = sym(lib, "dvdi_selftest_panic");
-}
 
 /* The handle's figures, as a host reads them: its own sizeof, the struct zeroed first. */
 static dvdi_metrics metrics_of(const dvdi_isolator *h) {

@@ -21,38 +21,7 @@
 #include <string.h>
 
 #include "dvdi.h"
-
-static struct {
-    dvdi_status (*isolator_new)(const char *, dvdi_isolator **, char **);
-    void (*isolator_free)(dvdi_isolator *);
-    dvdi_status (*recover)(const dvdi_isolator *, const char *, const char *, char **, char **);
-    dvdi_status (*prepare)(const dvdi_isolator *, const char *, const char *, char **, char **);
-    dvdi_status (*cleanup)(const dvdi_isolator *, const char *, char **);
-    void (*string_free)(char *);
-} api;
-
-static void *sym(void *lib, const char *name) {
-    void *p = dlsym(lib, name);
-    if (!p) {
-        fprintf(stderr, "missing symbol %s: %s\n", name, dlerror());
-        exit(2);
-    }
-    return p;
-}
-
-static void load(const char *path) {
-    void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!lib) {
-        fprintf(stderr, "dlopen %s: %s\n", path, dlerror());
-        exit(2);
-    }
-    *(void **)&api.isolator_new = sym(lib, "dvdi_isolator_new");
-    *(void **)&api.isolator_free = sym(lib, "dvdi_isolator_free");
-    *(void **)&api.recover = sym(lib, "dvdi_isolator_recover");
-    *(void **)&api.prepare = sym(lib, "dvdi_isolator_prepare");
-    *(void **)&api.cleanup = sym(lib, "dvdi_isolator_cleanup");
-    *(void **)&api.string_free = sym(lib, "dvdi_string_free");
-}
+#include "dvdi_load.h"
 
 /* The whole file as a NUL-terminated string (the caller frees it). */
 static char *slurp(const char *path) {
