@@ -109,15 +109,6 @@ fn endpoints(plugin: &TestPlugin, endpoint: &str) -> Vec<Value> {
         .collect()
 }
 
-/// `(volume, mounted)` of every Mount and Unmount that took effect, in order.
-fn events(plugin: &TestPlugin) -> Vec<(String, bool)> {
-    plugin
-        .mount_events()
-        .into_iter()
-        .map(|e| (e.volume, e.mounted))
-        .collect()
-}
-
 // ---- the second process: the launch info carried out, then writes ----
 
 const CHILD_VAR: &str = "DVDI_FFI_DV_CHILD";
@@ -224,7 +215,7 @@ fn the_agents_docker_volume_task_gets_each_volume_once_and_ro_read_only() {
         ]
     );
     assert_eq!(
-        events(plugin),
+        plugin.mount_changes(),
         [("dv1".into(), true), ("dv2".into(), true)],
         "one Mount per volume, whatever else repeats them"
     );
@@ -252,7 +243,7 @@ fn the_agents_docker_volume_task_gets_each_volume_once_and_ro_read_only() {
 
     cleanup(&iso, &fixture("cleanup-container.json")["container_id"]);
     // cleanup-container.json names another container: nothing of ours is released by it.
-    assert_eq!(events(plugin).len(), 2);
+    assert_eq!(plugin.mount_changes().len(), 2);
     cleanup(&iso, &args["container_id"]);
     let ev = plugin.mount_events();
     assert_eq!(ev.len(), 4);
@@ -322,7 +313,10 @@ fn task_group_containers_get_their_own_volumes_and_debug_ones_none() {
         launch["mounts"][0]["target"],
         json!(env_sandbox.join("data").to_str().unwrap())
     );
-    assert_eq!(events(world.plugin("rexray")), [("tgvol".into(), true)]);
+    assert_eq!(
+        world.plugin("rexray").mount_changes(),
+        [("tgvol".into(), true)]
+    );
 
     // `mesos task exec` into the first: a DEBUG container sharing its namespaces.
     let (mut debug, debug_sandbox) =
@@ -330,17 +324,20 @@ fn task_group_containers_get_their_own_volumes_and_debug_ones_none() {
     debug["container_config"]["container_class"] = json!("DEBUG");
     debug["container_id"]["value"] = json!("debug-1");
     assert_eq!(prepare(&iso, &debug).unwrap(), None);
-    assert_eq!(events(world.plugin("capfast")), [("tgdv".into(), true)]);
+    assert_eq!(
+        world.plugin("capfast").mount_changes(),
+        [("tgdv".into(), true)]
+    );
     assert_eq!(std::fs::read_dir(&debug_sandbox).unwrap().count(), 0);
 
     cleanup(&iso, &dv["container_id"]);
     cleanup(&iso, &env["container_id"]);
     assert_eq!(
-        events(world.plugin("capfast")),
+        world.plugin("capfast").mount_changes(),
         [("tgdv".into(), true), ("tgdv".into(), false)]
     );
     assert_eq!(
-        events(world.plugin("rexray")),
+        world.plugin("rexray").mount_changes(),
         [("tgvol".into(), true), ("tgvol".into(), false)]
     );
 }
@@ -367,7 +364,11 @@ fn one_volume_by_env_in_one_container_and_docker_volume_in_another_is_mounted_on
     assert_eq!(endpoints(plugin, "VolumeDriver.Mount").len(), 1);
 
     cleanup(&iso, &a["container_id"]);
-    assert_eq!(events(plugin), [("tgvol".into(), true)], "B still holds it");
+    assert_eq!(
+        plugin.mount_changes(),
+        [("tgvol".into(), true)],
+        "B still holds it"
+    );
     // The agent restarts knowing only B: B's hold is rebuilt, nothing is unmounted.
     drop(iso);
     let iso = world.isolator(&config);
@@ -378,10 +379,10 @@ fn one_volume_by_env_in_one_container_and_docker_volume_in_another_is_mounted_on
     );
     assert_eq!(report["unmounted_volumes"], json!(0), "{report}");
     assert_eq!(report["kept_containers"], json!(1), "{report}");
-    assert_eq!(events(plugin), [("tgvol".into(), true)]);
+    assert_eq!(plugin.mount_changes(), [("tgvol".into(), true)]);
     cleanup(&iso, &b["container_id"]);
     assert_eq!(
-        events(plugin),
+        plugin.mount_changes(),
         [("tgvol".into(), true), ("tgvol".into(), false)]
     );
 }
@@ -402,7 +403,10 @@ fn env_and_docker_volume_for_one_volume_in_one_container() {
     ]});
     let launch = prepare(&iso, &args).unwrap().unwrap();
     assert_eq!(launch["mounts"].as_array().unwrap().len(), 3);
-    assert_eq!(events(plugin), [("dv1".into(), true), ("dv2".into(), true)]);
+    assert_eq!(
+        plugin.mount_changes(),
+        [("dv1".into(), true), ("dv2".into(), true)]
+    );
     cleanup(&iso, &args["container_id"]);
 
     let before = plugin.calls().len();

@@ -94,15 +94,6 @@ impl Replay {
     }
 }
 
-/// `(volume, mounted)` of every Mount and Unmount that took effect, in order.
-fn events(plugin: &TestPlugin) -> Vec<(String, bool)> {
-    plugin
-        .mount_events()
-        .into_iter()
-        .map(|e| (e.volume, e.mounted))
-        .collect()
-}
-
 fn count(events: &[(String, bool)], volume: &str, mounted: bool) -> usize {
     events
         .iter()
@@ -222,14 +213,14 @@ fn an_agents_captured_calls_through_the_dlopened_library() {
     assert_eq!(std::fs::read_dir(&debug_sandbox).unwrap().count(), 0);
     assert_eq!(got[6], Ok(None));
     assert_eq!(
-        events(&capfast),
+        capfast.mount_changes(),
         [
             ("dv1".into(), true),
             ("dv2".into(), true),
             ("tgdv".into(), true)
         ]
     );
-    let ev = events(&rexray);
+    let ev = rexray.mount_changes();
     for v in ["elasticsearch1config", "elasticsearch1data", "tgvol"] {
         assert_eq!(count(&ev, v, true), 1, "{v}: {ev:?}");
     }
@@ -251,7 +242,7 @@ fn an_agents_captured_calls_through_the_dlopened_library() {
     let report = got[0].clone().unwrap().unwrap();
     assert_eq!(report["kept_containers"], json!(1), "{report}");
     assert_eq!(report["cleaned_containers"], json!(2), "{report}");
-    let ev = events(&capfast);
+    let ev = capfast.mount_changes();
     for v in ["dv1", "dv2", "tgdv"] {
         assert_eq!(
             (count(&ev, v, true), count(&ev, v, false)),
@@ -260,7 +251,7 @@ fn an_agents_captured_calls_through_the_dlopened_library() {
         );
     }
     assert_eq!(got[1], Ok(None));
-    let ev = events(&rexray);
+    let ev = rexray.mount_changes();
     for v in ["elasticsearch1config", "elasticsearch1data", "tgvol"] {
         assert_eq!(
             (count(&ev, v, true), count(&ev, v, false)),

@@ -195,6 +195,15 @@ impl TestPlugin {
         self.shared.state().volumes.events().to_vec()
     }
 
+    /// [`Self::mount_events`] as `(volume, mounted)`, in order: which volumes were mounted and
+    /// unmounted, whatever the ids.
+    pub fn mount_changes(&self) -> Vec<(String, bool)> {
+        self.mount_events()
+            .into_iter()
+            .map(|e| (e.volume, e.mounted))
+            .collect()
+    }
+
     /// The names of the existing volumes, sorted.
     pub fn volumes(&self) -> Vec<String> {
         self.shared.state().volumes.names()
