@@ -51,6 +51,21 @@ pub struct DockerVolume {
     pub mode: Option<String>,
 }
 
+#[cfg(test)]
+impl DockerVolume {
+    /// An entry as the tests write one: a driver, no options, a mode.
+    pub(crate) fn test(index: usize, driver: &str, name: &str, path: &str, mode: &str) -> Self {
+        DockerVolume {
+            index,
+            driver: Some(driver.into()),
+            name: name.into(),
+            options: Vec::new(),
+            container_path: path.into(),
+            mode: Some(mode.into()),
+        }
+    }
+}
+
 /// Why a container's `ContainerInfo` volumes were refused. Every variant names the entry
 /// (`container_info.volumes[i]`) and, once known, its driver and name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -6,14 +6,7 @@ use super::*;
 use crate::container_info::DockerVolume;
 
 fn dv(index: usize, driver: &str, name: &str, path: &str, mode: &str) -> DockerVolume {
-    DockerVolume {
-        index,
-        driver: Some(driver.into()),
-        name: name.into(),
-        options: Vec::new(),
-        container_path: path.into(),
-        mode: Some(mode.into()),
-    }
+    DockerVolume::test(index, driver, name, path, mode)
 }
 
 fn on() -> Fixture {
