@@ -73,7 +73,8 @@ void dvdi_set_logger(dvdi_log_fn fn, void *context);
  * their JSON types: checkpoint_dir, default_driver, plugin_dirs (colon-separated or array),
  * timeout, connect_timeout, create_timeout, mount_timeout, other_timeout (seconds),
  * max_reply_bytes (largest plugin reply read, bytes, at least 1024), local_root, local_max_size (largest new local block volume: bytes, or N with a K, M or G
- * suffix; a JSON number is bytes), allowed_drivers (comma-separated or array),
+ * suffix; a JSON number is bytes), csi_config_dir (directory of CSI plugin files NAME.json),
+ * csi_client (path of the dvdi-csi program), allowed_drivers (comma-separated or array),
  * chown_volume_root (bool), local_device_options (bool), docker_volumes (bool: also serve
  * ContainerInfo's DOCKER_VOLUME volumes; default false), protected_host_dirs (host directories
  * an absolute container path of a container without an image may not cover: colon-separated

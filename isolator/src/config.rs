@@ -80,6 +80,10 @@ pub struct Settings {
     /// (`local_max_size`). Whether set or not, no block volume is created larger than the
     /// free space of the local root's filesystem.
     pub local_max_size: Option<u64>,
+    /// Where CSI plugins are configured, one `NAME.json` each (`csi_config_dir`).
+    pub csi_config_dir: PathBuf,
+    /// The `dvdi-csi` program (`csi_client`).
+    pub csi_client: PathBuf,
 }
 
 impl Default for Settings {
@@ -88,6 +92,8 @@ impl Default for Settings {
             client: ClientConfig::default(),
             local_root: PathBuf::from(DEFAULT_LOCAL_ROOT),
             local_max_size: None,
+            csi_config_dir: PathBuf::from(crate::csi::DEFAULT_CONFIG_DIR),
+            csi_client: PathBuf::from(crate::csi::DEFAULT_HELPER),
         }
     }
 }

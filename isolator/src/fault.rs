@@ -62,6 +62,9 @@ pub const IO_POINTS: &[&str] = &[
     "local.mkdir",
     "local.state_write",
     "local.image_create",
+    // a CSI plugin's records on this host (isolator/src/csi)
+    "csi.mkdir",
+    "csi.state_write",
     // kernel calls made through the real host (isolator/src/sys.rs)
     "host.loop_attach",
     "host.mkfs",

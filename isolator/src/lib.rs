@@ -28,6 +28,7 @@
 pub mod config;
 pub(crate) mod container_id;
 pub mod container_info;
+pub mod csi;
 pub mod date;
 pub mod discovery;
 pub mod driver;

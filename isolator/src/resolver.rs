@@ -1,5 +1,9 @@
 //! The resolver: which [`VolumeDriver`] serves a driver name — a driver the host registered,
-//! the embedded `local` driver (`LocalDriver`), or a discovered Docker plugin (`PluginClient`).
+//! the embedded `local` driver (`LocalDriver`), a CSI plugin the operator configured
+//! (`CsiDriver`), or a discovered Docker plugin (`PluginClient`), in that order: `local` is
+//! always the embedded driver, and a name with a file in `csi_config_dir` is a CSI plugin even
+//! if a Docker plugin of that name is also installed (the operator's file is the more
+//! deliberate statement).
 //!
 //! It lives beside `driver`, not inside it, because it is the one place that knows every
 //! implementation: `plugin` and `local` depend on `driver` (the trait and its error), and this
@@ -10,6 +14,7 @@
 //! registry does): discovered once and activated once, not once per operation. A call that
 //! fails without an answer from the plugin (unreachable, timed out, garbled) forgets both, so
 //! a plugin that moved or restarted is discovered and activated again by the next operation.
+//! A CSI plugin is kept the same way: its file is read again after such a failure.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -17,6 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::config::Settings;
+use crate::csi::{CsiConfig, CsiDriver};
 use crate::driver::{DriverError, Scope, VolumeDriver, VolumeInfo};
 use crate::local::LocalDriver;
 use crate::metrics::Counter;
@@ -41,11 +47,11 @@ pub struct DriverResolver {
     plugin_timeouts: Arc<Counter>,
 }
 
-/// A discovered plugin kept for later operations: `activate` reaches the plugin only until it
-/// has succeeded once. Any failure that is not the plugin saying no
-/// ([`DriverError::is_refusal`]) marks it stale.
+/// A discovered Docker plugin or a configured CSI plugin, kept for later operations:
+/// `activate` reaches the plugin only until it has succeeded once. Any failure that is not the
+/// plugin saying no ([`DriverError::is_refusal`]) marks it stale.
 struct KeptPlugin {
-    client: PluginClient,
+    client: Box<dyn VolumeDriver>,
     activated: AtomicBool,
     stale: AtomicBool,
 }
@@ -156,6 +162,9 @@ impl DriverResolver {
             driver.fixed_mountpoint(volume)
         } else if name.is_local() {
             self.local().fixed_mountpoint(volume)
+        } else if let Ok(Some(config)) = self.csi_config(name) {
+            // A CSI volume is always published at the same path of ours.
+            Some(crate::csi::target_path(&config.root, volume))
         } else {
             None
         }
@@ -172,15 +181,40 @@ impl DriverResolver {
         if let Some(kept) = kept.filter(|k| !k.stale.load(Ordering::Relaxed)) {
             return Ok(kept);
         }
-        // Discovery reads the plugin directories: done without the lock held.
-        let found = Arc::new(KeptPlugin {
-            client: PluginClient::discover(name.clone(), &self.settings.client)?
+        // The CSI file and discovery read directories: done without the lock held.
+        let client: Box<dyn VolumeDriver> = match self.csi_config(name)? {
+            Some(config) => Box::new(
+                CsiDriver::new(
+                    config,
+                    self.settings.csi_client.clone(),
+                    self.settings.client.timeouts,
+                )
                 .counting_timeouts(self.plugin_timeouts.clone()),
+            ),
+            None => Box::new(
+                PluginClient::discover(name.clone(), &self.settings.client)?
+                    .counting_timeouts(self.plugin_timeouts.clone()),
+            ),
+        };
+        let found = Arc::new(KeptPlugin {
+            client,
             activated: AtomicBool::new(false),
             stale: AtomicBool::new(false),
         });
         self.plugins_locked().insert(name.clone(), found.clone());
         Ok(found)
+    }
+
+    /// `name`'s CSI plugin file, if `csi_config_dir` has one.
+    fn csi_config(&self, name: &DriverName) -> Result<Option<CsiConfig>, DriverError> {
+        CsiConfig::find(&self.settings.csi_config_dir, name).map_err(|e| {
+            DriverError::new(
+                crate::driver::Outcome::Unreachable,
+                name.as_str(),
+                crate::driver::Operation::Resolve,
+                e,
+            )
+        })
     }
 
     fn plugins_locked(&self) -> std::sync::MutexGuard<'_, BTreeMap<DriverName, Arc<KeptPlugin>>> {

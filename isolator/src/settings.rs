@@ -282,6 +282,30 @@ pub const SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        parameter: "csi_config_dir",
+        variable: Some("DVDI_CSI_CONFIG_DIR"),
+        kind: Kind::Path,
+        default: crate::csi::DEFAULT_CONFIG_DIR,
+        rule: "absolute directory of CSI plugin files: NAME.json makes driver NAME a CSI plugin",
+        examples: ("/srv/csi.d", Some("csi.d")),
+        apply: |c, v| {
+            c.settings.csi_config_dir = absolute(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        parameter: "csi_client",
+        variable: Some("DVDI_CSI_CLIENT"),
+        kind: Kind::Path,
+        default: crate::csi::DEFAULT_HELPER,
+        rule: "absolute path of the dvdi-csi program, which makes a CSI plugin's gRPC calls",
+        examples: ("/opt/dvdi/dvdi-csi", Some("dvdi-csi")),
+        apply: |c, v| {
+            c.settings.csi_client = absolute(v)?;
+            Ok(())
+        },
+    },
+    Setting {
         parameter: "chown_volume_root",
         variable: Some("DVDI_CHOWN_VOLUME_ROOT"),
         kind: Kind::Bool,

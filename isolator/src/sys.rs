@@ -147,6 +147,26 @@ fn is_symlink_at(dir: &OwnedFd, name: &OsStr) -> bool {
     .unwrap_or(false)
 }
 
+/// Reads the regular file `path` whole, never through a symlink in its last component
+/// (`ELOOP`), refusing anything that is not a regular file (a FIFO would block the read).
+pub fn read_nofollow(path: &Path) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 /// Opens (creating, mode 0600) the lock file `path` for `flock`/byte-range locks, never
 /// through a symlink; an existing file's content is left alone.
 pub(crate) fn open_lock_file(path: &Path) -> io::Result<File> {

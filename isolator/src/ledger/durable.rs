@@ -414,6 +414,8 @@ pub enum Faults {
     #[default]
     Ledger,
     LocalState,
+    /// A CSI plugin's records on this host (`volume.json`, `users.json`): `csi.state_write`.
+    CsiState,
 }
 
 /// A durable step that may have an I/O fault point.
@@ -448,6 +450,8 @@ impl Faults {
             (Faults::Ledger, Step::DirFsync) => crate::fault::io("durable.dir_fsync"),
             (Faults::LocalState, Step::Write) => crate::fault::io("local.state_write"),
             (Faults::LocalState, _) => Ok(()),
+            (Faults::CsiState, Step::Write) => crate::fault::io("csi.state_write"),
+            (Faults::CsiState, _) => Ok(()),
         }
     }
 
@@ -456,7 +460,7 @@ impl Faults {
         match (self, at) {
             (Faults::Ledger, Crash::TempWritten) => crate::fault::point("durable.temp_written"),
             (Faults::Ledger, Crash::Renamed) => crate::fault::point("durable.renamed"),
-            (Faults::LocalState, _) => {}
+            (Faults::LocalState | Faults::CsiState, _) => {}
         }
     }
 }
