@@ -1,9 +1,11 @@
 //! Test-only helpers for dvdi-rs: a Docker volume plugin server with fault injection
-//! ([`plugin`]), a real third-party plugin ([`buttervolume`]), root checks and binary locators
-//! for black-box tests ([`env`](mod@env)), and the few host calls they need ([`sys`]).
+//! ([`plugin`]), the CSI test plugin as a child process ([`csi_plugin`]), a real third-party
+//! plugin ([`buttervolume`]), root checks and binary locators for black-box tests
+//! ([`env`](mod@env)), and the few host calls they need ([`sys`]).
 
 pub mod buttervolume;
 pub mod c_host;
+pub mod csi_plugin;
 pub mod env;
 pub mod fixtures;
 pub mod imports;
