@@ -92,6 +92,12 @@ impl fmt::Display for CallText<'_> {
             error: e,
         } = self;
         write!(f, "CSI plugin {driver:?} ({endpoint}): ")?;
+        // The identity calls of `activate` are about no volume.
+        let volume = if volume.is_empty() {
+            String::new()
+        } else {
+            format!(" of {volume:?}")
+        };
         let attempts = if e.attempts > 1 {
             format!(" ({} attempts)", e.attempts)
         } else {
@@ -100,26 +106,26 @@ impl fmt::Display for CallText<'_> {
         match e.kind {
             ErrorKind::Unreachable => write!(
                 f,
-                "{} of {volume:?}: cannot connect{attempts}: {}",
+                "{}{volume}: cannot connect{attempts}: {}",
                 e.call,
                 render::escape(&e.message)
             )?,
             ErrorKind::Timeout => write!(
                 f,
-                "{} of {volume:?} got no answer within {}{attempts}",
+                "{}{volume} got no answer within {}{attempts}",
                 e.call,
                 render::duration(Duration::from_millis(e.limit_ms.unwrap_or(0)))
             )?,
             ErrorKind::Status => write!(
                 f,
-                "{} of {volume:?} failed: {}: {}",
+                "{}{volume} failed: {}: {}",
                 e.call,
                 e.code.as_deref().unwrap_or("UNKNOWN"),
                 render::escape(&e.message)
             )?,
             ErrorKind::NoAnswer => write!(
                 f,
-                "{} of {volume:?}: no usable answer{attempts}: {}",
+                "{}{volume}: no usable answer{attempts}: {}",
                 e.call,
                 render::escape(&e.message)
             )?,

@@ -90,7 +90,12 @@ impl CsiDriver {
         self.store.paths(volume).target
     }
 
-    fn request(&self, op: wire::Op, volume: &VolumeName) -> Result<wire::Request, CsiError> {
+    /// The request of `op` about `volume` (`None`: the identity calls alone).
+    fn request(
+        &self,
+        op: wire::Op,
+        volume: Option<&VolumeName>,
+    ) -> Result<wire::Request, CsiError> {
         let ms = |d: std::time::Duration| d.as_millis().clamp(1, u64::MAX as u128) as u64;
         let controller_secrets = self
             .config
@@ -105,7 +110,7 @@ impl CsiDriver {
             plugin_name: self.config.plugin_name.clone(),
             node: self.config.node.clone(),
             controller: self.config.controller.clone(),
-            volume: volume.to_string(),
+            volume: volume.map(VolumeName::to_string).unwrap_or_default(),
             volume_id: None,
             volume_context: BTreeMap::new(),
             capability: wire::Capability {
@@ -149,7 +154,7 @@ impl CsiDriver {
         record: &Record,
     ) -> Result<wire::Request, CsiError> {
         let paths = self.store.paths(volume);
-        let mut request = self.request(op, volume)?;
+        let mut request = self.request(op, Some(volume))?;
         request.volume_id = Some(record.volume_id.clone());
         request.volume_context = record.volume_context.clone();
         request.capability = record.capability.clone();
@@ -159,7 +164,7 @@ impl CsiDriver {
     }
 
     fn do_create(&self, volume: &VolumeName, opts: &VolumeOpts) -> Result<(), CsiError> {
-        let mut request = self.request(wire::Op::Create, volume)?;
+        let mut request = self.request(wire::Op::Create, Some(volume))?;
         for (key, value) in opts.iter() {
             match key {
                 "size" => {
@@ -379,8 +384,7 @@ impl VolumeDriver for CsiDriver {
 
     /// The identity calls: the plugin is there, is the one configured, and is ready.
     fn activate(&self) -> Result<(), DriverError> {
-        let volume = VolumeName::new("probe").expect("a valid name");
-        self.request(wire::Op::Probe, &volume)
+        self.request(wire::Op::Probe, None)
             .and_then(|r| self.run(&r))
             .map(|_| ())
             .map_err(|e| e.into_driver_error(Operation::Activate))

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use dvdi_testkit::env::{command, workspace_bin};
 
+pub mod csi;
+
 /// The `es-data` volume of the Elasticsearch node: a 32 MiB `local` block volume at `data`.
 pub const DATA: [(&str, &str); 4] = [
     ("DVDI_VOLUME_NAME", "es-data"),
