@@ -5,11 +5,10 @@
 //! second process's private mount namespace (root).
 
 use std::path::PathBuf;
-use std::process::Command;
 
 mod common;
 
-use common::{Failed, Handle};
+use common::{read_in_container, write_in_container, Failed, Handle};
 use dvdi_ffi::Status;
 use dvdi_testkit::env::require_root;
 use dvdi_testkit::fixtures::mesos as fixture;
@@ -107,85 +106,6 @@ fn endpoints(plugin: &TestPlugin, endpoint: &str) -> Vec<Value> {
         .filter(|c| c.endpoint == endpoint)
         .map(|c| c.body)
         .collect()
-}
-
-// ---- the second process: the launch info carried out, then writes ----
-
-const CHILD_VAR: &str = "DVDI_FFI_DV_CHILD";
-const RESULT_MARK: &str = "DVDI-FFI-DV-RESULT:";
-
-/// In child mode: enter the launch info (`ContainerLaunchInfo` as the library wrote it),
-/// then write a file at each path and report each write's errno (0: written).
-#[test]
-fn child_entry() {
-    let Ok(task) = std::env::var(CHILD_VAR) else {
-        return;
-    };
-    let task: Value = serde_json::from_str(&task).unwrap();
-    let info: dvdi::LaunchInfo = serde_json::from_value(json!({
-        "clone_newns": task["launch"]["clone_namespaces"] == json!([libc::CLONE_NEWNS]),
-        "mounts": task["launch"]["mounts"],
-    }))
-    .unwrap();
-    dvdi::launch::carry_out(&info, &dvdi::sys::RealHost).unwrap();
-    let results: Vec<i32> = task["writes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| match std::fs::write(p.as_str().unwrap(), "x") {
-            Ok(()) => 0,
-            Err(e) => e.raw_os_error().unwrap_or(-1),
-        })
-        .collect();
-    // Then what each path to read holds, as the task sees it ("" when it cannot be read).
-    let read: Vec<String> = task["reads"]
-        .as_array()
-        .map(|paths| {
-            paths
-                .iter()
-                .map(|p| std::fs::read_to_string(p.as_str().unwrap()).unwrap_or_default())
-                .collect()
-        })
-        .unwrap_or_default();
-    println!(
-        "\n{RESULT_MARK}{}",
-        json!({"writes": results, "reads": read})
-    );
-    std::process::exit(0);
-}
-
-/// Runs the launch in a second process (`unshare` changes only the calling thread's
-/// namespace, and the test harness has many) and returns each write's errno.
-fn write_in_container(launch: &Value, writes: &[PathBuf]) -> Vec<i32> {
-    let out = in_container(launch, writes, &[]);
-    serde_json::from_value(out["writes"].clone()).unwrap()
-}
-
-/// What the task reads at each path, inside the container the launch info makes.
-fn read_in_container(launch: &Value, reads: &[PathBuf]) -> Vec<String> {
-    let out = in_container(launch, &[], reads);
-    serde_json::from_value(out["reads"].clone()).unwrap()
-}
-
-fn in_container(launch: &Value, writes: &[PathBuf], reads: &[PathBuf]) -> Value {
-    let task = json!({ "launch": launch, "writes": writes, "reads": reads });
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
-        .env(CHILD_VAR, task.to_string())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .find_map(|l| l.split_once(RESULT_MARK).map(|(_, j)| j))
-        .unwrap_or_else(|| {
-            panic!(
-                "child gave no result ({}): {stdout}\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-    serde_json::from_str(line).unwrap()
 }
 
 // ---- the tests ----

@@ -67,7 +67,7 @@ pub enum CsiError {
         driver: String,
         endpoint: String,
         volume: String,
-        error: CallError,
+        error: Box<CallError>,
     },
     #[error("{error}; restoring the volume's users failed too: {cleanup}")]
     WithCleanup {

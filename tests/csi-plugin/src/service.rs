@@ -494,7 +494,7 @@ impl Node for Service {
             if !state.is_staged_at(id, staging) {
                 return Ok(());
             }
-            state.check_unstageable(id)?;
+            state.check_unstageable(id, staging)?;
             mounts::unmount_if_mounted(staging)?;
             state.remove_staging(id, staging);
             Ok(())
@@ -565,7 +565,8 @@ impl Node for Service {
                 }
                 return Err(e);
             }
-            state.add_publication(id, target, readonly);
+            let from = self.config().stage.then_some(staging);
+            state.add_publication(id, target, readonly, from);
             Ok(())
         })?;
         Ok(Response::new(csi::NodePublishVolumeResponse {}))

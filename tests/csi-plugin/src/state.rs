@@ -47,6 +47,10 @@ pub struct Publication {
     pub volume_id: String,
     pub target_path: PathBuf,
     pub readonly: bool,
+    /// The staging path it was published from (none for a plugin that does not stage): only
+    /// that staging path is pinned by it — another host's staging of the volume is not.
+    #[serde(default)]
+    pub staging_path: Option<PathBuf>,
 }
 
 /// The whole `state.json`.
@@ -196,9 +200,14 @@ impl State {
             .find(|p| p.volume_id == id && p.target_path == target)
     }
 
-    /// The NodeUnstageVolume precondition: a volume still published is not unstaged under it.
-    pub fn check_unstageable(&self, id: &str) -> Result<(), Status> {
-        match self.published.iter().find(|p| p.volume_id == id) {
+    /// The NodeUnstageVolume precondition: a staging path still published from is not
+    /// unstaged under its publication.
+    pub fn check_unstageable(&self, id: &str, staging: &Path) -> Result<(), Status> {
+        match self
+            .published
+            .iter()
+            .find(|p| p.volume_id == id && p.staging_path.as_deref().is_none_or(|s| s == staging))
+        {
             Some(p) => Err(Status::failed_precondition(format!(
                 "volume {id:?} is still published at {}",
                 p.target_path.display()
@@ -207,12 +216,19 @@ impl State {
         }
     }
 
-    pub fn add_publication(&mut self, id: &str, target: &Path, readonly: bool) {
+    pub fn add_publication(
+        &mut self,
+        id: &str,
+        target: &Path,
+        readonly: bool,
+        staging: Option<&Path>,
+    ) {
         if self.publication_at(id, target).is_none() {
             self.published.push(Publication {
                 volume_id: id.to_string(),
                 target_path: target.to_path_buf(),
                 readonly,
+                staging_path: staging.map(Path::to_path_buf),
             });
         }
     }
@@ -289,18 +305,27 @@ mod tests {
             Code::FailedPrecondition
         );
         state.remove_staging("vol-data", Path::new("/s"));
-        state.add_publication("vol-data", Path::new("/t"), false);
+        state.add_publication("vol-data", Path::new("/t"), false, Some(Path::new("/s")));
         assert_eq!(
             state.check_deletable("vol-data").unwrap_err().code(),
             Code::FailedPrecondition
         );
         assert_eq!(
-            state.check_unstageable("vol-data").unwrap_err().code(),
+            state
+                .check_unstageable("vol-data", Path::new("/s"))
+                .unwrap_err()
+                .code(),
             Code::FailedPrecondition
         );
+        // Another host's staging of the volume is not pinned by this publication.
+        state
+            .check_unstageable("vol-data", Path::new("/other"))
+            .unwrap();
         state.remove_publication("vol-data", Path::new("/t"));
         state.check_deletable("vol-data").unwrap();
-        state.check_unstageable("vol-data").unwrap();
+        state
+            .check_unstageable("vol-data", Path::new("/s"))
+            .unwrap();
     }
 
     #[test]
@@ -310,8 +335,8 @@ mod tests {
         state.add_controller_publication("vol-data", "n");
         state.add_staging("vol-data", Path::new("/s"));
         state.add_staging("vol-data", Path::new("/s"));
-        state.add_publication("vol-data", Path::new("/t"), true);
-        state.add_publication("vol-data", Path::new("/t"), true);
+        state.add_publication("vol-data", Path::new("/t"), true, None);
+        state.add_publication("vol-data", Path::new("/t"), true, None);
         assert_eq!(state.controller_published.len(), 1);
         assert_eq!(state.staged.len(), 1);
         assert_eq!(state.published.len(), 1);

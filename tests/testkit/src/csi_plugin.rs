@@ -285,6 +285,33 @@ impl CsiTestPlugin {
     }
 
     /// What the plugin wrote to stderr so far, across restarts.
+    /// Writes the operator's file for this plugin at `path` (`<csi_config_dir>/<driver>.json`):
+    /// its node socket, its controller socket when `controller`, `root`, the plugin name it
+    /// answers, and `extra` JSON members (`,"key":value`) appended as they are.
+    pub fn write_operator_file(&self, path: &Path, root: &Path, controller: bool, extra: &str) {
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).unwrap();
+        }
+        let controller = if controller {
+            format!(
+                r#","controller_endpoint":"unix://{}""#,
+                self.controller_socket().display()
+            )
+        } else {
+            String::new()
+        };
+        fs::write(
+            path,
+            format!(
+                r#"{{"node_endpoint":"unix://{}"{controller},"root":"{}","plugin_name":"{}"{extra}}}"#,
+                self.socket().display(),
+                root.display(),
+                self.options.name.as_deref().unwrap_or("test.csi.dvdi"),
+            ),
+        )
+        .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+    }
+
     pub fn log(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
     }

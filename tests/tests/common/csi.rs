@@ -54,24 +54,12 @@ impl CsiWorld {
 
     /// Writes agent `agent`'s file for [`DRIVER`], with `extra` JSON members (`,"k":v`).
     pub fn write_config(&self, agent: &str, extra: &str) {
-        std::fs::create_dir_all(self.config_dir(agent)).unwrap();
-        let controller = if self.controller {
-            format!(
-                r#","controller_endpoint":"unix://{}""#,
-                self.plugin.controller_socket().display()
-            )
-        } else {
-            String::new()
-        };
-        std::fs::write(
-            self.config_dir(agent).join(format!("{DRIVER}.json")),
-            format!(
-                r#"{{"node_endpoint":"unix://{}"{controller},"root":"{}","plugin_name":"test.csi.dvdi"{extra}}}"#,
-                self.plugin.socket().display(),
-                self.root(agent).display()
-            ),
-        )
-        .unwrap();
+        self.plugin.write_operator_file(
+            &self.config_dir(agent).join(format!("{DRIVER}.json")),
+            &self.root(agent),
+            self.controller,
+            extra,
+        );
     }
 
     /// Agent `agent`'s settings: its CSI directory, the `dvdi-csi` program, every deadline
