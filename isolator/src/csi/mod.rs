@@ -440,3 +440,6 @@ impl VolumeDriver for CsiDriver {
 pub fn target_path(root: &Path, volume: &VolumeName) -> PathBuf {
     Store::new(root.to_owned()).paths(volume).target
 }
+
+#[cfg(test)]
+mod tests;

@@ -33,7 +33,7 @@ pub struct Request {
     /// The controller service's address, when the operator gave one.
     pub controller: Option<Endpoint>,
     /// The DVDI volume name: the `name` of `CreateVolume`, and the volume id of a node-only
-    /// plugin.
+    /// plugin. Empty for [`Op::Probe`], which is about no volume.
     pub volume: String,
     /// The volume id the plugin gave (`CreateVolume`); the name for a node-only plugin.
     pub volume_id: Option<String>,
