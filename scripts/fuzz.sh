@@ -22,7 +22,7 @@ case "$secs" in
     exit 2
     ;;
 esac
-all_targets=(grammar_env http_reply plugin_reply plugin_spec names_opts local_opts ffi_json)
+all_targets=(grammar_env http_reply plugin_reply plugin_spec names_opts local_opts ffi_json csi_files)
 if [ "$#" -gt 0 ]; then targets=("$@"); else targets=("${all_targets[@]}"); fi
 
 CARGO_FUZZ_VERSION=0.13.2

@@ -91,7 +91,7 @@ impl fmt::Display for CallText<'_> {
             volume,
             error: e,
         } = self;
-        write!(f, "CSI plugin {driver:?} ({endpoint}): ")?;
+        write!(f, "CSI plugin {driver:?} ({}): ", render::escape(endpoint))?;
         // The identity calls of `activate` are about no volume.
         let volume = if volume.is_empty() {
             String::new()
@@ -103,33 +103,32 @@ impl fmt::Display for CallText<'_> {
         } else {
             String::new()
         };
+        // Every word of the reply is the program's, relaying a plugin: the call's name and the
+        // code are escaped like the message (found by the `csi_files` fuzz target).
+        let call = render::escape(&e.call);
         match e.kind {
             ErrorKind::Unreachable => write!(
                 f,
-                "{}{volume}: cannot connect{attempts}: {}",
-                e.call,
+                "{call}{volume}: cannot connect{attempts}: {}",
                 render::escape(&e.message)
             )?,
             ErrorKind::Timeout => write!(
                 f,
-                "{}{volume} got no answer within {}{attempts}",
-                e.call,
+                "{call}{volume} got no answer within {}{attempts}",
                 render::duration(Duration::from_millis(e.limit_ms.unwrap_or(0)))
             )?,
             ErrorKind::Status => write!(
                 f,
-                "{}{volume} failed: {}: {}",
-                e.call,
-                e.code.as_deref().unwrap_or("UNKNOWN"),
+                "{call}{volume} failed: {}: {}",
+                render::escape(e.code.as_deref().unwrap_or("UNKNOWN")),
                 render::escape(&e.message)
             )?,
             ErrorKind::NoAnswer => write!(
                 f,
-                "{}{volume}: no usable answer{attempts}: {}",
-                e.call,
+                "{call}{volume}: no usable answer{attempts}: {}",
                 render::escape(&e.message)
             )?,
-            ErrorKind::Refused => write!(f, "{}: {}", e.call, render::escape(&e.message))?,
+            ErrorKind::Refused => write!(f, "{call}: {}", render::escape(&e.message))?,
         }
         let answered = !matches!(e.kind, ErrorKind::Timeout | ErrorKind::NoAnswer);
         if answered && !e.undone {
