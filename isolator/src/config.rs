@@ -15,6 +15,10 @@ pub const DEFAULT_PLUGIN_DIRS: [&str; 3] = [
 ];
 /// Root of the embedded `local` driver's volumes.
 pub const DEFAULT_LOCAL_ROOT: &str = "/var/lib/dvdi/volumes";
+/// Where operators put one file per CSI plugin (`csi_config_dir`).
+pub const DEFAULT_CSI_CONFIG_DIR: &str = "/etc/dvdi/csi.d";
+/// Where the `.deb` installs the `dvdi-csi` program (`csi_client`).
+pub const DEFAULT_CSI_CLIENT: &str = "/usr/libexec/dvdi/dvdi-csi";
 /// Largest plugin reply body we read (a `List` of many volumes still fits).
 pub const DEFAULT_MAX_REPLY_BYTES: usize = 4 << 20;
 
@@ -92,8 +96,8 @@ impl Default for Settings {
             client: ClientConfig::default(),
             local_root: PathBuf::from(DEFAULT_LOCAL_ROOT),
             local_max_size: None,
-            csi_config_dir: PathBuf::from(crate::csi::DEFAULT_CONFIG_DIR),
-            csi_client: PathBuf::from(crate::csi::DEFAULT_HELPER),
+            csi_config_dir: PathBuf::from(DEFAULT_CSI_CONFIG_DIR),
+            csi_client: PathBuf::from(DEFAULT_CSI_CLIENT),
         }
     }
 }

@@ -285,7 +285,7 @@ pub const SETTINGS: &[Setting] = &[
         parameter: "csi_config_dir",
         variable: Some("DVDI_CSI_CONFIG_DIR"),
         kind: Kind::Path,
-        default: crate::csi::DEFAULT_CONFIG_DIR,
+        default: crate::config::DEFAULT_CSI_CONFIG_DIR,
         rule: "absolute directory of CSI plugin files: NAME.json makes driver NAME a CSI plugin",
         examples: ("/srv/csi.d", Some("csi.d")),
         apply: |c, v| {
@@ -297,7 +297,7 @@ pub const SETTINGS: &[Setting] = &[
         parameter: "csi_client",
         variable: Some("DVDI_CSI_CLIENT"),
         kind: Kind::Path,
-        default: crate::csi::DEFAULT_HELPER,
+        default: crate::config::DEFAULT_CSI_CLIENT,
         rule: "absolute path of the dvdi-csi program, which makes a CSI plugin's gRPC calls",
         examples: ("/opt/dvdi/dvdi-csi", Some("dvdi-csi")),
         apply: |c, v| {

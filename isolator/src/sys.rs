@@ -802,13 +802,22 @@ pub(crate) fn ofd_lock(file: &File, offset: u64, op: OfdOp) -> io::Result<()> {
 /// Whether `fd` has something to report right now (`poll(2)` with a zero timeout for
 /// `POLLIN | POLLRDHUP`): data to read, a hang-up or an error. `Err` when `poll` fails.
 pub(crate) fn poll_readable(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<bool> {
+    poll_readable_within(fd, std::time::Duration::ZERO)
+}
+
+/// [`poll_readable`], waiting up to `wait` (whole milliseconds, rounded up) for it.
+pub(crate) fn poll_readable_within(
+    fd: std::os::fd::BorrowedFd<'_>,
+    wait: std::time::Duration,
+) -> io::Result<bool> {
     let mut pfd = libc::pollfd {
         fd: fd.as_raw_fd(),
         events: libc::POLLIN | libc::POLLRDHUP,
         revents: 0,
     };
-    // SAFETY: poll on one pollfd that outlives the call, with a zero timeout.
-    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    let ms = wait.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32;
+    // SAFETY: poll on one pollfd that outlives the call.
+    let n = unsafe { libc::poll(&mut pfd, 1, ms) };
     if n < 0 {
         return Err(io::Error::last_os_error());
     }

@@ -201,8 +201,7 @@ impl CsiConfig {
             path: path.to_owned(),
             cause,
         })?;
-        // SAFETY: geteuid has no preconditions.
-        let euid = unsafe { libc::geteuid() };
+        let euid = nix::unistd::geteuid().as_raw();
         if meta.mode() & 0o077 != 0 || (meta.uid() != 0 && meta.uid() != euid) {
             return Err(bad(format!(
                 "a secrets file must be readable by its owner alone and owned by root (mode {:o}, owner {})",

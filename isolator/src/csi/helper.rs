@@ -7,7 +7,7 @@
 //! answer" (it may have made calls), which the ledger treats like a plugin's timeout.
 
 use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,9 +15,6 @@ use std::time::{Duration, Instant};
 use super::error::CsiError;
 use super::wire::{self, Done, Reply, Request, MAX_REPLY_BYTES, WIRE_VERSION};
 use crate::render;
-
-/// Where the `.deb` installs the program.
-pub const DEFAULT_HELPER: &str = "/usr/libexec/dvdi/dvdi-csi";
 
 /// The most CSI calls one operation sends, undo included: three identity calls, two capability
 /// calls, `NodeGetInfo`, three publish calls and their three undo calls.
@@ -128,23 +125,11 @@ fn read_until(
         if left.is_zero() {
             return Ok(None);
         }
-        let mut fds = [libc::pollfd {
-            fd: pipe.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        }];
-        let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
-        // SAFETY: one valid pollfd, for the length given.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 1, ms) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        if n == 0 {
-            continue;
+        match crate::sys::poll_readable_within(pipe.as_fd(), left) {
+            Ok(false) => continue,
+            Ok(true) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
         }
         match pipe.read(&mut buf) {
             Ok(0) => return Ok(Some(out)),

@@ -40,13 +40,12 @@ use crate::metrics::Counter;
 use crate::names::{DriverName, VolumeName};
 use crate::opts::VolumeOpts;
 
+pub use crate::config::DEFAULT_CSI_CLIENT as DEFAULT_HELPER;
 pub use config::{ConfigError, CsiConfig};
 pub use error::CsiError;
-pub use helper::DEFAULT_HELPER;
 use store::{Record, Store};
 
-/// Where operators put one file per CSI plugin.
-pub const DEFAULT_CONFIG_DIR: &str = "/etc/dvdi/csi.d";
+pub use crate::config::DEFAULT_CSI_CONFIG_DIR as DEFAULT_CONFIG_DIR;
 
 /// How many more times a CSI call that got no answer is sent, in the same operation, on a new
 /// connection. Every CSI call is idempotent (the spec requires it), so a call whose deadline
