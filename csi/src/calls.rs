@@ -167,19 +167,24 @@ impl Session {
         let deadline = Instant::now() + window;
         let mut pause = Duration::from_millis(20);
         let channel = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
+            // Each attempt may take what is left of the window (at least a moment, so the
+            // last one, at the window's end, is still made).
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(10));
             let last = match tokio::time::timeout(left, connect_once(&endpoint)).await {
                 Ok(Ok(c)) => break c,
                 Ok(Err(e)) => chain(&e),
                 Err(_) => "no connection within the window".to_owned(),
             };
-            if Instant::now() + pause >= deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
                 return Err(format!(
                     "{endpoint}: {last} (tried for {} ms)",
                     window.as_millis()
                 ));
             }
-            tokio::time::sleep(pause).await;
+            tokio::time::sleep(pause.min(left)).await;
             pause = (pause * 2).min(Duration::from_millis(500));
         };
         match side {
@@ -249,6 +254,14 @@ impl Session {
                             ErrorKind::NoAnswer,
                             format!("{}: {text}", code_name(status.code())),
                         ));
+                        if attempt < attempts {
+                            // A plugin that just died may still hold its socket for a moment:
+                            // reconnecting at once would reach the dying process again. After
+                            // the pause, a refused connection is retried over the connect
+                            // window, which waits for a restarting plugin.
+                            let window = self.request.deadlines.connect_ms;
+                            tokio::time::sleep(Duration::from_millis((window / 2).min(200))).await;
+                        }
                         continue;
                     }
                     return Err(self.failed(

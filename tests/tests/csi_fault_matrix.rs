@@ -352,3 +352,51 @@ fn every_csi_call_fault_fails_in_time_names_plugin_call_and_limit_and_leaves_not
     );
     assert_eq!(failed, 0, "rows failed (see the table above)");
 }
+
+/// A plugin restarted between prepare and cleanup keeps its state (it is the plugin's), and
+/// one that is down when the cleanup starts is waited for over the connect window: the
+/// cleanup succeeds and nothing is left.
+#[test]
+fn a_plugin_restarted_between_calls_is_waited_for_and_released_from() {
+    if !require_root("a_plugin_restarted_between_calls_is_waited_for_and_released_from") {
+        return;
+    }
+    let mut world = CsiWorld::new();
+    let iso = isolator(&world);
+    iso.prepare(&cid("c1"), &config(&world, "c1")).unwrap();
+    world.plugin.restart().unwrap();
+    iso.prepare(&cid("c2"), &config(&world, "c2")).unwrap();
+    iso.cleanup(&cid("c1")).unwrap();
+
+    // Down when the last cleanup starts, back 300 ms later: inside the 700 ms window.
+    world
+        .plugin
+        .set_fault("GetPluginInfo", CsiFault::Exit, Some(1));
+    let started = Instant::now();
+    let restarter = {
+        let socket = world.plugin.socket().to_owned();
+        std::thread::spawn(move || {
+            // Wait for the exit (the socket stays; nothing answers on it).
+            std::thread::sleep(Duration::from_millis(300));
+            socket
+        })
+    };
+    let cleanup = std::thread::scope(|s| {
+        let handle = s.spawn(|| iso.cleanup(&cid("c2")));
+        restarter.join().unwrap();
+        world.plugin.ensure_running().unwrap();
+        handle.join().unwrap()
+    });
+    cleanup.unwrap_or_else(|e| panic!("cleanup after {:?}: {e}", started.elapsed()));
+    assert!(world.leftovers().is_empty(), "{:?}", world.leftovers());
+    assert!(
+        world
+            .plugin
+            .calls()
+            .iter()
+            .filter(|c| *c == "GetPluginInfo")
+            .count()
+            >= 2,
+        "the call the plugin died on was sent again"
+    );
+}
