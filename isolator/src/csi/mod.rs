@@ -265,6 +265,7 @@ impl CsiDriver {
         let added = after != before;
         if added {
             self.store.write_users(volume, &after)?;
+            crate::fault::point("csi.user_added");
         }
         // Every Mount publishes (idempotent): one lost since, or cut short, is repaired.
         let published = self
@@ -273,7 +274,10 @@ impl CsiDriver {
             .and_then(|()| self.volume_request(wire::Op::Publish, volume, &record))
             .and_then(|request| self.run(&request));
         match published {
-            Ok(_) => Ok(self.target_path(volume)),
+            Ok(_) => {
+                crate::fault::point("csi.published");
+                Ok(self.target_path(volume))
+            }
             // The plugin may have published: the user stays, and its Unmount undoes it.
             Err(e) if e.may_have_acted() => Err(e),
             Err(e) => {
@@ -317,8 +321,10 @@ impl CsiDriver {
         // The last user went (now, or in an earlier Unmount whose release failed or was cut
         // short): unpublish. The calls are idempotent, so a retry after a partial release
         // sends them all again.
+        crate::fault::point("csi.before_unpublish");
         let request = self.volume_request(wire::Op::Unpublish, volume, &record)?;
         self.run(&request)?;
+        crate::fault::point("csi.unpublished");
         users.published = false;
         self.store.write_users(volume, &users)
     }
