@@ -152,6 +152,7 @@ fn run_case(step: Step, mode: Mode, point: &str) -> Result<String, String> {
         world.run_ok(&step_args(*s, mode))?;
     }
     let before = world.inspect();
+    let csi_calls_before = world.csi().calls().len();
     let status = world
         .harness(&step_args(step, mode), Some(point), None)
         .stdout(Stdio::null())
@@ -215,6 +216,9 @@ fn run_case(step: Step, mode: Mode, point: &str) -> Result<String, String> {
                         mp.display()
                     ));
                 }
+            } else if *driver == dvdi_crash::CSI_DRIVER {
+                common::check_csi_held(&world, id, csi_calls_before)
+                    .map_err(|e| format!("{driver}/{name} of running {c}: {e}"))?;
             } else if unmounted.iter().any(|u| u == id) {
                 return Err(format!(
                     "{driver}/{name} unmounted (id {id}) under running {c}"
@@ -249,6 +253,7 @@ fn run_case(step: Step, mode: Mode, point: &str) -> Result<String, String> {
             .collect();
         return Err(format!("leaked loop devices: {flags:?}"));
     }
+    common::check_csi_clean(&world)?;
     let (mounts, unmounts) = world.plugin_calls();
     let count = |id: &String| unmounts.iter().filter(|u| *u == id).count();
     for id in &mounts {
