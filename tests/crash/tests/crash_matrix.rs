@@ -5,12 +5,14 @@
 //! table, the ledger (`inspect`) and the plugin process's own record of its calls:
 //!
 //! - no leaked mount: at the end nothing is mounted under the test's directory, no loop device
-//!   is left, the ledger is empty (no record, no failed unmount);
+//!   is left, the ledger is empty (no record, no failed unmount), and the CSI test plugin
+//!   has nothing staged, published or controller-published;
 //! - no lost reference: after recover, every running container that had been prepared holds
 //!   each of its volumes in the ledger, mounted (the `local` one in the mount table, the plugin
-//!   one with a Mount id the plugin never saw unmounted);
+//!   one with a Mount id the plugin never saw unmounted, the CSI one still published and
+//!   mounted, its mount id in the driver's users record);
 //! - no volume unmounted under a running container: that mount id is the one it had before
-//!   the crash;
+//!   the crash, and the CSI plugin got no `NodeUnpublishVolume` since before the crash;
 //! - Mount/Unmount paired: every Mount id the plugin saw gets exactly one Unmount, and no
 //!   Unmount names an id the plugin never mounted.
 //!

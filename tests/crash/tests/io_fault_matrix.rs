@@ -1,6 +1,7 @@
 //! The I/O fault matrix (root), beside the crash matrix: for every I/O fault point of the
 //! library (`dvdi::fault::IO_POINTS`: record and temp-file writes, renames, unlinks, fsyncs,
-//! directory creation, the `local` driver's state and image, loop attach, mkfs, mount), at
+//! directory creation, the `local` driver's state and image, a CSI driver's records and
+//! directories, loop attach, mkfs, mount), at
 //! every pass of it in every step of the scenario (`dvdi_crash`: prepare A, prepare B, cleanup
 //! A, cleanup B, a recover, a prepare C that fails and rolls back, and a `dvdcli exec`-style
 //! container E), make that one call fail with `ENOSPC`, `EIO` and `EROFS` in turn, and check:
