@@ -43,7 +43,7 @@ use crate::opts::VolumeOpts;
 pub use config::{ConfigError, CsiConfig};
 pub use error::CsiError;
 pub use helper::DEFAULT_HELPER;
-use store::{Record, Store};
+use store::{Lock, Record, Store};
 
 /// Where operators put one file per CSI plugin.
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/dvdi/csi.d";
@@ -129,8 +129,9 @@ impl CsiDriver {
         })
     }
 
-    fn run(&self, request: &wire::Request) -> Result<wire::Done, CsiError> {
-        let result = helper::run(&self.helper, request);
+    /// Runs `request`, handing `lock` (the volume's, held by the caller) to the program.
+    fn run(&self, request: &wire::Request, lock: Option<&Lock>) -> Result<wire::Done, CsiError> {
+        let result = helper::run(&self.helper, request, lock.map(Lock::fd));
         if let Err(CsiError::Call { error, .. }) = &result {
             if error.kind == wire::ErrorKind::Timeout {
                 if let Some(c) = &self.timeouts_counter {
@@ -192,8 +193,8 @@ impl CsiDriver {
                 }
             }
         }
-        let _lock = self.store.lock(volume)?;
-        let done = self.run(&request)?;
+        let lock = self.store.lock(volume)?;
+        let done = self.run(&request, Some(&lock))?;
         let record = Record::new(
             done.volume_id.unwrap_or_else(|| volume.to_string()),
             done.capacity,
@@ -224,7 +225,7 @@ impl CsiDriver {
     }
 
     fn do_remove(&self, volume: &VolumeName) -> Result<(), CsiError> {
-        let _lock = self.store.lock(volume)?;
+        let lock = self.store.lock(volume)?;
         let Some(record) = self.record_or_preprovisioned(volume)? else {
             return Err(self.no_such_volume(volume));
         };
@@ -239,7 +240,7 @@ impl CsiDriver {
         let mut request = self.volume_request(wire::Op::Delete, volume, &record)?;
         request.staging_path = None;
         request.target_path = None;
-        self.run(&request)?;
+        self.run(&request, Some(&lock))?;
         self.store.remove_volume(volume)
     }
 
@@ -251,7 +252,7 @@ impl CsiDriver {
     }
 
     fn do_mount(&self, volume: &VolumeName, id: &str) -> Result<PathBuf, CsiError> {
-        let _lock = self.store.lock(volume)?;
+        let lock = self.store.lock(volume)?;
         let Some(record) = self.record_or_preprovisioned(volume)? else {
             return Err(self.no_such_volume(volume));
         };
@@ -272,7 +273,7 @@ impl CsiDriver {
             .store
             .make_dirs(volume)
             .and_then(|()| self.volume_request(wire::Op::Publish, volume, &record))
-            .and_then(|request| self.run(&request));
+            .and_then(|request| self.run(&request, Some(&lock)));
         match published {
             Ok(_) => {
                 crate::fault::point("csi.published");
@@ -295,7 +296,7 @@ impl CsiDriver {
     }
 
     fn do_unmount(&self, volume: &VolumeName, id: &str) -> Result<(), CsiError> {
-        let _lock = self.store.lock(volume)?;
+        let lock = self.store.lock(volume)?;
         let Some(record) = self.record_or_preprovisioned(volume)? else {
             return Err(self.no_such_volume(volume));
         };
@@ -323,7 +324,7 @@ impl CsiDriver {
         // sends them all again.
         crate::fault::point("csi.before_unpublish");
         let request = self.volume_request(wire::Op::Unpublish, volume, &record)?;
-        self.run(&request)?;
+        self.run(&request, Some(&lock))?;
         crate::fault::point("csi.unpublished");
         users.published = false;
         self.store.write_users(volume, &users)
@@ -387,7 +388,7 @@ impl VolumeDriver for CsiDriver {
     fn activate(&self) -> Result<(), DriverError> {
         let volume = VolumeName::new("probe").expect("a valid name");
         self.request(wire::Op::Probe, &volume)
-            .and_then(|r| self.run(&r))
+            .and_then(|r| self.run(&r, None))
             .map(|_| ())
             .map_err(|e| e.into_driver_error(Operation::Activate))
     }

@@ -434,3 +434,56 @@ fn root_workspace_builds_have_no_fault_points() {
     assert!(!shipped.contains("fault-points"), "{shipped}");
     assert!(!shipped.contains("test-doubles"), "{shipped}");
 }
+
+/// The agent killed while `dvdi-csi` is still publishing (here: `ControllerPublishVolume`
+/// delayed by the plugin): the orphaned program finishes its calls after the agent is gone.
+/// The recover that follows must not race it — the CSI spec asks the CO for one call in
+/// flight per volume — so the volume's lock must stay held until the program exits, and the
+/// unpublish that recover sends must come after the orphan's publish, leaving nothing.
+#[test]
+fn an_orphaned_csi_publish_is_not_raced_by_recover() {
+    if !require_root("an_orphaned_csi_publish_is_not_raced_by_recover") {
+        return;
+    }
+    use dvdi_testkit::csi_plugin::CsiFault;
+    let delay = std::time::Duration::from_millis(1500);
+    let world = World::new();
+    world
+        .csi()
+        .set_fault("ControllerPublishVolume", CsiFault::Delay(delay), Some(1));
+    let mut child = world
+        .harness(&["prepare", "A"], None, None)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while world.csi().count("ControllerPublishVolume") == 0 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "no ControllerPublishVolume"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed = Instant::now();
+    world.run_ok(&["recover"]).unwrap();
+    // Whatever the orphan still does is over by now (it may not outlive its deadlines).
+    if let Some(left) = (delay * 3).checked_sub(killed.elapsed()) {
+        std::thread::sleep(left);
+    }
+    let end = world.inspect();
+    assert!(
+        end["volumes"].as_array().unwrap().is_empty(),
+        "ledger not empty: {end}"
+    );
+    assert_eq!(common::check_csi_clean(&world), Ok(()));
+    assert_eq!(world.mounts(), Vec::<PathBuf>::new());
+    let calls = world.csi().calls();
+    let last_publish = calls.iter().rposition(|c| c == "NodePublishVolume");
+    let last_unpublish = calls.iter().rposition(|c| c == "NodeUnpublishVolume");
+    assert!(
+        last_publish < last_unpublish,
+        "calls out of order: {calls:?}"
+    );
+}
