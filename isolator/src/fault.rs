@@ -22,6 +22,7 @@ pub const POINTS: &[&str] = &[
     "prepare.validated",
     "join.mount_id_written",
     "csi.user_added",
+    "csi.program_running",
     "csi.published",
     "join.mount_returned",
     "join.mount_recorded",

@@ -78,6 +78,7 @@ pub fn run(
         .take()
         .map(|mut stdin| stdin.write_all(&input))
         .unwrap_or(Ok(()));
+    crate::fault::point("csi.program_running");
     let mut stdout = child.stdout.take().expect("stdout is piped");
     let read = wrote.and_then(|()| read_until(&mut stdout, deadline));
     let output = match read {
