@@ -21,6 +21,9 @@ pub const POINTS: &[&str] = &[
     // prepare
     "prepare.validated",
     "join.mount_id_written",
+    "csi.user_added",
+    "csi.program_running",
+    "csi.published",
     "join.mount_returned",
     "join.mount_recorded",
     "join.holder_added",
@@ -31,6 +34,8 @@ pub const POINTS: &[&str] = &[
     "cleanup.references_dropped",
     "release.holder_dropped",
     "unmount.before_call",
+    "csi.before_unpublish",
+    "csi.unpublished",
     "unmount.returned",
     "cleanup.before_record_delete",
     // recover

@@ -41,7 +41,15 @@ fn endpoint_of(request: &Request, call: &str) -> String {
     }
 }
 
-pub fn run(helper: &Path, request: &Request) -> Result<Done, CsiError> {
+/// Runs one operation. `lock`, the volume's lock when the operation has one, is inherited by
+/// the program, so that if this process dies while the program's calls are under way the
+/// volume stays locked until they are over: the next operation on it (recover's Unmount) then
+/// waits for them instead of racing them (the CSI spec asks for one call in flight per volume).
+pub fn run(
+    helper: &Path,
+    request: &Request,
+    lock: Option<std::os::fd::BorrowedFd<'_>>,
+) -> Result<Done, CsiError> {
     let failed = |reason: String, started: bool| CsiError::Helper {
         driver: request.driver.clone(),
         helper: helper.to_owned(),
@@ -49,7 +57,11 @@ pub fn run(helper: &Path, request: &Request) -> Result<Done, CsiError> {
         started,
     };
     let input = serde_json::to_vec(request).map_err(|e| failed(e.to_string(), false))?;
-    let mut child = Command::new(helper)
+    let mut command = Command::new(helper);
+    if let Some(fd) = lock {
+        crate::sys::keep_in_child(&mut command, fd);
+    }
+    let mut child = command
         .env_clear()
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -63,6 +75,7 @@ pub fn run(helper: &Path, request: &Request) -> Result<Done, CsiError> {
         .take()
         .map(|mut stdin| stdin.write_all(&input))
         .unwrap_or(Ok(()));
+    crate::fault::point("csi.program_running");
     let mut stdout = child.stdout.take().expect("stdout is piped");
     let read = wrote.and_then(|()| read_until(&mut stdout, deadline));
     let output = match read {

@@ -43,7 +43,7 @@ use crate::opts::VolumeOpts;
 pub use crate::config::DEFAULT_CSI_CLIENT as DEFAULT_HELPER;
 pub use config::{ConfigError, CsiConfig};
 pub use error::CsiError;
-use store::{Record, Store};
+use store::{Lock, Record, Store};
 
 pub use crate::config::DEFAULT_CSI_CONFIG_DIR as DEFAULT_CONFIG_DIR;
 
@@ -133,8 +133,9 @@ impl CsiDriver {
         })
     }
 
-    fn run(&self, request: &wire::Request) -> Result<wire::Done, CsiError> {
-        let result = helper::run(&self.helper, request);
+    /// Runs `request`, handing `lock` (the volume's, held by the caller) to the program.
+    fn run(&self, request: &wire::Request, lock: Option<&Lock>) -> Result<wire::Done, CsiError> {
+        let result = helper::run(&self.helper, request, lock.map(Lock::fd));
         if let Err(CsiError::Call { error, .. }) = &result {
             if error.kind == wire::ErrorKind::Timeout {
                 if let Some(c) = &self.timeouts_counter {
@@ -196,8 +197,8 @@ impl CsiDriver {
                 }
             }
         }
-        let _lock = self.store.lock(volume)?;
-        let done = self.run(&request)?;
+        let lock = self.store.lock(volume)?;
+        let done = self.run(&request, Some(&lock))?;
         let record = Record::new(
             done.volume_id.unwrap_or_else(|| volume.to_string()),
             done.capacity,
@@ -228,7 +229,7 @@ impl CsiDriver {
     }
 
     fn do_remove(&self, volume: &VolumeName) -> Result<(), CsiError> {
-        let _lock = self.store.lock(volume)?;
+        let lock = self.store.lock(volume)?;
         let Some(record) = self.record_or_preprovisioned(volume)? else {
             return Err(self.no_such_volume(volume));
         };
@@ -243,7 +244,7 @@ impl CsiDriver {
         let mut request = self.volume_request(wire::Op::Delete, volume, &record)?;
         request.staging_path = None;
         request.target_path = None;
-        self.run(&request)?;
+        self.run(&request, Some(&lock))?;
         self.store.remove_volume(volume)
     }
 
@@ -255,7 +256,7 @@ impl CsiDriver {
     }
 
     fn do_mount(&self, volume: &VolumeName, id: &str) -> Result<PathBuf, CsiError> {
-        let _lock = self.store.lock(volume)?;
+        let lock = self.store.lock(volume)?;
         let Some(record) = self.record_or_preprovisioned(volume)? else {
             return Err(self.no_such_volume(volume));
         };
@@ -269,15 +270,19 @@ impl CsiDriver {
         let added = after != before;
         if added {
             self.store.write_users(volume, &after)?;
+            crate::fault::point("csi.user_added");
         }
         // Every Mount publishes (idempotent): one lost since, or cut short, is repaired.
         let published = self
             .store
             .make_dirs(volume)
             .and_then(|()| self.volume_request(wire::Op::Publish, volume, &record))
-            .and_then(|request| self.run(&request));
+            .and_then(|request| self.run(&request, Some(&lock)));
         match published {
-            Ok(_) => Ok(self.target_path(volume)),
+            Ok(_) => {
+                crate::fault::point("csi.published");
+                Ok(self.target_path(volume))
+            }
             // The plugin may have published: the user stays, and its Unmount undoes it.
             Err(e) if e.may_have_acted() => Err(e),
             Err(e) => {
@@ -295,7 +300,7 @@ impl CsiDriver {
     }
 
     fn do_unmount(&self, volume: &VolumeName, id: &str) -> Result<(), CsiError> {
-        let _lock = self.store.lock(volume)?;
+        let lock = self.store.lock(volume)?;
         let Some(record) = self.record_or_preprovisioned(volume)? else {
             return Err(self.no_such_volume(volume));
         };
@@ -321,8 +326,10 @@ impl CsiDriver {
         // The last user went (now, or in an earlier Unmount whose release failed or was cut
         // short): unpublish. The calls are idempotent, so a retry after a partial release
         // sends them all again.
+        crate::fault::point("csi.before_unpublish");
         let request = self.volume_request(wire::Op::Unpublish, volume, &record)?;
-        self.run(&request)?;
+        self.run(&request, Some(&lock))?;
+        crate::fault::point("csi.unpublished");
         users.published = false;
         self.store.write_users(volume, &users)
     }
@@ -384,7 +391,7 @@ impl VolumeDriver for CsiDriver {
     /// The identity calls: the plugin is there, is the one configured, and is ready.
     fn activate(&self) -> Result<(), DriverError> {
         self.request(wire::Op::Probe, None)
-            .and_then(|r| self.run(&r))
+            .and_then(|r| self.run(&r, None))
             .map(|_| ())
             .map_err(|e| e.into_driver_error(Operation::Activate))
     }

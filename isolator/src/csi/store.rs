@@ -87,6 +87,13 @@ pub struct Lock {
     file: File,
 }
 
+impl Lock {
+    /// The locked file: a `dvdi-csi` child given it keeps the volume locked while it runs.
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.file)
+    }
+}
+
 impl Drop for Lock {
     fn drop(&mut self) {
         let _ = flock(&self.file, FlockOp::Unlock);

@@ -5,12 +5,14 @@
 //! table, the ledger (`inspect`) and the plugin process's own record of its calls:
 //!
 //! - no leaked mount: at the end nothing is mounted under the test's directory, no loop device
-//!   is left, the ledger is empty (no record, no failed unmount);
+//!   is left, the ledger is empty (no record, no failed unmount), and the CSI test plugin
+//!   has nothing staged, published or controller-published;
 //! - no lost reference: after recover, every running container that had been prepared holds
 //!   each of its volumes in the ledger, mounted (the `local` one in the mount table, the plugin
-//!   one with a Mount id the plugin never saw unmounted);
+//!   one with a Mount id the plugin never saw unmounted, the CSI one still published and
+//!   mounted, its mount id in the driver's users record);
 //! - no volume unmounted under a running container: that mount id is the one it had before
-//!   the crash;
+//!   the crash, and the CSI plugin got no `NodeUnpublishVolume` since before the crash;
 //! - Mount/Unmount paired: every Mount id the plugin saw gets exactly one Unmount, and no
 //!   Unmount names an id the plugin never mounted.
 //!
@@ -152,6 +154,7 @@ fn run_case(step: Step, mode: Mode, point: &str) -> Result<String, String> {
         world.run_ok(&step_args(*s, mode))?;
     }
     let before = world.inspect();
+    let csi_calls_before = world.csi().calls().len();
     let status = world
         .harness(&step_args(step, mode), Some(point), None)
         .stdout(Stdio::null())
@@ -215,6 +218,9 @@ fn run_case(step: Step, mode: Mode, point: &str) -> Result<String, String> {
                         mp.display()
                     ));
                 }
+            } else if *driver == dvdi_crash::CSI_DRIVER {
+                common::check_csi_held(&world, id, csi_calls_before)
+                    .map_err(|e| format!("{driver}/{name} of running {c}: {e}"))?;
             } else if unmounted.iter().any(|u| u == id) {
                 return Err(format!(
                     "{driver}/{name} unmounted (id {id}) under running {c}"
@@ -249,6 +255,7 @@ fn run_case(step: Step, mode: Mode, point: &str) -> Result<String, String> {
             .collect();
         return Err(format!("leaked loop devices: {flags:?}"));
     }
+    common::check_csi_clean(&world)?;
     let (mounts, unmounts) = world.plugin_calls();
     let count = |id: &String| unmounts.iter().filter(|u| *u == id).count();
     for id in &mounts {
@@ -426,4 +433,57 @@ fn root_workspace_builds_have_no_fault_points() {
     assert!(shipped.contains("dvdi"), "{shipped}");
     assert!(!shipped.contains("fault-points"), "{shipped}");
     assert!(!shipped.contains("test-doubles"), "{shipped}");
+}
+
+/// The agent killed while `dvdi-csi` is still publishing (here: `ControllerPublishVolume`
+/// delayed by the plugin): the orphaned program finishes its calls after the agent is gone.
+/// The recover that follows must not race it — the CSI spec asks the CO for one call in
+/// flight per volume — so the volume's lock must stay held until the program exits, and the
+/// unpublish that recover sends must come after the orphan's publish, leaving nothing.
+#[test]
+fn an_orphaned_csi_publish_is_not_raced_by_recover() {
+    if !require_root("an_orphaned_csi_publish_is_not_raced_by_recover") {
+        return;
+    }
+    use dvdi_testkit::csi_plugin::CsiFault;
+    let delay = std::time::Duration::from_millis(1500);
+    let world = World::new();
+    world
+        .csi()
+        .set_fault("ControllerPublishVolume", CsiFault::Delay(delay), Some(1));
+    let mut child = world
+        .harness(&["prepare", "A"], None, None)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while world.csi().count("ControllerPublishVolume") == 0 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "no ControllerPublishVolume"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed = Instant::now();
+    world.run_ok(&["recover"]).unwrap();
+    // Whatever the orphan still does is over by now (it may not outlive its deadlines).
+    if let Some(left) = (delay * 3).checked_sub(killed.elapsed()) {
+        std::thread::sleep(left);
+    }
+    let end = world.inspect();
+    assert!(
+        end["volumes"].as_array().unwrap().is_empty(),
+        "ledger not empty: {end}"
+    );
+    assert_eq!(common::check_csi_clean(&world), Ok(()));
+    assert_eq!(world.mounts(), Vec::<PathBuf>::new());
+    let calls = world.csi().calls();
+    let last_publish = calls.iter().rposition(|c| c == "NodePublishVolume");
+    let last_unpublish = calls.iter().rposition(|c| c == "NodeUnpublishVolume");
+    assert!(
+        last_publish < last_unpublish,
+        "calls out of order: {calls:?}"
+    );
 }

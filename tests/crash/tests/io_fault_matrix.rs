@@ -1,6 +1,7 @@
 //! The I/O fault matrix (root), beside the crash matrix: for every I/O fault point of the
 //! library (`dvdi::fault::IO_POINTS`: record and temp-file writes, renames, unlinks, fsyncs,
-//! directory creation, the `local` driver's state and image, loop attach, mkfs, mount), at
+//! directory creation, the `local` driver's state and image, a CSI driver's records and
+//! directories, loop attach, mkfs, mount), at
 //! every pass of it in every step of the scenario (`dvdi_crash`: prepare A, prepare B, cleanup
 //! A, cleanup B, a recover, a prepare C that fails and rolls back, and a `dvdcli exec`-style
 //! container E), make that one call fail with `ENOSPC`, `EIO` and `EROFS` in turn, and check:
@@ -187,6 +188,7 @@ fn check_covered(world: &World) -> Result<(), String> {
     let ledger = dvdi::ledger::Ledger::open(world.path("checkpoint")).map_err(|e| e.to_string())?;
     let mut covered_ids = BTreeSet::new();
     let mut covered_local = BTreeSet::new();
+    let mut csi_covered = false;
     for v in ledger.list_volumes().map_err(|e| e.to_string())? {
         let record = v
             .entry
@@ -200,8 +202,28 @@ fn check_covered(world: &World) -> Result<(), String> {
         if held && record.driver.as_str() == "local" {
             covered_local.insert(world.path("volumes").join(record.name.as_str()));
         }
+        if held && record.driver.as_str() == dvdi_crash::CSI_DRIVER {
+            csi_covered = true;
+        }
+    }
+    // The CSI volume's staging and target mounts, and what the plugin holds, need a record.
+    let csi_dir = world.path("csi-root").join(dvdi_crash::CSI_VOLUME);
+    let csi_held = world.csi_leftovers();
+    if !csi_held.is_empty() && !csi_covered {
+        return Err(format!(
+            "the CSI plugin holds {csi_held} and no record covers it"
+        ));
     }
     for mp in world.mounts() {
+        if mp.starts_with(&csi_dir) {
+            if !csi_covered {
+                return Err(format!(
+                    "{} is mounted and no record covers it",
+                    mp.display()
+                ));
+            }
+            continue;
+        }
         let Ok(rest) = mp.strip_prefix(world.path("volumes")) else {
             return Err(format!("unexpected mount {}", mp.display()));
         };
@@ -236,6 +258,7 @@ fn run_case(step: Step, point: &str, errno: &str) -> Result<String, String> {
         world.run_ok(&s.args())?;
     }
     let before = world.inspect();
+    let csi_calls_before = world.csi().calls().len();
     let line = run_faulted(&world, step, &format!("{point}={errno}"))?;
     if let Some(probe) = line["probe"].as_str() {
         return Err(format!("the next operation on the volumes failed: {probe}"));
@@ -329,6 +352,10 @@ fn run_case(step: Step, point: &str, errno: &str) -> Result<String, String> {
             let gone = if *driver == "local" {
                 let mp = PathBuf::from(vol["mountpoint"].as_str().unwrap_or(""));
                 !mounted_now.contains(&mp)
+            } else if *driver == dvdi_crash::CSI_DRIVER {
+                common::check_csi_held(&world, id, csi_calls_before)
+                    .map_err(|e| format!("{driver}/{name} of running {c}: {e}"))?;
+                false
             } else {
                 unmounted.iter().any(|u| u == id)
             };
@@ -356,6 +383,7 @@ fn run_case(step: Step, point: &str, errno: &str) -> Result<String, String> {
     if !loops.is_empty() {
         return Err(format!("leaked loop devices: {loops:?}"));
     }
+    common::check_csi_clean(&world)?;
     let (mounts, unmounts) = world.plugin_calls();
     for id in &mounts {
         // A second Unmount is the safe direction: a rollback's Unmount whose final record

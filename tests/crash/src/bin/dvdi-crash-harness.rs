@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! dvdi-crash-harness --checkpoint DIR --local-root DIR --plugin-dir DIR --sandboxes DIR
-//!                    [--probe] STEP
+//!                    [--csi-config-dir DIR --csi-client PATH] [--probe] STEP
 //!   STEP: prepare ID | cleanup ID | exec ID | reap | recover [KNOWN…] | inspect
 //!         (also spelled `--step prepare ID`, `--step cleanup ID`, `--recover [KNOWN…]`)
 //! ```
@@ -30,19 +30,23 @@ use dvdi::{ContainerConfig, ContainerId, Isolator, IsolatorConfig, Settings, Tim
 use serde_json::{json, Value};
 
 const USAGE: &str = "usage: dvdi-crash-harness --checkpoint DIR --local-root DIR --plugin-dir DIR \
---sandboxes DIR [--probe] (prepare ID | cleanup ID | exec ID | reap | recover [KNOWN...] | inspect)";
+--sandboxes DIR [--csi-config-dir DIR --csi-client PATH] [--probe] (prepare ID | cleanup ID | exec ID | reap | recover [KNOWN...] | inspect)";
 
 struct Args {
     checkpoint: PathBuf,
     local_root: PathBuf,
     plugin_dir: PathBuf,
     sandboxes: PathBuf,
+    /// The CSI settings (`csi_config_dir`, `csi_client`); the library's defaults when absent.
+    csi_config_dir: Option<PathBuf>,
+    csi_client: Option<PathBuf>,
     probe: bool,
     step: Vec<String>,
 }
 
 fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
     let (mut checkpoint, mut local_root, mut plugin_dir, mut sandboxes) = (None, None, None, None);
+    let (mut csi_config_dir, mut csi_client) = (None, None);
     let mut step = Vec::new();
     let mut probe = false;
     while let Some(arg) = argv.next() {
@@ -55,6 +59,8 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
             "--local-root" => &mut local_root,
             "--plugin-dir" => &mut plugin_dir,
             "--sandboxes" => &mut sandboxes,
+            "--csi-config-dir" => &mut csi_config_dir,
+            "--csi-client" => &mut csi_client,
             // `--step prepare A` is the same as `prepare A`.
             "--step" => continue,
             _ => {
@@ -79,6 +85,8 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
         local_root: need(local_root, "--local-root")?,
         plugin_dir: need(plugin_dir, "--plugin-dir")?,
         sandboxes: need(sandboxes, "--sandboxes")?,
+        csi_config_dir,
+        csi_client,
         probe,
         step,
     })
@@ -92,6 +100,12 @@ fn isolator(args: &Args) -> Result<Isolator, String> {
         ..Timeouts::uniform(Duration::from_secs(10))
     };
     settings.local_root = args.local_root.clone();
+    if let Some(dir) = &args.csi_config_dir {
+        settings.csi_config_dir = dir.clone();
+    }
+    if let Some(client) = &args.csi_client {
+        settings.csi_client = client.clone();
+    }
     Isolator::from_config(IsolatorConfig {
         checkpoint_dir: args.checkpoint.clone(),
         settings,

@@ -1,18 +1,23 @@
-//! What the crash matrix and the I/O fault matrix share: a test world (temp dirs, a plugin
-//! process recording its calls) and the harness run in it.
+//! What the crash matrix and the I/O fault matrix share: a test world (temp dirs, a Docker
+//! plugin process recording its calls, a CSI test plugin keeping its state in files) and the
+//! harness run in it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use dvdi_testkit::env::{command, spawn_plugin_process};
+use dvdi_testkit::csi_plugin::CsiTestPlugin;
+use dvdi_testkit::env::{command, spawn_plugin_process, workspace_bin};
 use serde_json::Value;
 
 const HARNESS: &str = env!("CARGO_BIN_EXE_dvdi-crash-harness");
 
-/// One test world: temp dirs, a plugin process recording its calls.
+/// One test world: temp dirs, a Docker plugin process recording its calls, and a CSI test
+/// plugin (`csi-plugin/`) configured as driver [`dvdi_crash::CSI_DRIVER`] in `csi.d/`, its
+/// host side (staging dirs, publish targets, the driver's records) under `csi-root/`.
 pub struct World {
     tmp: tempfile::TempDir,
     plugin: Option<Child>,
+    csi: Option<CsiTestPlugin>,
 }
 
 impl World {
@@ -22,9 +27,81 @@ impl World {
             .tempdir()
             .unwrap();
         std::fs::create_dir_all(tmp.path().join("plugins")).unwrap();
-        let mut world = World { tmp, plugin: None };
+        let mut world = World {
+            tmp,
+            plugin: None,
+            csi: None,
+        };
         world.start_plugin();
+        world.start_csi_plugin();
         world
+    }
+
+    /// Starts the CSI test plugin (from the root workspace's target dir, as the Docker test
+    /// plugin is) and writes its configuration file: one socket for node and controller.
+    fn start_csi_plugin(&mut self) {
+        let plugin = CsiTestPlugin::start(&self.path("csi-plugin")).unwrap();
+        let endpoint = format!("unix://{}", plugin.socket().display());
+        let config = serde_json::json!({
+            "node_endpoint": endpoint,
+            "controller_endpoint": endpoint,
+            "root": self.path("csi-root"),
+            "plugin_name": "test.csi.dvdi",
+        });
+        std::fs::create_dir_all(self.path("csi.d")).unwrap();
+        std::fs::write(
+            self.path("csi.d")
+                .join(format!("{}.json", dvdi_crash::CSI_DRIVER)),
+            serde_json::to_vec_pretty(&config).unwrap(),
+        )
+        .unwrap();
+        self.csi = Some(plugin);
+    }
+
+    /// The CSI test plugin.
+    pub fn csi(&self) -> &CsiTestPlugin {
+        self.csi.as_ref().expect("the world's CSI plugin")
+    }
+
+    /// Where the CSI driver publishes the scenario's CSI volume on this host.
+    pub fn csi_target(&self) -> PathBuf {
+        self.path("csi-root")
+            .join(dvdi_crash::CSI_VOLUME)
+            .join("target")
+    }
+
+    /// The CSI driver's `users.json` of the scenario's CSI volume: (mount ids, published).
+    pub fn csi_users(&self) -> (Vec<String>, bool) {
+        let path = self
+            .path("csi-root")
+            .join(dvdi_crash::CSI_VOLUME)
+            .join("users.json");
+        let Ok(bytes) = std::fs::read(&path) else {
+            return (Vec::new(), false);
+        };
+        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let users = v["users"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|u| u.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        (users, v["published"].as_bool().unwrap_or(false))
+    }
+
+    /// What the CSI plugin still holds (staged, published, controller-published), as text;
+    /// empty when it holds nothing.
+    pub fn csi_leftovers(&self) -> String {
+        let csi = self.csi();
+        let (staged, published, attached) =
+            (csi.staged(), csi.published(), csi.controller_published());
+        if staged.is_empty() && published.is_empty() && attached.is_empty() {
+            String::new()
+        } else {
+            format!("staged {staged:?}, published {published:?}, controller-published {attached:?}")
+        }
     }
 
     pub fn path(&self, sub: &str) -> PathBuf {
@@ -52,6 +129,10 @@ impl World {
             .arg(self.path("plugins"))
             .arg("--sandboxes")
             .arg(self.path("sandboxes"))
+            .arg("--csi-config-dir")
+            .arg(self.path("csi.d"))
+            .arg("--csi-client")
+            .arg(workspace_bin("dvdi-csi"))
             .args(step)
             .stdin(Stdio::null());
         if let Some(point) = fault {
@@ -127,6 +208,7 @@ impl Drop for World {
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
             let _ = child.wait();
         }
+        drop(self.csi.take());
         let mut mounts = self.mounts();
         mounts.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
         for m in mounts {
@@ -236,4 +318,52 @@ pub fn run_cases<C: Sync>(
     let mut rows = rows.into_inner().unwrap();
     rows.sort_by_key(|r: &Row| r.0);
     rows
+}
+
+/// A running container holds the scenario's CSI volume under ledger mount id `id`: the
+/// driver's users record still has `id` and says published, the plugin still has the target
+/// published and it is mounted, and no `NodeUnpublishVolume` was sent since the plugin had
+/// received `calls_before` calls (so it was never unpublished, even for a moment).
+pub fn check_csi_held(world: &World, id: &str, calls_before: usize) -> Result<(), String> {
+    let target = world.csi_target();
+    let (users, published) = world.csi_users();
+    if !published || !users.iter().any(|u| u == id) {
+        return Err(format!(
+            "csi users record lost mount id {id}: users {users:?}, published {published}"
+        ));
+    }
+    if !world.csi().published().iter().any(|(_, t)| *t == target) {
+        return Err(format!(
+            "the CSI plugin no longer has {} published",
+            target.display()
+        ));
+    }
+    if !world.mounts().contains(&target) {
+        return Err(format!("{} is not mounted", target.display()));
+    }
+    let calls = world.csi().calls();
+    if calls
+        .iter()
+        .skip(calls_before)
+        .any(|c| c == "NodeUnpublishVolume")
+    {
+        return Err("NodeUnpublishVolume sent while a holder ran".into());
+    }
+    Ok(())
+}
+
+/// At the end of a case: the CSI plugin holds nothing (nothing staged, published or
+/// controller-published) and the driver's users record is empty and unpublished.
+pub fn check_csi_clean(world: &World) -> Result<(), String> {
+    let left = world.csi_leftovers();
+    if !left.is_empty() {
+        return Err(format!("the CSI plugin still holds: {left}"));
+    }
+    let (users, published) = world.csi_users();
+    if !users.is_empty() || published {
+        return Err(format!(
+            "csi users record not clear at the end: users {users:?}, published {published}"
+        ));
+    }
+    Ok(())
 }
