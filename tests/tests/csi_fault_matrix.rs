@@ -165,6 +165,11 @@ fn run(call: &str, fault: &str, kind: &Kind, succeeds: bool, phase: Phase) -> Ro
         };
         row.took = started.elapsed();
         world.plugin.clear_faults();
+        // A call whose deadline passed is counted once, in the agent's dvdi/plugin_timeouts.
+        let timeouts = iso.metrics().plugin_timeouts;
+        if timeouts != u64::from(hang) {
+            return Err(format!("plugin_timeouts is {timeouts}"));
+        }
         world
             .plugin
             .ensure_running()

@@ -22,12 +22,13 @@ pub fn backed_by(wanted: impl Fn(&Path) -> bool) -> Vec<String> {
     found
 }
 
-/// `list()` once the detaches the kernel deferred are done (waiting up to 5 s): a test process
+/// `list()` once the detaches the kernel deferred are done (waiting up to 15 s; 5 s was seen
+/// to pass by a few hundred ms on a loaded 2-CPU machine in the crash workspace): a test process
 /// that made its own mount namespace while a volume was mounted keeps a copy of the mount, so
 /// `LOOP_CLR_FD` only sets autoclear and the device goes when that process exits. A device
 /// still there without autoclear is a real leak: the list is returned at once.
 pub fn settled<T: AsRef<Path>>(mut list: impl FnMut() -> Vec<T>) -> Vec<T> {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let loops = list();
         let deferred = loops.iter().all(|dev| {
