@@ -10,16 +10,19 @@
 //!   same volume from 64 threads (one Mount).
 //! - Recover of 100 / 1,000 / 10,000 checkpointed containers.
 //! - The cdylib's resident memory in a fresh host process.
+//! - A CSI volume's prepare + cleanup through the C ABI against the CSI test plugin, next to
+//!   the `dvdi-csi` program run directly and the bare CSI calls in-process (`csi.rs`).
 //!
 //! Runs as root: it makes itself a private mount namespace and puts the checkpoint on a private
 //! tmpfs, as in production (`/var/run` is a tmpfs). Every plugin is the testkit's in-process
 //! `TestPlugin` over a Unix socket.
 //!
-//! Usage: `dvdi-bench [--quick] [--runs N] [--only cli|isolator|parallel|recover|rss]
+//! Usage: `dvdi-bench [--quick] [--runs N] [--only cli|isolator|parallel|recover|rss|csi]
 //! [--dvdcli PATH]` (build with `--release`; `scripts/bench.sh`). `--only` runs one part, for
 //! profiling; `--dvdcli` measures that binary instead of the `dvdcli` next to this one.
 
 mod cli;
+mod csi;
 mod isolator;
 mod rss;
 mod stats;
@@ -63,6 +66,7 @@ struct Plan {
     recover_sizes: Vec<usize>,
     recover_reps: usize,
     rss_probes: usize,
+    csi_runs: usize,
 }
 
 fn sibling(name: &str) -> PathBuf {
@@ -132,6 +136,7 @@ fn main() {
             recover_sizes: vec![100, 1000],
             recover_reps: 1,
             rss_probes: 3,
+            csi_runs: runs.unwrap_or(10),
         }
     } else {
         Plan {
@@ -141,6 +146,7 @@ fn main() {
             recover_sizes: vec![100, 1000, 10_000],
             recover_reps: 5,
             rss_probes: 9,
+            csi_runs: runs.unwrap_or(300),
         }
     };
     if !nix::unistd::geteuid().is_root() {
@@ -233,6 +239,9 @@ fn main() {
             plan.recover_reps,
         ));
     }
+    if part("csi") {
+        rows.extend(csi::prepare_cleanup(&env, &api, plan.csi_runs));
+    }
     let rss_config = serde_json::json!({
         "checkpoint_dir": env.checkpoint.join("rss"),
         "plugin_dirs": env.plugin_dir,
@@ -248,8 +257,13 @@ fn main() {
     );
     println!("dvdcli: {}", env.dvdcli.display());
     println!(
-        "runs: dvdcli {}, isolator {}, parallel rounds {}, recover repeats {}, RSS probes {}",
-        plan.cli_runs, plan.isolator_runs, plan.parallel_rounds, plan.recover_reps, plan.rss_probes
+        "runs: dvdcli {}, isolator {}, parallel rounds {}, recover repeats {}, RSS probes {}, CSI {}",
+        plan.cli_runs,
+        plan.isolator_runs,
+        plan.parallel_rounds,
+        plan.recover_reps,
+        plan.rss_probes,
+        plan.csi_runs
     );
     println!(
         "ours and reference: medians; ratio: the median of per-iteration (per-round) ratios of \
