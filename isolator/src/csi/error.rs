@@ -67,7 +67,9 @@ pub enum CsiError {
         driver: String,
         endpoint: String,
         volume: String,
-        error: CallError,
+        /// Boxed: the reply's error is the largest variant by far, and every `Result` of the
+        /// module would carry its size.
+        error: Box<CallError>,
     },
     #[error("{error}; restoring the volume's users failed too: {cleanup}")]
     WithCleanup {

@@ -110,7 +110,7 @@ pub fn run(helper: &Path, request: &Request) -> Result<Done, CsiError> {
             driver: request.driver.clone(),
             endpoint: endpoint_of(request, &error.call),
             volume: request.volume.clone(),
-            error,
+            error: Box::new(error),
         }),
     }
 }
