@@ -188,7 +188,7 @@ fn main() {
         ffi: sibling("libdvdi_ffi.so"),
         dir,
         plugin_dir,
-        checkpoint,
+        checkpoint: checkpoint.clone(),
         plugin,
         client,
         kept_client,
@@ -281,4 +281,10 @@ fn main() {
         },
         started.elapsed().as_secs_f64()
     );
+    // The plugins go first (`env`), then the checkpoint's tmpfs, so that the temp dir's removal
+    // does not stop at a busy mount point and leave the dir behind.
+    drop(env);
+    if let Err(e) = nix::mount::umount2(&checkpoint, nix::mount::MntFlags::MNT_DETACH) {
+        eprintln!("dvdi-bench: unmounting {}: {e}", checkpoint.display());
+    }
 }
