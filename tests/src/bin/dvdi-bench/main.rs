@@ -14,8 +14,8 @@
 //!   the `dvdi-csi` program run directly and the bare CSI calls in-process (`csi.rs`).
 //!
 //! Runs as root: it makes itself a private mount namespace and puts the checkpoint on a private
-//! tmpfs, as in production (`/var/run` is a tmpfs). Every plugin is the testkit's in-process
-//! `TestPlugin` over a Unix socket.
+//! tmpfs, as in production (`/var/run` is a tmpfs). Every Docker plugin is the testkit's in-process
+//! `TestPlugin` over a Unix socket; the CSI plugin is `dvdi-csi-test-plugin`, a child process.
 //!
 //! Usage: `dvdi-bench [--quick] [--runs N] [--only cli|isolator|parallel|recover|rss|csi]
 //! [--dvdcli PATH]` (build with `--release`; `scripts/bench.sh`). `--only` runs one part, for
@@ -252,7 +252,7 @@ fn main() {
     }
 
     println!(
-        "dvdi-bench{}: medians; checkpoints on a private tmpfs; plugins: the testkit's TestPlugin over a Unix socket",
+        "dvdi-bench{}: medians; checkpoints on a private tmpfs; plugins: the testkit's TestPlugin over a Unix socket; CSI: dvdi-csi-test-plugin",
         if quick { " --quick (few runs: figures are rough)" } else { "" }
     );
     println!("dvdcli: {}", env.dvdcli.display());
