@@ -14,8 +14,9 @@
 //!   the `dvdi-csi` program run directly and the bare CSI calls in-process (`csi.rs`).
 //!
 //! Runs as root: it makes itself a private mount namespace and puts the checkpoint on a private
-//! tmpfs, as in production (`/var/run` is a tmpfs). Every Docker plugin is the testkit's in-process
-//! `TestPlugin` over a Unix socket; the CSI plugin is `dvdi-csi-test-plugin`, a child process.
+//! tmpfs, as in production (`/var/run` is a tmpfs). Every Docker plugin is the testkit's
+//! in-process `TestPlugin` over a Unix socket; the CSI plugin is `dvdi-csi-test-plugin`, a child
+//! process.
 //!
 //! Usage: `dvdi-bench [--quick] [--runs N] [--only cli|isolator|parallel|recover|rss|csi]
 //! [--dvdcli PATH]` (build with `--release`; `scripts/bench.sh`). `--only` runs one part, for
