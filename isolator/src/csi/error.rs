@@ -67,8 +67,6 @@ pub enum CsiError {
         driver: String,
         endpoint: String,
         volume: String,
-        /// Boxed: the reply's error is the largest variant by far, and every `Result` of the
-        /// module would carry its size.
         error: Box<CallError>,
     },
     #[error("{error}; restoring the volume's users failed too: {cleanup}")]
