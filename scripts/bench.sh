@@ -6,5 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 dvdcli=$(bash scripts/build-dvdcli-static.sh)
 cargo build --quiet --release -p dvdi-ffi
+# The CSI rows: the dvdi-csi program as it ships, and the CSI test plugin it talks to.
+cargo build --quiet --release -p dvdi-csi -p dvdi-csi-test-plugin
 cargo build --quiet --release -p dvdi-tests --bin dvdi-bench
 ./target/release/dvdi-bench --dvdcli "$dvdcli" "$@"

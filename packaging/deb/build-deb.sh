@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the dvdi .deb with dpkg-deb: dvdcli (with its man pages and bash/zsh/fish completions),
-# the C-ABI library, its header, the Mesos module's
-# source and build script (the module is compiled per Mesos version on the target), an example
-# agent manifest and the operator docs. Prints the path of the package.
+# the C-ABI library, its header, the dvdi-csi program (CSI plugins' gRPC calls, in
+# /usr/libexec/dvdi), the Mesos module's source and build script (the module is compiled per
+# Mesos version on the target), an example agent manifest and the operator docs. Prints the path of the package.
 #   usage: packaging/deb/build-deb.sh [OUTDIR]      (default: target/deb)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -10,6 +10,9 @@ out=${1:-$repo/target/deb}
 cd "$repo"
 
 cargo build --quiet --release -p dvdi-ffi >&2
+# The CSI client: the library and dvdcli run it once per CSI operation (the `csi_client`
+# default), so the gRPC stack stays out of both. Not a command for people: libexec.
+cargo build --quiet --release -p dvdi-csi >&2
 # dvdcli linked statically: it starts faster, and it runs once per task mount and unmount.
 dvdcli=$(bash scripts/build-dvdcli-static.sh)
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
@@ -32,6 +35,7 @@ install -D -m 0644 "$assets/completions/_dvdcli" "$root/usr/share/zsh/vendor-com
 install -D -m 0644 "$assets/completions/dvdcli.fish" \
   "$root/usr/share/fish/vendor_completions.d/dvdcli.fish"
 install -D -m 0644 target/release/libdvdi_ffi.so "$root/usr/lib/libdvdi_ffi.so"
+install -D -m 0755 target/release/dvdi-csi "$root/usr/libexec/dvdi/dvdi-csi"
 install -D -m 0644 ffi/include/dvdi.h "$root/usr/include/dvdi.h"
 for f in dvdi_isolator.cpp dvdi_isolator.hpp Makefile BUILDING.md; do
   install -D -m 0644 "packaging/mesos-module/$f" "$root/usr/share/dvdi/mesos-module/$f"
@@ -59,8 +63,8 @@ Recommends: xfsprogs, btrfs-progs
 Description: external volumes for Apache Mesos (dvdcli and the DVDI isolator)
  A drop-in dvdcli (Docker volume plugin client) and the library behind the
  com_emccode_mesos_DockerVolumeDriverIsolator Mesos module, with an embedded
- local driver. The module itself is built per Mesos version from
- /usr/share/dvdi/mesos-module.
+ local driver, and dvdi-csi, which makes CSI plugins' calls for both. The
+ module itself is built per Mesos version from /usr/share/dvdi/mesos-module.
 CONTROL
 echo /etc/mesos/dvdi-modules.json > "$root/DEBIAN/conffiles"
 cat > "$root/DEBIAN/postinst" <<'POSTINST'

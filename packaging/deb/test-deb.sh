@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the .deb, installs it with dpkg -i, checks its files and that the installed dvdcli
-# runs, then removes it (purge) and checks nothing of it is left. Needs root.
+# and dvdi-csi run, then removes it (purge) and checks nothing of it is left. Needs root.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 if [ "$(id -u)" != 0 ]; then
@@ -14,7 +14,8 @@ fi
 deb=$(bash "$repo/packaging/deb/build-deb.sh")
 echo "test-deb: built $deb"
 [ "$(dpkg-deb --field "$deb" Package)" = dvdi ]  # (grep -q in a pipe under pipefail: SIGPIPE)
-files=(/usr/bin/dvdcli /usr/lib/libdvdi_ffi.so /usr/include/dvdi.h /etc/mesos/dvdi-modules.json
+files=(/usr/bin/dvdcli /usr/libexec/dvdi/dvdi-csi /usr/lib/libdvdi_ffi.so /usr/include/dvdi.h
+       /etc/mesos/dvdi-modules.json
        /usr/share/dvdi/mesos-module/dvdi_isolator.cpp /usr/share/dvdi/mesos-module/Makefile
        /usr/share/doc/dvdi/README.operators.md /usr/share/man/man1/dvdcli.1.gz
        /usr/share/bash-completion/completions/dvdcli /usr/share/zsh/vendor-completions/_dvdcli
@@ -24,6 +25,7 @@ for sub in "${subcommands[@]}"; do files+=("/usr/share/man/man1/dvdcli-$sub.1.gz
 for f in "${files[@]}"; do
   if [ -e "$f" ]; then echo "test-deb: $f exists before install; refusing" >&2; exit 1; fi
 done
+libexec_was_there=no; [ ! -e /usr/libexec/dvdi ] || libexec_was_there=yes
 dpkg -i "$deb"
 fail=0
 for f in "${files[@]}"; do
@@ -44,6 +46,12 @@ words=$(bash -c 'source /usr/share/bash-completion/completions/dvdcli
   COMP_WORDS=(dvdcli mount --volume); COMP_CWORD=2; _dvdcli dvdcli --volume mount; echo "${COMPREPLY[*]}"') \
   || { echo "test-deb: the bash completion fails" >&2; fail=1; }
 case "$words" in *mount*--volumedriver*) ;; *) echo "test-deb: bash completion gave: $words" >&2; fail=1 ;; esac
+# dvdi-csi is where the library looks by default (csi_client), and answers a request it cannot
+# read with a JSON reply whose result is an error (the library's only channel for it).
+[ -x /usr/libexec/dvdi/dvdi-csi ] || { echo "test-deb: dvdi-csi is not executable" >&2; fail=1; }
+reply=$(echo '{}' | /usr/libexec/dvdi/dvdi-csi) || { echo "test-deb: dvdi-csi failed" >&2; fail=1; }
+python3 -c 'import json,sys; r=json.loads(sys.argv[1]); assert "request format" in r["result"]["error"]["message"]' \
+  "$reply" || { echo "test-deb: dvdi-csi answered {} with: $reply" >&2; fail=1; }
 nm -D --defined-only /usr/lib/libdvdi_ffi.so | grep -q ' T dvdi_isolator_prepare$' \
   || { echo "test-deb: libdvdi_ffi.so lacks dvdi_isolator_prepare" >&2; fail=1; }
 python3 -c 'import json,sys; json.load(open("/etc/mesos/dvdi-modules.json"))' \
@@ -52,6 +60,8 @@ dpkg --purge dvdi
 for f in "${files[@]}"; do
   [ ! -e "$f" ] || { echo "test-deb: left after purge: $f" >&2; fail=1; }
 done
+[ "$libexec_was_there" = yes ] || [ ! -e /usr/libexec/dvdi ] \
+  || { echo "test-deb: left after purge: /usr/libexec/dvdi" >&2; fail=1; }
 dpkg -s dvdi >/dev/null 2>&1 && { echo "test-deb: still registered" >&2; fail=1; }
 [ "$fail" = 0 ] && echo "test-deb: 1 passed, 0 failed"
 exit "$fail"

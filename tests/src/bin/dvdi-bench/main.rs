@@ -10,16 +10,20 @@
 //!   same volume from 64 threads (one Mount).
 //! - Recover of 100 / 1,000 / 10,000 checkpointed containers.
 //! - The cdylib's resident memory in a fresh host process.
+//! - A CSI volume's prepare + cleanup through the C ABI against the CSI test plugin, next to
+//!   the `dvdi-csi` program run directly and the bare CSI calls in-process (`csi.rs`).
 //!
 //! Runs as root: it makes itself a private mount namespace and puts the checkpoint on a private
-//! tmpfs, as in production (`/var/run` is a tmpfs). Every plugin is the testkit's in-process
-//! `TestPlugin` over a Unix socket.
+//! tmpfs, as in production (`/var/run` is a tmpfs). Every Docker plugin is the testkit's
+//! in-process `TestPlugin` over a Unix socket; the CSI plugin is `dvdi-csi-test-plugin`, a child
+//! process.
 //!
-//! Usage: `dvdi-bench [--quick] [--runs N] [--only cli|isolator|parallel|recover|rss]
+//! Usage: `dvdi-bench [--quick] [--runs N] [--only cli|isolator|parallel|recover|rss|csi]
 //! [--dvdcli PATH]` (build with `--release`; `scripts/bench.sh`). `--only` runs one part, for
 //! profiling; `--dvdcli` measures that binary instead of the `dvdcli` next to this one.
 
 mod cli;
+mod csi;
 mod isolator;
 mod rss;
 mod stats;
@@ -63,6 +67,7 @@ struct Plan {
     recover_sizes: Vec<usize>,
     recover_reps: usize,
     rss_probes: usize,
+    csi_runs: usize,
 }
 
 fn sibling(name: &str) -> PathBuf {
@@ -132,6 +137,7 @@ fn main() {
             recover_sizes: vec![100, 1000],
             recover_reps: 1,
             rss_probes: 3,
+            csi_runs: runs.unwrap_or(10),
         }
     } else {
         Plan {
@@ -141,6 +147,7 @@ fn main() {
             recover_sizes: vec![100, 1000, 10_000],
             recover_reps: 5,
             rss_probes: 9,
+            csi_runs: runs.unwrap_or(300),
         }
     };
     if !nix::unistd::geteuid().is_root() {
@@ -182,7 +189,7 @@ fn main() {
         ffi: sibling("libdvdi_ffi.so"),
         dir,
         plugin_dir,
-        checkpoint,
+        checkpoint: checkpoint.clone(),
         plugin,
         client,
         kept_client,
@@ -233,6 +240,9 @@ fn main() {
             plan.recover_reps,
         ));
     }
+    if part("csi") {
+        rows.extend(csi::prepare_cleanup(&env, &api, plan.csi_runs));
+    }
     let rss_config = serde_json::json!({
         "checkpoint_dir": env.checkpoint.join("rss"),
         "plugin_dirs": env.plugin_dir,
@@ -243,13 +253,18 @@ fn main() {
     }
 
     println!(
-        "dvdi-bench{}: medians; checkpoints on a private tmpfs; plugins: the testkit's TestPlugin over a Unix socket",
+        "dvdi-bench{}: medians; checkpoints on a private tmpfs; plugins: the testkit's TestPlugin over a Unix socket; CSI: dvdi-csi-test-plugin",
         if quick { " --quick (few runs: figures are rough)" } else { "" }
     );
     println!("dvdcli: {}", env.dvdcli.display());
     println!(
-        "runs: dvdcli {}, isolator {}, parallel rounds {}, recover repeats {}, RSS probes {}",
-        plan.cli_runs, plan.isolator_runs, plan.parallel_rounds, plan.recover_reps, plan.rss_probes
+        "runs: dvdcli {}, isolator {}, parallel rounds {}, recover repeats {}, RSS probes {}, CSI {}",
+        plan.cli_runs,
+        plan.isolator_runs,
+        plan.parallel_rounds,
+        plan.recover_reps,
+        plan.rss_probes,
+        plan.csi_runs
     );
     println!(
         "ours and reference: medians; ratio: the median of per-iteration (per-round) ratios of \
@@ -267,4 +282,10 @@ fn main() {
         },
         started.elapsed().as_secs_f64()
     );
+    // The plugins go first (`env`), then the checkpoint's tmpfs, so that the temp dir's removal
+    // does not stop at a busy mount point and leave the dir behind.
+    drop(env);
+    if let Err(e) = nix::mount::umount2(&checkpoint, nix::mount::MntFlags::MNT_DETACH) {
+        eprintln!("dvdi-bench: unmounting {}: {e}", checkpoint.display());
+    }
 }
