@@ -28,7 +28,6 @@
 pub mod config;
 pub(crate) mod container_id;
 pub mod container_info;
-pub mod csi;
 pub mod date;
 pub mod discovery;
 pub mod driver;
@@ -51,6 +50,9 @@ pub mod render;
 pub mod resolver;
 pub mod settings;
 pub mod sys;
+// Last: with one codegen unit, code is laid out roughly in module order, and CSI's (run by
+// few hosts) then does not sit between the pages every `dvdcli mount` touches.
+pub mod csi;
 
 pub use config::{ClientConfig, Settings, Timeouts};
 pub use container_id::{ContainerId, ContainerIdError};

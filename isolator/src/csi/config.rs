@@ -90,12 +90,14 @@ pub enum ConfigError {
 
 impl CsiConfig {
     /// The path `driver`'s configuration would have in `dir`.
+    #[cold]
     pub fn path_in(dir: &Path, driver: &DriverName) -> PathBuf {
         dir.join(format!("{}.json", driver.as_str()))
     }
 
     /// Reads `driver`'s configuration from `dir`: `Ok(None)` when there is no such file (the
     /// name is not a CSI plugin's).
+    #[cold]
     pub fn find(dir: &Path, driver: &DriverName) -> Result<Option<CsiConfig>, ConfigError> {
         let path = Self::path_in(dir, driver);
         let text = match read_small(&path) {
@@ -113,6 +115,7 @@ impl CsiConfig {
     }
 
     /// Parses the bytes of `path` (named in errors): a public entry point for tests and fuzzing.
+    #[cold]
     pub fn parse(driver: &DriverName, path: &Path, text: &[u8]) -> Result<CsiConfig, ConfigError> {
         let bad = |reason: String| ConfigError::Bad {
             driver: driver.to_string(),
@@ -179,6 +182,7 @@ impl CsiConfig {
     }
 
     /// Reads one of the secrets files (`None`: none configured, no secrets).
+    #[cold]
     pub fn read_secrets(
         &self,
         path: Option<&Path>,
@@ -226,6 +230,7 @@ impl CsiConfig {
 }
 
 /// An absolute path with no `.`, `..` or empty components.
+#[cold]
 fn is_clean_absolute(p: &Path) -> bool {
     let text = p.as_os_str().as_encoded_bytes();
     p.is_absolute()
@@ -239,6 +244,7 @@ fn is_clean_absolute(p: &Path) -> bool {
         })
 }
 
+#[cold]
 fn open_nofollow(path: &Path) -> io::Result<File> {
     let file = File::options()
         .read(true)
@@ -253,6 +259,7 @@ fn open_nofollow(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
+#[cold]
 fn read_all(file: File) -> io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
     file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
@@ -265,6 +272,7 @@ fn read_all(file: File) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+#[cold]
 fn read_small(path: &Path) -> io::Result<Vec<u8>> {
     read_all(open_nofollow(path)?)
 }

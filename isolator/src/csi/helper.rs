@@ -21,6 +21,7 @@ use crate::render;
 const MAX_CALLS: u64 = 12;
 
 /// How long the program may live for `request`.
+#[cold]
 pub fn bound(request: &Request) -> Duration {
     let d = request.deadlines;
     let longest = d.create_ms.max(d.mount_ms).max(d.other_ms);
@@ -32,6 +33,7 @@ pub fn bound(request: &Request) -> Duration {
 }
 
 /// Which of the plugin's endpoints a call goes to (for the error's text).
+#[cold]
 fn endpoint_of(request: &Request, call: &str) -> String {
     let controller =
         call.starts_with("Controller") || matches!(call, "CreateVolume" | "DeleteVolume");
@@ -45,6 +47,7 @@ fn endpoint_of(request: &Request, call: &str) -> String {
 /// the program, so that if this process dies while the program's calls are under way the
 /// volume stays locked until they are over: the next operation on it (recover's Unmount) then
 /// waits for them instead of racing them (the CSI spec asks for one call in flight per volume).
+#[cold]
 pub fn run(
     helper: &Path,
     request: &Request,
@@ -127,6 +130,7 @@ pub fn run(
 
 /// Reads `pipe` to its end, or `None` if `deadline` passes first. At most
 /// [`MAX_REPLY_BYTES`] are kept; more is an error.
+#[cold]
 fn read_until(
     pipe: &mut std::process::ChildStdout,
     deadline: Instant,

@@ -48,6 +48,7 @@ pub struct Record {
 }
 
 impl Record {
+    #[cold]
     pub fn new(
         volume_id: String,
         capacity: Option<u64>,
@@ -89,12 +90,14 @@ pub struct Lock {
 
 impl Lock {
     /// The locked file: a `dvdi-csi` child given it keeps the volume locked while it runs.
+    #[cold]
     pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
         std::os::fd::AsFd::as_fd(&self.file)
     }
 }
 
 impl Drop for Lock {
+    #[cold]
     fn drop(&mut self) {
         let _ = flock(&self.file, FlockOp::Unlock);
     }
@@ -105,10 +108,12 @@ pub struct Store {
 }
 
 impl Store {
+    #[cold]
     pub fn new(root: PathBuf) -> Store {
         Store { root }
     }
 
+    #[cold]
     pub fn paths(&self, volume: &VolumeName) -> Paths {
         let dir = self.root.join(volume.as_str());
         Paths {
@@ -118,6 +123,7 @@ impl Store {
         }
     }
 
+    #[cold]
     fn io(
         &self,
         volume: &VolumeName,
@@ -133,6 +139,7 @@ impl Store {
         }
     }
 
+    #[cold]
     fn mkdir(&self, volume: &VolumeName, path: &Path, recursive: bool) -> Result<(), CsiError> {
         let made = crate::fault::io("csi.mkdir").and_then(|()| {
             DirBuilder::new()
@@ -148,6 +155,7 @@ impl Store {
     }
 
     /// Blocks until this process holds `volume`'s lock (making the root if needed).
+    #[cold]
     pub fn lock(&self, volume: &VolumeName) -> Result<Lock, CsiError> {
         let dir = self.root.join(LOCK_DIR);
         self.mkdir(volume, &dir, true)?;
@@ -159,6 +167,7 @@ impl Store {
     }
 
     /// The volume's directory and its staging directory (the target's parent is the former).
+    #[cold]
     pub fn make_dirs(&self, volume: &VolumeName) -> Result<(), CsiError> {
         let paths = self.paths(volume);
         self.mkdir(volume, &paths.dir, false)?;
@@ -176,6 +185,7 @@ impl Store {
         Ok(())
     }
 
+    #[cold]
     pub fn read_record(&self, volume: &VolumeName) -> Result<Option<Record>, CsiError> {
         let path = self.paths(volume).dir.join("volume.json");
         let record: Option<Record> = self.read(volume, &path)?;
@@ -185,6 +195,7 @@ impl Store {
         }
     }
 
+    #[cold]
     pub fn write_record(&self, volume: &VolumeName, record: &Record) -> Result<(), CsiError> {
         let paths = self.paths(volume);
         self.mkdir(volume, &self.root, true)?;
@@ -193,6 +204,7 @@ impl Store {
     }
 
     /// `users.json`; a missing file is no users, nothing published.
+    #[cold]
     pub fn read_users(&self, volume: &VolumeName) -> Result<Users, CsiError> {
         let path = self.paths(volume).dir.join("users.json");
         match self.read::<Users>(volume, &path)? {
@@ -206,6 +218,7 @@ impl Store {
         }
     }
 
+    #[cold]
     pub fn write_users(&self, volume: &VolumeName, users: &Users) -> Result<(), CsiError> {
         let paths = self.paths(volume);
         self.mkdir(volume, &self.root, true)?;
@@ -214,6 +227,7 @@ impl Store {
     }
 
     /// Forgets the volume on this host: its records and its (empty) staging directory.
+    #[cold]
     pub fn remove_volume(&self, volume: &VolumeName) -> Result<(), CsiError> {
         let paths = self.paths(volume);
         let dirs = durable::DirHandles::with_faults(durable::Faults::CsiState);
@@ -236,6 +250,7 @@ impl Store {
     }
 
     /// Every volume with a directory under the root, in name order.
+    #[cold]
     pub fn volumes(&self) -> Result<Vec<VolumeName>, CsiError> {
         let entries = match fs::read_dir(&self.root) {
             Ok(e) => e,
@@ -259,6 +274,7 @@ impl Store {
         Ok(out)
     }
 
+    #[cold]
     fn read<T: for<'de> Deserialize<'de>>(
         &self,
         volume: &VolumeName,
@@ -282,6 +298,7 @@ impl Store {
             })
     }
 
+    #[cold]
     fn write<T: Serialize>(
         &self,
         volume: &VolumeName,
@@ -299,6 +316,7 @@ impl Store {
     }
 }
 
+#[cold]
 fn bad_version(volume: &VolumeName, path: &Path, found: u32) -> CsiError {
     CsiError::Corrupt {
         volume: volume.to_string(),
