@@ -69,7 +69,7 @@ pub enum CsiError {
         volume: String,
         error: Box<CallError>,
     },
-    #[error("{error}; restoring the volume's users failed too: {cleanup}")]
+    #[error("{error}; writing the volume's users record failed too: {cleanup}")]
     WithCleanup {
         error: Box<CsiError>,
         cleanup: Box<CsiError>,

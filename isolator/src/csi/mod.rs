@@ -325,30 +325,43 @@ impl CsiDriver {
             return Err(self.no_such_volume(volume));
         };
         let mut users = self.store.read_users(volume)?;
-        let held = users.users.remove(id);
-        if held {
-            // Written before the release and left without `id` when the release fails: the
-            // retry of this Unmount (below) repairs the host, and a caller that never retries
-            // does not pin the volume (as the `local` driver does, MESOS-10126).
-            self.store.write_users(volume, &users)?;
+        let held = users.users.contains(id);
+        let others = users.users.iter().any(|u| u != id);
+        if held && (others || !users.published) {
+            users.users.remove(id);
+            return self.store.write_users(volume, &users);
         }
-        let unknown = || CsiError::UnknownUser {
-            driver: self.config.driver.to_string(),
-            volume: volume.to_string(),
-            id: id.to_owned(),
-        };
-        if !users.users.is_empty() {
-            return if held { Ok(()) } else { Err(unknown()) };
+        if !held && (others || !users.published) {
+            return Err(CsiError::UnknownUser {
+                driver: self.config.driver.to_string(),
+                volume: volume.to_string(),
+                id: id.to_owned(),
+            });
         }
-        if !users.published {
-            return if held { Ok(()) } else { Err(unknown()) };
-        }
-        // The last user went (now, or in an earlier Unmount whose release failed or was cut
-        // short): unpublish. The calls are idempotent, so a retry after a partial release
-        // sends them all again.
+        // The last user goes (now, or went in an earlier Unmount whose release failed or was
+        // cut short): unpublish. The calls are idempotent, so a retry after a partial release
+        // sends them all again. The user stays on disk until the release is done: one write
+        // for the whole Unmount, and a crash in between leaves a user whose retried Unmount
+        // releases the volume.
         crate::fault::point("csi.before_unpublish");
-        let request = self.volume_request(wire::Op::Unpublish, volume, &record)?;
-        self.run(&request, Some(&lock))?;
+        let released = self
+            .volume_request(wire::Op::Unpublish, volume, &record)
+            .and_then(|request| self.run(&request, Some(&lock)));
+        users.users.remove(id);
+        if let Err(e) = released {
+            // Left without `id` (still to be unpublished): the retry of this Unmount repairs
+            // the host, and a caller that never retries does not pin the volume (as the
+            // `local` driver does, MESOS-10126).
+            if held {
+                if let Err(cleanup) = self.store.write_users(volume, &users) {
+                    return Err(CsiError::WithCleanup {
+                        error: Box::new(e),
+                        cleanup: Box::new(cleanup),
+                    });
+                }
+            }
+            return Err(e);
+        }
         crate::fault::point("csi.unpublished");
         users.published = false;
         self.store.write_users(volume, &users)
