@@ -21,6 +21,11 @@ case "$host" in
 esac
 messages=$(mktemp)
 trap 'rm -f "$messages"' EXIT
+# opt-level "s" (issue 13): with CSI in the library the binary's text grew by 190 KB, and a
+# `dvdcli mount` faulted in nine more 64 KiB windows of it (fault-around), which took the
+# mount + unmount row from 1.38x to 1.60x; built for size it reads 1.43x (BENCHMARKS.md).
+# dvdcli waits on a plugin and the kernel: its own instructions are not what it spends.
+CARGO_PROFILE_RELEASE_OPT_LEVEL=${CARGO_PROFILE_RELEASE_OPT_LEVEL:-s} \
 RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static ${RUSTFLAGS:-}" \
   cargo build --quiet --release -p dvdcli --target "$host" \
   --message-format=json-render-diagnostics >"$messages"

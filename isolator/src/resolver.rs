@@ -162,7 +162,11 @@ impl DriverResolver {
             driver.fixed_mountpoint(volume)
         } else if name.is_local() {
             self.local().fixed_mountpoint(volume)
-        } else if let Ok(Some(config)) = self.csi_config(name) {
+        } else if let Some(config) = self
+            .has_csi_file(name)
+            .then(|| self.csi_config(name).ok().flatten())
+            .flatten()
+        {
             // A CSI volume is always published at the same path of ours.
             Some(crate::csi::target_path(&config.root, volume))
         } else {
@@ -182,19 +186,13 @@ impl DriverResolver {
             return Ok(kept);
         }
         // The CSI file and discovery read directories: done without the lock held.
-        let client: Box<dyn VolumeDriver> = match self.csi_config(name)? {
-            Some(config) => Box::new(
-                CsiDriver::new(
-                    config,
-                    self.settings.csi_client.clone(),
-                    self.settings.client.timeouts,
-                )
-                .counting_timeouts(self.plugin_timeouts.clone()),
-            ),
-            None => Box::new(
+        let client: Box<dyn VolumeDriver> = if self.has_csi_file(name) {
+            self.csi_driver(name)?
+        } else {
+            Box::new(
                 PluginClient::discover(name.clone(), &self.settings.client)?
                     .counting_timeouts(self.plugin_timeouts.clone()),
-            ),
+            )
         };
         let found = Arc::new(KeptPlugin {
             client,
@@ -205,7 +203,41 @@ impl DriverResolver {
         Ok(found)
     }
 
+    /// Whether `csi_config_dir` has a file for `name` (a symlink counts, and is then refused by
+    /// name when read). One `statx` inline here: every Docker-plugin name is asked this, and
+    /// the CSI code (cold, laid out apart) is not touched for it — running it cost a
+    /// `dvdcli mount` six page faults, a tenth of its time on this VM (BENCHMARKS.md, issue 13).
+    fn has_csi_file(&self, name: &DriverName) -> bool {
+        std::fs::symlink_metadata(CsiConfig::path_in(&self.settings.csi_config_dir, name)).is_ok()
+    }
+
+    /// The CSI driver configured for `name`.
+    #[cold]
+    #[inline(never)]
+    fn csi_driver(&self, name: &DriverName) -> Result<Box<dyn VolumeDriver>, DriverError> {
+        let config = self.csi_config(name)?.ok_or_else(|| {
+            DriverError::new(
+                crate::driver::Outcome::Unreachable,
+                name.as_str(),
+                crate::driver::Operation::Resolve,
+                format!(
+                    "CSI plugin {:?}: its file went away while it was read",
+                    name.as_str()
+                ),
+            )
+        })?;
+        Ok(Box::new(
+            CsiDriver::new(
+                config,
+                self.settings.csi_client.clone(),
+                self.settings.client.timeouts,
+            )
+            .counting_timeouts(self.plugin_timeouts.clone()),
+        ))
+    }
+
     /// `name`'s CSI plugin file, if `csi_config_dir` has one.
+    #[cold]
     fn csi_config(&self, name: &DriverName) -> Result<Option<CsiConfig>, DriverError> {
         CsiConfig::find(&self.settings.csi_config_dir, name).map_err(|e| {
             DriverError::new(

@@ -89,8 +89,9 @@ pub enum ConfigError {
 }
 
 impl CsiConfig {
-    /// The path `driver`'s configuration would have in `dir`.
-    #[cold]
+    /// The path `driver`'s configuration would have in `dir`. Not cold: the resolver asks it
+    /// for every plugin name.
+    #[inline]
     pub fn path_in(dir: &Path, driver: &DriverName) -> PathBuf {
         dir.join(format!("{}.json", driver.as_str()))
     }
