@@ -12,8 +12,14 @@
 # and scripts/bench.sh; `cargo build --release -p dvdcli` still gives the dynamic one.
 # Its build script's man pages and shell completions are copied beside it, to
 # target/<host triple>/release/dvdcli-assets/{man,completions}/ (build-deb.sh ships them).
+#
+# `--csi` builds `dvdcli-csi` instead: the same program with CSI drivers built in (the
+# library's `csi` feature), which a `dvdcli` without them hands CSI hosts to
+# (dvdcli/src/csi_handoff.rs); printed path target/<host triple>/release/dvdcli-csi.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+features=()
+if [ "${1:-}" = --csi ]; then features=(--features csi); fi
 host=$(rustc -vV | sed -n 's/^host: //p')
 case "$host" in
   *-linux-gnu) ;;
@@ -21,13 +27,8 @@ case "$host" in
 esac
 messages=$(mktemp)
 trap 'rm -f "$messages"' EXIT
-# opt-level "s" (issue 13): with CSI in the library the binary's text grew by 190 KB, and a
-# `dvdcli mount` faulted in nine more 64 KiB windows of it (fault-around), which took the
-# mount + unmount row from 1.38x to 1.60x; built for size it reads 1.43x (BENCHMARKS.md).
-# dvdcli waits on a plugin and the kernel: its own instructions are not what it spends.
-CARGO_PROFILE_RELEASE_OPT_LEVEL=${CARGO_PROFILE_RELEASE_OPT_LEVEL:-s} \
 RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static ${RUSTFLAGS:-}" \
-  cargo build --quiet --release -p dvdcli --target "$host" \
+  cargo build --quiet --release -p dvdcli "${features[@]}" --target "$host" \
   --message-format=json-render-diagnostics >"$messages"
 # Cargo reports the build script's OUT_DIR (also when nothing was rebuilt).
 out_dir=$(grep '"reason":"build-script-executed"' "$messages" | grep '/dvdcli#' \
@@ -40,4 +41,9 @@ assets=$PWD/target/$host/release/dvdcli-assets
 rm -rf "$assets"
 mkdir -p "$assets"
 cp -r "$out_dir/man" "$out_dir/completions" "$assets/"
-echo "$PWD/target/$host/release/dvdcli"
+if [ "${#features[@]}" -gt 0 ]; then
+  cp "target/$host/release/dvdcli" "target/$host/release/dvdcli-csi"
+  echo "$PWD/target/$host/release/dvdcli-csi"
+else
+  echo "$PWD/target/$host/release/dvdcli"
+fi

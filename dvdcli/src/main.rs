@@ -8,9 +8,11 @@
 //! pages and completions), [`fast`] reads Mesos' own mount and unmount lines without clap,
 //! [`request`] validates it, [`output`] owns stdout, the error line and
 //! exit codes; one module per subcommand family ([`volume`], [`version`], [`exec`],
-//! [`inspect`], [`recover`]), each depending only on those and the library.
+//! [`inspect`], [`recover`]), each depending only on those and the library; [`csi_handoff`]
+//! re-runs a command as `dvdcli-csi` on a host with CSI plugins when this build has no CSI.
 
 mod cli;
+mod csi_handoff;
 mod exec;
 mod fast;
 mod inspect;
@@ -39,9 +41,13 @@ fn run() -> Result<ExitCode, Failure> {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let cli = match fast::parse(&args) {
         Some(cli) => cli,
-        None => cli::Cli::try_parse_from(args).map_err(Failure::Parse)?,
+        None => cli::Cli::try_parse_from(&args).map_err(Failure::Parse)?,
     };
-    match request::from_cli(cli)? {
+    let request = request::from_cli(cli)?;
+    if !matches!(request, Request::Version) {
+        csi_handoff::hand_off_if_needed(&args)?;
+    }
+    match request {
         Request::Volume { driver, op } => volume::run(&driver, &op)?,
         Request::Version => version::run()?,
         // The command's own status, passed through.

@@ -52,7 +52,11 @@ pub mod settings;
 pub mod sys;
 // Last: with one codegen unit, code is laid out roughly in module order, and CSI's (run by
 // few hosts) then does not sit between the pages every `dvdcli mount` touches.
+#[cfg(feature = "csi")]
 pub mod csi;
+
+/// Whether this build serves CSI drivers (the `csi` feature; `dvdcli` as shipped does not).
+pub const CSI_BUILT_IN: bool = cfg!(feature = "csi");
 
 pub use config::{ClientConfig, Settings, Timeouts};
 pub use container_id::{ContainerId, ContainerIdError};

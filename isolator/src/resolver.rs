@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::config::Settings;
+#[cfg(feature = "csi")]
 use crate::csi::{CsiConfig, CsiDriver};
 use crate::driver::{DriverError, Scope, VolumeDriver, VolumeInfo};
 use crate::local::LocalDriver;
@@ -162,16 +163,24 @@ impl DriverResolver {
             driver.fixed_mountpoint(volume)
         } else if name.is_local() {
             self.local().fixed_mountpoint(volume)
-        } else if let Some(config) = self
-            .has_csi_file(name)
-            .then(|| self.csi_config(name).ok().flatten())
-            .flatten()
-        {
-            // A CSI volume is always published at the same path of ours.
-            Some(crate::csi::target_path(&config.root, volume))
+        } else if self.has_csi_file(name) {
+            self.csi_fixed_mountpoint(name, volume)
         } else {
             None
         }
+    }
+
+    /// A CSI volume is always published at the same path of ours.
+    #[cfg(feature = "csi")]
+    #[cold]
+    fn csi_fixed_mountpoint(&self, name: &DriverName, volume: &VolumeName) -> Option<PathBuf> {
+        let config = self.csi_config(name).ok().flatten()?;
+        Some(crate::csi::target_path(&config.root, volume))
+    }
+
+    #[cfg(not(feature = "csi"))]
+    fn csi_fixed_mountpoint(&self, _: &DriverName, _: &VolumeName) -> Option<PathBuf> {
+        None
     }
 
     fn local(&self) -> LocalDriver {
@@ -208,10 +217,30 @@ impl DriverResolver {
     /// the CSI code (cold, laid out apart) is not touched for it — running it cost a
     /// `dvdcli mount` six page faults, a tenth of its time on this VM (BENCHMARKS.md, issue 13).
     fn has_csi_file(&self, name: &DriverName) -> bool {
-        std::fs::symlink_metadata(CsiConfig::path_in(&self.settings.csi_config_dir, name)).is_ok()
+        let file = self
+            .settings
+            .csi_config_dir
+            .join(format!("{}.json", name.as_str()));
+        std::fs::symlink_metadata(file).is_ok()
+    }
+
+    /// A build without CSI (`dvdcli` as shipped hands CSI hosts to `dvdcli-csi` before it
+    /// gets here) names what is missing.
+    #[cfg(not(feature = "csi"))]
+    fn csi_driver(&self, name: &DriverName) -> Result<Box<dyn VolumeDriver>, DriverError> {
+        Err(DriverError::new(
+            crate::driver::Outcome::Unreachable,
+            name.as_str(),
+            crate::driver::Operation::Resolve,
+            format!(
+                "CSI plugin {:?}: this build has no CSI support (dvdcli-csi, beside csi_client, has it)",
+                name.as_str()
+            ),
+        ))
     }
 
     /// The CSI driver configured for `name`.
+    #[cfg(feature = "csi")]
     #[cold]
     #[inline(never)]
     fn csi_driver(&self, name: &DriverName) -> Result<Box<dyn VolumeDriver>, DriverError> {
@@ -237,6 +266,7 @@ impl DriverResolver {
     }
 
     /// `name`'s CSI plugin file, if `csi_config_dir` has one.
+    #[cfg(feature = "csi")]
     #[cold]
     fn csi_config(&self, name: &DriverName) -> Result<Option<CsiConfig>, DriverError> {
         CsiConfig::find(&self.settings.csi_config_dir, name).map_err(|e| {

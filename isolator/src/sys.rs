@@ -625,6 +625,7 @@ pub fn set_task_setup(cmd: &mut Command, setup: TaskSetup) -> io::Result<()> {
 /// Makes `cmd`'s child inherit `fd` across `exec` (every descriptor this library opens is
 /// close-on-exec). A flock held through `fd` then stays held until the child exits too, even
 /// when this process dies first.
+#[cfg(feature = "csi")]
 pub(crate) fn keep_in_child(cmd: &mut Command, fd: std::os::fd::BorrowedFd<'_>) {
     use std::os::unix::process::CommandExt;
     let raw = fd.as_raw_fd();
@@ -1178,6 +1179,7 @@ mod tests {
     /// A flock held through a descriptor the child keeps outlives the parent's copy (closed
     /// without unlocking, as a process that dies closes it) until the child exits; without
     /// `keep_in_child` the child gets no copy (close-on-exec) and the lock goes at once.
+    #[cfg(feature = "csi")]
     #[test]
     fn a_descriptor_kept_in_a_child_keeps_its_flock_until_the_child_exits() {
         let dir = tempfile::tempdir().unwrap();

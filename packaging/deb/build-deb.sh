@@ -14,6 +14,9 @@ cargo build --quiet --release -p dvdi-ffi >&2
 # default), so the gRPC stack stays out of both. Not a command for people: libexec.
 cargo build --quiet --release -p dvdi-csi >&2
 # dvdcli linked statically: it starts faster, and it runs once per task mount and unmount.
+# dvdcli-csi first (the same program with CSI built in, which dvdcli hands hosts with CSI
+# plugin files to), then dvdcli, so the man pages and assets are the shipped dvdcli's.
+dvdcli_csi=$(bash scripts/build-dvdcli-static.sh --csi)
 dvdcli=$(bash scripts/build-dvdcli-static.sh)
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 arch=$(dpkg --print-architecture)
@@ -36,6 +39,7 @@ install -D -m 0644 "$assets/completions/dvdcli.fish" \
   "$root/usr/share/fish/vendor_completions.d/dvdcli.fish"
 install -D -m 0644 target/release/libdvdi_ffi.so "$root/usr/lib/libdvdi_ffi.so"
 install -D -m 0755 target/release/dvdi-csi "$root/usr/libexec/dvdi/dvdi-csi"
+install -D -m 0755 "$dvdcli_csi" "$root/usr/libexec/dvdi/dvdcli-csi"
 install -D -m 0644 ffi/include/dvdi.h "$root/usr/include/dvdi.h"
 for f in dvdi_isolator.cpp dvdi_isolator.hpp Makefile BUILDING.md; do
   install -D -m 0644 "packaging/mesos-module/$f" "$root/usr/share/dvdi/mesos-module/$f"

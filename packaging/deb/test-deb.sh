@@ -14,7 +14,7 @@ fi
 deb=$(bash "$repo/packaging/deb/build-deb.sh")
 echo "test-deb: built $deb"
 [ "$(dpkg-deb --field "$deb" Package)" = dvdi ]  # (grep -q in a pipe under pipefail: SIGPIPE)
-files=(/usr/bin/dvdcli /usr/libexec/dvdi/dvdi-csi /usr/lib/libdvdi_ffi.so /usr/include/dvdi.h
+files=(/usr/bin/dvdcli /usr/libexec/dvdi/dvdi-csi /usr/libexec/dvdi/dvdcli-csi /usr/lib/libdvdi_ffi.so /usr/include/dvdi.h
        /etc/mesos/dvdi-modules.json
        /usr/share/dvdi/mesos-module/dvdi_isolator.cpp /usr/share/dvdi/mesos-module/Makefile
        /usr/share/doc/dvdi/README.operators.md /usr/share/man/man1/dvdcli.1.gz
@@ -52,6 +52,26 @@ case "$words" in *mount*--volumedriver*) ;; *) echo "test-deb: bash completion g
 reply=$(echo '{}' | /usr/libexec/dvdi/dvdi-csi) || { echo "test-deb: dvdi-csi failed" >&2; fail=1; }
 python3 -c 'import json,sys; r=json.loads(sys.argv[1]); assert "request format" in r["result"]["error"]["message"]' \
   "$reply" || { echo "test-deb: dvdi-csi answered {} with: $reply" >&2; fail=1; }
+# /usr/bin/dvdcli has no CSI built in: on a host with a CSI plugin file it hands the command to
+# dvdcli-csi, whose error (the plugin's socket is not there) only a CSI build can give; on a
+# host without one it answers itself (no such Docker plugin).
+csi_dir=$(mktemp -d)
+echo '{"node_endpoint":"unix:///nonexistent/dvdi-test-deb.sock","root":"/nonexistent/dvdi-test-deb"}' \
+  >"$csi_dir/debcsi.json"
+out=$(DVDI_CSI_CONFIG_DIR=$csi_dir DVDI_TIMEOUT=1 DVDI_CHECKPOINT_DIR=$csi_dir/ckpt \
+  /usr/bin/dvdcli mount --volumedriver=debcsi --volumename=v 2>&1) && fail=1
+case "$out" in
+  *'CSI plugin "debcsi" (unix:///nonexistent/dvdi-test-deb.sock)'*) ;;
+  *) echo "test-deb: dvdcli did not hand the CSI host to dvdcli-csi: $out" >&2; fail=1 ;;
+esac
+rm "$csi_dir/debcsi.json"
+out=$(DVDI_CSI_CONFIG_DIR=$csi_dir DVDI_PLUGIN_DIRS=$csi_dir DVDI_CHECKPOINT_DIR=$csi_dir/ckpt \
+  /usr/bin/dvdcli mount --volumedriver=debcsi --volumename=v 2>&1) && fail=1
+case "$out" in
+  *'plugin "debcsi" not found'*) ;;
+  *) echo "test-deb: dvdcli without CSI plugin files answered: $out" >&2; fail=1 ;;
+esac
+rm -rf "$csi_dir"
 nm -D --defined-only /usr/lib/libdvdi_ffi.so | grep -q ' T dvdi_isolator_prepare$' \
   || { echo "test-deb: libdvdi_ffi.so lacks dvdi_isolator_prepare" >&2; fail=1; }
 python3 -c 'import json,sys; json.load(open("/etc/mesos/dvdi-modules.json"))' \

@@ -89,9 +89,8 @@ pub enum ConfigError {
 }
 
 impl CsiConfig {
-    /// The path `driver`'s configuration would have in `dir`. Not cold: the resolver asks it
-    /// for every plugin name.
-    #[inline]
+    /// The path `driver`'s configuration would have in `dir`.
+    #[cold]
     pub fn path_in(dir: &Path, driver: &DriverName) -> PathBuf {
         dir.join(format!("{}.json", driver.as_str()))
     }

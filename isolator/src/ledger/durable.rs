@@ -415,6 +415,7 @@ pub enum Faults {
     Ledger,
     LocalState,
     /// A CSI plugin's records on this host (`volume.json`, `users.json`): `csi.state_write`.
+    #[cfg_attr(not(feature = "csi"), allow(dead_code))]
     CsiState,
 }
 
