@@ -21,6 +21,12 @@ use dvdi::csi::wire::{CallError, ErrorKind, Outcome, Reply, Request, WIRE_VERSIO
 const MAX_REQUEST_BYTES: u64 = 1 << 20;
 
 fn main() {
+    // Started by the library, stderr is the volume's lock file, held open so that the lock
+    // outlives a caller that dies mid-operation (`dvdi::csi` helper): nothing may be written
+    // there, not even a panic's message (the reply says what failed).
+    if std::fs::metadata("/proc/self/fd/2").is_ok_and(|m| m.is_file()) {
+        std::panic::set_hook(Box::new(|_| {}));
+    }
     let reply = match read_request() {
         Ok(request) => run(request),
         Err(message) => Reply {

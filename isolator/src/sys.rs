@@ -622,27 +622,6 @@ pub fn set_task_setup(cmd: &mut Command, setup: TaskSetup) -> io::Result<()> {
     Ok(())
 }
 
-/// Makes `cmd`'s child inherit `fd` across `exec` (every descriptor this library opens is
-/// close-on-exec). A flock held through `fd` then stays held until the child exits too, even
-/// when this process dies first.
-#[cfg(feature = "csi")]
-pub(crate) fn keep_in_child(cmd: &mut Command, fd: std::os::fd::BorrowedFd<'_>) {
-    use std::os::unix::process::CommandExt;
-    let raw = fd.as_raw_fd();
-    // SAFETY: the closure runs in the child between fork and exec and makes one
-    // async-signal-safe system call (fcntl) on a descriptor number taken before the fork; the
-    // caller keeps `fd` open until the spawn returns.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::fcntl(raw, libc::F_SETFD, 0) == 0 {
-                Ok(())
-            } else {
-                Err(io::Error::last_os_error())
-            }
-        });
-    }
-}
-
 /// The inode of this process's mount namespace, read once.
 fn mount_namespace() -> Option<u64> {
     static NS: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
@@ -1174,33 +1153,6 @@ mod tests {
             "`unsafe` outside src/sys.rs (put the host call behind a safe function there):\n{}",
             found.join("\n")
         );
-    }
-
-    /// A flock held through a descriptor the child keeps outlives the parent's copy (closed
-    /// without unlocking, as a process that dies closes it) until the child exits; without
-    /// `keep_in_child` the child gets no copy (close-on-exec) and the lock goes at once.
-    #[cfg(feature = "csi")]
-    #[test]
-    fn a_descriptor_kept_in_a_child_keeps_its_flock_until_the_child_exits() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("lock");
-        for keep in [true, false] {
-            let file = open_lock_file(&path).unwrap();
-            flock(&file, FlockOp::Exclusive).unwrap();
-            let mut cmd = Command::new("sleep");
-            cmd.arg("2");
-            if keep {
-                keep_in_child(&mut cmd, file.as_fd());
-            }
-            let mut child = cmd.spawn().unwrap();
-            drop(file);
-            let other = open_lock_file(&path).unwrap();
-            let taken = flock(&other, FlockOp::TryExclusive);
-            assert_eq!(taken.is_err(), keep, "keep {keep}: {taken:?}");
-            child.kill().unwrap();
-            child.wait().unwrap();
-            flock(&other, FlockOp::TryExclusive).unwrap();
-        }
     }
 
     #[test]

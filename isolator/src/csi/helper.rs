@@ -47,6 +47,11 @@ fn endpoint_of(request: &Request, call: &str) -> String {
 /// the program, so that if this process dies while the program's calls are under way the
 /// volume stays locked until they are over: the next operation on it (recover's Unmount) then
 /// waits for them instead of racing them (the CSI spec asks for one call in flight per volume).
+///
+/// The lock goes over as the program's stderr (a duplicate of the locked descriptor: the same
+/// open file, so the same flock), which the program never writes to. A descriptor handed as
+/// stdio lets std start the program with `posix_spawn` (a `vfork`), where a `pre_exec` hook
+/// that cleared close-on-exec forced a `fork`, copying the page tables of the whole agent.
 #[cold]
 pub fn run(
     helper: &Path,
@@ -60,15 +65,21 @@ pub fn run(
         started,
     };
     let input = serde_json::to_vec(request).map_err(|e| failed(e.to_string(), false))?;
-    let mut command = Command::new(helper);
-    if let Some(fd) = lock {
-        crate::sys::keep_in_child(&mut command, fd);
-    }
-    let mut child = command
+    let stderr = match lock.map(|fd| fd.try_clone_to_owned()).transpose() {
+        Ok(Some(fd)) => Stdio::from(fd),
+        Ok(None) => Stdio::null(),
+        Err(e) => {
+            return Err(failed(
+                format!("cannot hand it the volume's lock: {e}"),
+                false,
+            ))
+        }
+    };
+    let mut child = Command::new(helper)
         .env_clear()
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .map_err(|e| failed(format!("cannot run the CSI client program: {e}"), false))?;
     let deadline = Instant::now() + bound(request);

@@ -33,6 +33,7 @@ impl Fake {
             r#"req=$(/bin/cat)
 op=$(printf '%s' "$req" | /bin/sed -n 's/.*"op":"\([a-z]*\)".*/\1/p')
 echo "$op" >> {dir}/ops.log
+/bin/readlink /proc/$$/fd/2 >> {dir}/stderr.log
 if [ -f {dir}/reply-$op.json ]; then /bin/cat {dir}/reply-$op.json; else echo '{{"version":1,"calls":[],"result":{{"ok":{{"creates_volumes":false}}}}}}'; fi"#
         );
         std::fs::write(fake.program(), format!("#!/bin/sh\n{script}\n")).unwrap();
@@ -270,6 +271,19 @@ fn users_are_a_set_and_only_the_last_one_unpublishes_retried_until_it_succeeds()
         ]
     );
     assert!(!fake.dir.path().join("root/v").exists());
+
+    // Every operation on a volume ran with the volume's lock file as its stderr (so the lock
+    // outlives a caller that dies while the program runs); only the probe, about no volume,
+    // had none.
+    driver.activate().unwrap();
+    let stderr = std::fs::read_to_string(fake.dir.path().join("stderr.log")).unwrap();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 7, "{stderr}");
+    let lock = fake.dir.path().join("root/.locks/v");
+    for line in &lines[..6] {
+        assert_eq!(Path::new(line), lock, "{stderr}");
+    }
+    assert_eq!(lines[6], "/dev/null");
 }
 
 #[test]
