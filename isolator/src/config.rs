@@ -102,6 +102,25 @@ impl Default for Settings {
     }
 }
 
+impl Settings {
+    /// Whether `csi_config_dir` holds a CSI plugin file (any `*.json`).
+    pub fn has_csi_plugins(&self) -> bool {
+        std::fs::read_dir(&self.csi_config_dir).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.file_name().as_encoded_bytes().ends_with(b".json"))
+        })
+    }
+
+    /// The program a build without CSI (`dvdcli` as the `.deb` ships it) hands a command to
+    /// on a host with CSI plugins: `dvdcli-csi`, beside `csi_client`. `None` when this build
+    /// serves CSI itself or the host has no CSI plugin file.
+    pub fn csi_handoff(&self) -> Option<PathBuf> {
+        (!crate::CSI_BUILT_IN && self.has_csi_plugins())
+            .then(|| self.csi_client.with_file_name("dvdcli-csi"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,5 +202,25 @@ mod tests {
             s.client.plugin_dirs,
             vec![PathBuf::from("/a"), PathBuf::from("/b")]
         );
+    }
+
+    #[test]
+    fn csi_plugins_are_files_ending_in_json_and_a_build_with_csi_hands_nothing_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings {
+            csi_config_dir: dir.path().to_owned(),
+            ..Settings::default()
+        };
+        assert!(!settings.has_csi_plugins());
+        std::fs::write(dir.path().join("README"), "").unwrap();
+        assert!(!settings.has_csi_plugins());
+        std::fs::write(dir.path().join("ebs.json"), "{}").unwrap();
+        assert!(settings.has_csi_plugins());
+        assert_eq!(settings.csi_handoff(), None, "this build serves CSI itself");
+        let missing = Settings {
+            csi_config_dir: dir.path().join("none"),
+            ..Settings::default()
+        };
+        assert!(!missing.has_csi_plugins());
     }
 }
