@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 mod common;
 
 use common::{read_in_container, write_in_container, Handle};
+use dvdi_testkit::buttervolume::mounts_under;
 use dvdi_testkit::csi_plugin::{CsiPluginOptions, CsiTestPlugin};
 use dvdi_testkit::env::{require_root, workspace_bin};
 use dvdi_testkit::fixtures::mesos as fixture;
@@ -73,15 +74,6 @@ fn rewrite_env(value: &mut Value) {
         Value::Array(items) => items.iter_mut().for_each(rewrite_env),
         _ => {}
     }
-}
-
-fn mounts_under(dir: &Path) -> Vec<PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    dvdi::mountinfo::parse(&text)
-        .into_iter()
-        .map(|m| m.mount_point)
-        .filter(|m| m.starts_with(dir))
-        .collect()
 }
 
 #[test]

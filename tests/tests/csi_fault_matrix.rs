@@ -320,15 +320,7 @@ fn every_csi_call_fault_fails_in_time_names_plugin_call_and_limit_and_leaves_not
             .error
             .split_once("sock): ")
             .map_or(row.error.as_str(), |(_, t)| t);
-        let mut error = tail.replace('|', "\\|").replace('\n', " ");
-        if error.len() > 200 {
-            let mut cut = 200;
-            while !error.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            error.truncate(cut);
-            error.push('…');
-        }
+        let error = dvdi_tests::table::cell(tail, 200);
         println!(
             "| {:?} | {} | {} | {} ms | {} | {verdict}{} |",
             row.phase,

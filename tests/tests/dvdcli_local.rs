@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use dvdi_testkit::buttervolume::mounts_under;
 use dvdi_testkit::env::{command, require_root, workspace_bin};
 
 struct Local {
@@ -53,15 +54,6 @@ impl Drop for Local {
             let _ = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH);
         }
     }
-}
-
-fn mounts_under(dir: &Path) -> Vec<PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    dvdi::mountinfo::parse(&text)
-        .into_iter()
-        .map(|m| m.mount_point)
-        .filter(|m| m.starts_with(dir))
-        .collect()
 }
 
 /// Loop devices whose backing file is `image`.

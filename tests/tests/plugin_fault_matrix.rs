@@ -454,19 +454,11 @@ fn every_plugin_fault_fails_in_time_names_driver_and_endpoint_and_leaves_nothing
                 ("FAIL", e.clone())
             }
         };
-        let mut error = if row.succeeds {
+        let error = if row.succeeds {
             "(succeeds)".to_owned()
         } else {
-            row.error.replace('|', "\\|").replace('\n', " ")
+            dvdi_tests::table::cell(&row.error, 160)
         };
-        if error.len() > 160 {
-            let mut cut = 160;
-            while !error.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            error.truncate(cut);
-            error.push('…');
-        }
         println!(
             "| {} | {} | {} ms | {error} | {verdict}{} |",
             row.fault,

@@ -366,6 +366,15 @@ pub fn mount_points() -> io::Result<Vec<PathBuf>> {
         .collect())
 }
 
+/// The mount points at or below `dir`, in mount order.
+pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    mount_points()
+        .unwrap_or_else(|e| panic!("reading /proc/self/mountinfo: {e}"))
+        .into_iter()
+        .filter(|m| m.starts_with(dir))
+        .collect()
+}
+
 /// Undoes the kernel's octal escapes (`\040` for a space, …) in a mountinfo path field.
 fn unescape_mountinfo(field: &str) -> Vec<u8> {
     let b = field.as_bytes();

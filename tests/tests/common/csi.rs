@@ -95,12 +95,7 @@ impl CsiWorld {
 
     /// Mount points under this world.
     pub fn mounts(&self) -> Vec<PathBuf> {
-        let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        dvdi::mountinfo::parse(&text)
-            .into_iter()
-            .map(|m| m.mount_point)
-            .filter(|m| m.starts_with(self.tmp.path()))
-            .collect()
+        dvdi_testkit::buttervolume::mounts_under(self.tmp.path())
     }
 
     /// What the plugin and the host still have of any volume: staged, published,
